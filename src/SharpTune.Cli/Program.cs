@@ -1,3 +1,0 @@
-using SharpTune.Cli;
-
-return CliApp.Run(args, Console.Out, Console.Error);
