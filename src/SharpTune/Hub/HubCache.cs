@@ -81,17 +81,55 @@ internal sealed class CachedRepo
         }
     }
 
+    /// <summary>Takes the lock huggingface_hub takes before writing a blob, <c>{cache}/.locks/{repo folder}/{etag}.lock</c>,
+    /// waiting while another process (SharpTune or huggingface_hub) holds it. Dispose the stream to release it.</summary>
+    public async Task<FileStream> LockBlobAsync(string etag, CancellationToken ct)
+    {
+        string folder = Path.Combine(Path.GetDirectoryName(Folder)!, ".locks", Path.GetFileName(Folder));
+        Directory.CreateDirectory(folder);
+        string path = Path.Combine(folder, etag + ".lock");
+        while (true)
+        {
+            try
+            {
+                // FileShare.None takes an exclusive flock on Unix: the same lock as Python's filelock.
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException e) when (IsHeldElsewhere(e))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
+            }
+        }
+    }
+
+    // EWOULDBLOCK from flock (Linux 11, macOS 35) or Windows' sharing violation.
+    static bool IsHeldElsewhere(IOException e) => e.HResult is 11 or 35 or unchecked((int)0x80070020);
+
+    /// <summary>Marks the cache folder for backup tools (https://bford.info/cachedir/), as huggingface_hub does.</summary>
+    public static void TagCacheFolder(string cacheDir)
+    {
+        string path = Path.Combine(cacheDir, "CACHEDIR.TAG");
+        if (File.Exists(path)) return;
+        WriteAtomically(path, "Signature: 8a477f597d28d172789f06886806bc55\n" +
+                              "# This file is a cache directory tag created by SharpTune (a huggingface_hub cache).\n" +
+                              "# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n");
+    }
+
     /// <summary>Records that <paramref name="revision"/> (a branch or tag) resolved to <paramref name="commit"/>;
     /// written without a trailing newline, like huggingface_hub.</summary>
     public void WriteRef(string revision, string commit)
     {
         if (revision == commit) return;
-        string path = RefPath(revision);
+        WriteAtomically(RefPath(revision), commit);
+    }
+
+    static void WriteAtomically(string path, string text)
+    {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string temp = TempName(path);
         try
         {
-            File.WriteAllText(temp, commit);
+            File.WriteAllText(temp, text);
             File.Move(temp, path, overwrite: true);
         }
         catch

@@ -59,6 +59,7 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
             throw new SharpTuneException($"No file of {repo.Description} at revision '{revision}' matches {Describe(patterns)}.");
         foreach (string file in selected) HubNames.CheckRepoFile(file, $"the file list of {repo.Description} on {endpointText}");
 
+        CachedRepo.TagCacheFolder(cacheDir);
         var cached = new List<(string Path, long Size)>();
         var missing = new List<string>();
         foreach (string file in selected)
@@ -81,7 +82,11 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
             string blob = repo.BlobPath(first.Etag);
             long counted = 0;
             if (!File.Exists(blob))
-                await DownloadBlobAsync(repo, first, done => counted = tracker.Advanced(first, done, counted), token);
+            {
+                using var blobLock = await repo.LockBlobAsync(first.Etag, token);
+                if (!File.Exists(blob)) // another process may have fetched it while we waited for the lock
+                    await DownloadBlobAsync(repo, first, done => counted = tracker.Advanced(first, done, counted), token);
+            }
             foreach (var file in sameBlob)
             {
                 CachedRepo.LinkPointer(blob, repo.PointerPath(commit, file.Path), UseSymlinks);

@@ -26,6 +26,10 @@ internal sealed record FakeFile(string Path, byte[] Content, bool Lfs = false)
 
     public static FakeFile Text(string path, string text) => new(path, Encoding.UTF8.GetBytes(text));
 
+    /// <summary>An LFS file of bytes (i * mul + add) % 256, as scripts/fixtures/hub_cache.py makes them.</summary>
+    public static FakeFile Pattern(string path, int size, int mul, int add) =>
+        new(path, Enumerable.Range(0, size).Select(i => (byte)((i * mul + add) % 256)).ToArray(), Lfs: true);
+
     public static FakeFile Random(string path, int size, int seed)
     {
         var bytes = new byte[size];
@@ -42,6 +46,9 @@ internal sealed record FakeRepo(string Kind, string Id, string Commit, IReadOnly
 
     /// <summary>File names the revision API lists instead of the real ones (to test unsafe names).</summary>
     public IReadOnlyList<string>? Listing { get; init; }
+
+    /// <summary>Branches and tags that resolve to <see cref="Commit"/>.</summary>
+    public IReadOnlyList<string> Revisions { get; init; } = ["main"];
 
     /// <summary>An old id that the Hub redirects (relative 307) to this one, as for a renamed repository.</summary>
     public string? FormerId { get; init; }
@@ -177,7 +184,7 @@ internal sealed class FakeHub : IDisposable
             await WriteAsync(stream, request, 404, "Not Found", [("X-Error-Code", "RepoNotFound"), ("X-Error-Message", "Repository not found")]);
             return;
         }
-        if (revision != "main" && revision != repo.Commit)
+        if (!repo.Revisions.Contains(revision) && revision != repo.Commit)
         {
             await WriteAsync(stream, request, 404, "Not Found", [("X-Error-Code", "RevisionNotFound"), ("X-Error-Message", "Invalid rev id")]);
             return;
@@ -214,7 +221,7 @@ internal sealed class FakeHub : IDisposable
             return;
         }
         var file = repo.Files.FirstOrDefault(f => f.Path == path);
-        if ((revision != "main" && revision != repo.Commit) || file is null)
+        if ((!repo.Revisions.Contains(revision) && revision != repo.Commit) || file is null)
         {
             await WriteAsync(stream, request, 404, "Not Found", [("X-Error-Code", "EntryNotFound")]);
             return;

@@ -122,6 +122,27 @@ public sealed class HubClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Waits_for_the_blob_lock_of_another_process_and_uses_its_result()
+    {
+        using var hub = new FakeHub(Model(Weights));
+        // The lock file huggingface_hub (filelock) and SharpTune both take before writing a blob.
+        string lockPath = Path.Combine(CacheDir, ".locks", "models--org--model", Weights.Sha256 + ".lock");
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        var otherProcess = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+
+        var download = Client(hub).DownloadModelAsync("org/model");
+        await Task.Delay(300);
+        Assert.False(download.IsCompleted);
+        string blob = Path.Combine(ModelFolder, "blobs", Weights.Sha256);
+        Directory.CreateDirectory(Path.GetDirectoryName(blob)!);
+        File.WriteAllBytes(blob, Weights.Content);
+        otherProcess.Dispose();
+
+        AssertLinked(await download, Weights, "../../blobs/" + Weights.Sha256);
+        Assert.Equal(0, hub.Count("GET", "/cdn/"));
+    }
+
+    [Fact]
     public async Task Offline_mode_resolves_from_the_cache_without_any_request()
     {
         string online;
