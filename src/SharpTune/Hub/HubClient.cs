@@ -195,17 +195,15 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
             throw new SharpTuneException($"Cannot open {incomplete} for writing (is another download of {repo.Description} running?): {e.Message}", e);
         }
 
-        string? mismatch;
+        string? mismatch = null;
         await using (stream)
         {
-            IncrementalHash? hash = null;
             for (int attempt = 1; ; attempt++)
             {
                 try
                 {
-                    hash?.Dispose();
-                    hash = HubNames.IsSha256(file.Etag) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
-                    await FetchIntoAsync(stream, file, hash, reportBytes, ct);
+                    string? sha256 = await FetchIntoAsync(stream, file, reportBytes, ct);
+                    if (sha256 is not null && sha256 != file.Etag) mismatch = sha256;
                     break;
                 }
                 catch (Exception e) when (IsTransient(e, ct))
@@ -216,11 +214,6 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
                             $"failed {MaxAttempts} times, last: {e.Message}. Run again to resume from the partial file {incomplete}.", e);
                     await Task.Delay(TimeSpan.FromMilliseconds(250 << (attempt - 1)), ct);
                 }
-            }
-            using (hash)
-            {
-                string? actual = hash is null ? null : Convert.ToHexStringLower(hash.GetHashAndReset());
-                mismatch = actual is not null && actual != file.Etag ? actual : null;
             }
             if (mismatch is null) stream.Flush(flushToDisk: true);
         }
@@ -235,9 +228,11 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     }
 
     /// <summary>One attempt: asks for the bytes after those already in <paramref name="stream"/> (starting over when the
-    /// server ignores the range) and appends them. Throws a transient error when the connection ends early.</summary>
-    async Task FetchIntoAsync(FileStream stream, RemoteFile file, IncrementalHash? hash, Action<long> reportBytes, CancellationToken ct)
+    /// server ignores the range) and appends them. Throws a transient error when the connection ends early. Returns
+    /// the SHA-256 of the whole file when its ETag is one (LFS files), else null.</summary>
+    async Task<string?> FetchIntoAsync(FileStream stream, RemoteFile file, Action<long> reportBytes, CancellationToken ct)
     {
+        using var hash = HubNames.IsSha256(file.Etag) ? IncrementalHash.CreateHash(HashAlgorithmName.SHA256) : null;
         long start = stream.Length;
         if (start > file.Size) start = 0;
         stream.SetLength(start);
@@ -245,15 +240,18 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
         {
             await HashPrefixAsync(stream, start, hash, ct);
             reportBytes(start);
-            return;
+            return Digest(hash);
         }
 
         using var response = await hub.SendAsync(HttpMethod.Get, file.Download, followCrossOrigin: true, start > 0 ? start : null, ct);
         if (response.StatusCode == HttpStatusCode.PartialContent)
         {
             if (response.Content.Headers.ContentRange?.From != start)
-                throw new SharpTuneException($"{file.Download.Host} answered a request for bytes {start}- of '{file.Path}' with range " +
-                                             $"'{response.Content.Headers.ContentRange}'.");
+            {
+                stream.SetLength(0);
+                throw new IOException($"{file.Download.Host} answered a request for bytes {start}- with the range " +
+                                      $"'{response.Content.Headers.ContentRange}'; starting over.");
+            }
         }
         else if (response.IsSuccessStatusCode)
         {
@@ -297,12 +295,15 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
             }
             if (position < file.Size)
                 throw new IOException($"the connection closed after {position} of {file.Size} bytes");
+            return Digest(hash);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
     }
+
+    static string? Digest(IncrementalHash? hash) => hash is null ? null : Convert.ToHexStringLower(hash.GetHashAndReset());
 
     // A resumed download must hash the bytes kept from before, too.
     static async Task HashPrefixAsync(FileStream stream, long length, IncrementalHash? hash, CancellationToken ct)

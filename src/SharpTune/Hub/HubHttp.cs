@@ -44,7 +44,7 @@ internal sealed class HubHttp(HttpClient http, Uri endpoint, string? token)
             var next = new Uri(uri, response.Headers.Location);
             if (!followCrossOrigin && !SameOrigin(next, endpoint)) return response;
             response.Dispose();
-            if (hops == MaxRedirects) throw new HttpRequestException($"More than {MaxRedirects} redirects, last to {next}.");
+            if (hops == MaxRedirects) throw new SharpTuneException($"More than {MaxRedirects} redirects from {uri}, last to {next}.");
             uri = next;
         }
     }

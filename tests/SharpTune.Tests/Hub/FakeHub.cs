@@ -84,6 +84,9 @@ internal sealed class FakeHub : IDisposable
     /// <summary>SHA-256s of files whose first CDN download is cut off after half the bytes.</summary>
     public HashSet<string> DropFirstDownload { get; } = [];
 
+    /// <summary>Makes the CDN answer Range requests with the whole file (200), as some servers do.</summary>
+    public bool IgnoreRange { get; set; }
+
     /// <summary>Holds each CDN answer until this many CDN downloads run at once (at most 300 ms), so the highest
     /// concurrency the client reaches shows in <see cref="MaxCdnInFlight"/>.</summary>
     public int HoldCdnUntilConcurrent { get; set; }
@@ -259,7 +262,7 @@ internal sealed class FakeHub : IDisposable
                 await Task.Delay(5);
 
             long start = 0;
-            if (request.Header("Range") is { } range && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
+            if (!IgnoreRange && request.Header("Range") is { } range && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
                 start = long.Parse(range["bytes=".Length..^1]);
             bool drop = cdnGets.AddOrUpdate(sha, 1, (_, n) => n + 1) == 1 && DropFirstDownload.Contains(sha);
             byte[] body = content[(int)start..];

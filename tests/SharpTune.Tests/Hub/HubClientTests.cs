@@ -159,6 +159,10 @@ public sealed class HubClientTests : IDisposable
         var noMatch = await Assert.ThrowsAsync<SharpTuneException>(() => offline.DownloadModelAsync("org/model", allowPatterns: ["*.gguf"]));
         Assert.Contains("'*.gguf'", noMatch.Message);
         Assert.Empty(silent.Requests);
+
+        var deadHub = new HubClient(new HubOptions($"http://127.0.0.1:{UnusedPort()}", CacheDir: CacheDir));
+        var unreachable = await Assert.ThrowsAsync<SharpTuneException>(() => deadHub.DownloadModelAsync("org/model"));
+        Assert.Contains("The cache has this revision: set HF_HUB_OFFLINE=1", unreachable.Message);
     }
 
     [Fact]
@@ -233,6 +237,20 @@ public sealed class HubClientTests : IDisposable
         Assert.Equal(Weights.Content, File.ReadAllBytes(Path.Combine(snapshot, Weights.Path)));
         Assert.Equal("bytes=1000-", Assert.Single(hub.Requests, r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal)).Header("Range"));
         Assert.False(File.Exists(incomplete));
+    }
+
+    [Fact]
+    public async Task Server_ignoring_the_range_restarts_the_file()
+    {
+        string incomplete = Path.Combine(ModelFolder, "blobs", Weights.Sha256 + ".incomplete");
+        Directory.CreateDirectory(Path.GetDirectoryName(incomplete)!);
+        File.WriteAllBytes(incomplete, new byte[1000]); // wrong bytes: a resume would fail the SHA-256 check
+        using var hub = new FakeHub(Model(Weights)) { IgnoreRange = true };
+
+        string snapshot = await Client(hub).DownloadModelAsync("org/model");
+
+        Assert.Equal(Weights.Content, File.ReadAllBytes(Path.Combine(snapshot, Weights.Path)));
+        Assert.Equal("bytes=1000-", Assert.Single(hub.Requests, r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal)).Header("Range"));
     }
 
     [Fact]
