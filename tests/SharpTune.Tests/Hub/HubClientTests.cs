@@ -322,6 +322,18 @@ public sealed class HubClientTests : IDisposable
     }
 
     [Fact]
+    public async Task HttpClient_that_follows_redirects_itself_is_refused()
+    {
+        using var hub = new FakeHub(Model(Weights));
+        using var autoRedirect = new HttpClient();
+
+        var error = await Assert.ThrowsAsync<SharpTuneException>(
+            () => new HubClient(new HubOptions(hub.Endpoint, CacheDir: CacheDir), autoRedirect).DownloadModelAsync("org/model"));
+
+        Assert.Contains("AllowAutoRedirect = false", error.Message);
+    }
+
+    [Fact]
     public async Task Renamed_repository_follows_the_hubs_relative_redirect()
     {
         using var hub = new FakeHub(Model(Config, Weights) with { FormerId = "old-org/model" });
