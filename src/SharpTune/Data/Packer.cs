@@ -58,7 +58,8 @@ public static class Packer
         return bins.Select(Concatenate).ToList();
     }
 
-    private static PackedSequence Concatenate(IReadOnlyList<TokenizedExample> examples)
+    /// <summary>The given examples, in order, as one sequence (positions restarting, boundary labels cleared).</summary>
+    public static PackedSequence Concatenate(IReadOnlyList<TokenizedExample> examples)
     {
         int total = examples.Sum(e => e.Length);
         var ids = new int[total];
