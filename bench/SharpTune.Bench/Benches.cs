@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Text.Json;
+using SharpTune.Generation;
+using SharpTune.Models;
+using SharpTune.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Bench;
+
+static class Benches
+{
+    static void Emit(object result) => Console.WriteLine(JsonSerializer.Serialize(result));
+
+    /// <summary>Batch-1 greedy decode with a KV cache on random weights of a real shape.</summary>
+    public static int Decode(Args a)
+    {
+        var device = TorchRuntime.Initialize(a.Get("device", "cuda"));
+        var config = Shapes.Get(a.Get("shape", "qwen1.5b"));
+        var dtype = device.type == DeviceType.CPU ? float32 : bfloat16;
+        torch.manual_seed(0);
+        using var model = new CausalLM(config, device, dtype, (name, shape) =>
+            (name.Contains("norm") ? ones(shape, dtype, device) : empty(shape, dtype, device).normal_(0, 0.02)).DetachFromDisposeScope());
+        int prefill = a.Int("prefill", 128), newTokens = a.Int("gen", 128);
+        var prompt = Enumerable.Range(0, prefill).Select(i => 1000 + i).ToArray();
+        var generator = new TokenGenerator(model);
+        generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 8));   // warm-up
+        var best = double.MaxValue;
+        for (int r = 0; r < 3; r++)
+        {
+            generator.Generate([prompt], new GenerationOptions(MaxNewTokens: newTokens));
+            best = Math.Min(best, generator.LastTimings!.DecodeSeconds / (generator.LastTimings.GeneratedTokens - 1));
+        }
+        long weightBytes = config.ParameterCount * 2;
+        Emit(new { bench = "decode", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, prefill, gen = newTokens,
+            tokens_per_s = 1 / best, ms_per_token = best * 1000, weight_bytes = weightBytes });
+        return 0;
+    }
+
+    /// <summary>bf16 logits of the fixture models on the GPU against transformers' bf16 logits on the GPU.</summary>
+    public static int Parity(Args a)
+    {
+        var device = TorchRuntime.Initialize(a.Get("device", "cuda"));
+        int failures = 0;
+        foreach (var dir in Directory.GetDirectories(a.Get("fixtures", "tests/SharpTune.Tests/Fixtures/models")).Order())
+        {
+            using var ckpt = Checkpoint.Open(dir);
+            using var model = ckpt.LoadModel(device, bfloat16);
+            using var reference = SafetensorsFile.Open(Path.Combine(dir, "logits.safetensors"));
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var ids = reference.Read("input_ids").to(device);
+            var ours = model.Forward(ids).to(float32).cpu();
+            var theirs = reference.Read("logits_bf16_cuda");
+            var fp32 = reference.Read("logits_fp32");
+            double maxDiff = (ours - theirs).abs().max().item<float>();
+            double hfVsFp32 = (theirs - fp32).abs().max().item<float>();
+            double oursVsFp32 = (ours - fp32).abs().max().item<float>();
+            double argmaxAgree = (ours.argmax(-1) == theirs.argmax(-1)).to(float32).mean().item<float>();
+            bool ok = maxDiff <= 0.05;
+            if (!ok) failures++;
+            Emit(new { bench = "parity_bf16", model = Path.GetFileName(dir), max_abs_diff_vs_hf_bf16 = maxDiff, hf_bf16_vs_fp32 = hfVsFp32,
+                ours_bf16_vs_fp32 = oursVsFp32, argmax_agreement = argmaxAgree, tolerance = 0.05, ok });
+        }
+        return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>Peak resident memory while loading a checkpoint on the CPU, against the weights' bytes.</summary>
+    public static int Load(Args a)
+    {
+        TorchRuntime.Initialize("cpu");
+        string dir = a.Get("model", "");
+        long before = PeakRss();
+        var clock = Stopwatch.StartNew();
+        using var ckpt = Checkpoint.Open(dir);
+        string dt = a.Get("dtype", "stored");
+        var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : Checkpoint.ResolveDType(dt, ckpt.Config, CPU);
+        using var model = ckpt.LoadModel(CPU, dtype);
+        long peak = PeakRss();
+        Emit(new { bench = "load", model = dir, weight_bytes = ckpt.WeightBytes, rss_before = before, peak_rss = peak,
+            peak_over_weights = (double)(peak - before) / ckpt.WeightBytes, seconds = clock.Elapsed.TotalSeconds });
+        return 0;
+    }
+
+    static long PeakRss()
+    {
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmHWM:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        return 0;
+    }
+}

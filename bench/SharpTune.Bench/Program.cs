@@ -1,0 +1,14 @@
+// SharpTune benchmarks and device checks. One JSON line per result on stdout.
+//   bench decode  --shape qwen1.5b|llama8b|tiny [--device cuda] [--prefill 128] [--gen 128]
+//   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
+//   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
+using SharpTune.Bench;
+
+var a = new Args(args);
+return a.Command switch
+{
+    "decode" => Benches.Decode(a),
+    "parity" => Benches.Parity(a),
+    "load" => Benches.Load(a),
+    _ => Args.Usage(),
+};

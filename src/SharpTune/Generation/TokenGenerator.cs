@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using SharpTune.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SharpTune.Generation;
+
+public sealed record GenerationOptions(
+    int MaxNewTokens = 256,
+    SamplingOptions? Sampling = null,
+    IReadOnlyList<int>? EosTokenIds = null,
+    IReadOnlyList<string>? StopStrings = null,
+    bool SkipSpecialTokens = true);
+
+/// <summary>One prompt's result. FinishReason: "eos", "stop" (a stop string), or "length".</summary>
+public sealed record GenerationResult(int[] PromptIds, int[] OutputIds, string Text, string FinishReason);
+
+public sealed record GenerationTimings(double PrefillSeconds, double DecodeSeconds, int PromptTokens, int GeneratedTokens)
+{
+    public double DecodeTokensPerSecond => DecodeSeconds > 0 ? GeneratedTokens / DecodeSeconds : 0;
+}
+
+/// <summary>
+/// Autoregressive generation with a KV cache: one prefill pass over the (left-padded) prompts, then one
+/// token per step, one host sync per step (the chosen ids).
+/// </summary>
+public sealed class TokenGenerator(CausalLM model)
+{
+    public GenerationTimings? LastTimings { get; private set; }
+
+    /// <summary>Token-level generation. <paramref name="onToken"/>(row, id) is called for every new id of an
+    /// unfinished row and returns false to finish that row. EOS ids end a row (and are kept in its output).</summary>
+    public IReadOnlyList<(int[] Ids, string FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null)
+    {
+        if (prompts.Count == 0) return [];
+        if (prompts.Any(p => p.Length == 0)) throw new SharpTuneException("a prompt is empty: generation needs at least one token");
+        var sampling = options.Sampling ?? new SamplingOptions();
+        sampling.Validate();
+        var eos = (options.EosTokenIds ?? []).ToHashSet();
+        int B = prompts.Count, P = prompts.Max(p => p.Length);
+        var device = model.Device;
+        long capacity = P + options.MaxNewTokens;
+        if (capacity > model.Config.MaxPositionEmbeddings)
+            capacity = Math.Max(P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
+
+        var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
+        var finish = new string?[B];
+        var clock = Stopwatch.StartNew();
+        double prefillSeconds = 0;
+
+        using var noGrad = torch.no_grad();
+        using var cache = new KvCache(model.Config, B, capacity, model.DType, device);
+        using var sampler = new Sampler(sampling);
+        using var scope = NewDisposeScope();
+
+        // Left-pad so that every row's next token is at the last column; pads are masked out.
+        var padded = new long[B * P];
+        var valid = new bool[B * P];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < prompts[b].Length; t++)
+            {
+                padded[b * P + P - prompts[b].Length + t] = prompts[b][t];
+                valid[b * P + P - prompts[b].Length + t] = true;
+            }
+        bool anyPadding = prompts.Any(p => p.Length < P);
+        var keyValid = tensor(valid, [B, P], device: device);                                  // [B, S]
+        var positions = (keyValid.to(int64).cumsum(1) - 1).clamp_min(0);                        // [B, P]
+        var seen = sampling.RepetitionPenalty != 1 ? zeros([B, model.Config.VocabSize], ScalarType.Bool, device) : null;
+        var input = tensor(padded, [B, P], device: device);
+        seen?.scatter_(1, input, keyValid);
+
+        Tensor? mask = anyPadding ? PrefillMask(keyValid, P) : null;
+        var hidden = model.Hidden(input, positions, cache, mask);
+        var nextPositions = positions.narrow(1, P - 1, 1) + 1;
+
+        long steps = Math.Min(options.MaxNewTokens, capacity - P);
+        for (long step = 0; step < steps; step++)
+        {
+            using var stepScope = NewDisposeScope();
+            var logits = F.linear(hidden.narrow(1, hidden.shape[1] - 1, 1).squeeze(1), model.LmHead).to(float32);   // [B, V]
+            var next = sampler.Next(logits, seen);                                               // [B] on the CPU: the one sync per step
+            if (step == 0) prefillSeconds = clock.Elapsed.TotalSeconds;
+            var chosen = next.data<long>().ToArray();
+            for (int b = 0; b < B; b++)
+            {
+                if (finish[b] is not null) continue;
+                int id = (int)chosen[b];
+                outputs[b].Add(id);
+                bool keepGoing = onToken?.Invoke(b, id) ?? true;
+                if (eos.Contains(id)) finish[b] = "eos";
+                else if (!keepGoing) finish[b] = "stop";
+            }
+            if (finish.All(f => f is not null) || step == steps - 1) break;
+
+            var nextIds = next.to(device).view(B, 1);
+            seen?.scatter_(1, nextIds, ones([B, 1], ScalarType.Bool, device));
+            Tensor? stepMask = null;
+            if (anyPadding)
+            {
+                var grown = cat([keyValid, ones([B, 1], ScalarType.Bool, device)], 1);
+                keyValid.Dispose();
+                keyValid = grown.DetachFromDisposeScope();
+                stepMask = keyValid.view(B, 1, 1, -1);
+            }
+            var h = model.Hidden(nextIds, nextPositions, cache, stepMask);
+            hidden.Dispose();
+            hidden = h.DetachFromDisposeScope();
+            nextPositions.add_(1);
+        }
+        hidden.Dispose();
+        keyValid.Dispose();
+
+        double total = clock.Elapsed.TotalSeconds;
+        LastTimings = new GenerationTimings(prefillSeconds, total - prefillSeconds, prompts.Sum(p => p.Length), outputs.Sum(o => o.Count));
+        return outputs.Select((o, b) => (o.ToArray(), finish[b] ?? "length")).ToList();
+    }
+
+    /// <summary>[B, 1, P, P] bool: causal, only real (non-pad) keys, and each position sees itself so that
+    /// no row of the softmax is empty (an all-masked row would give NaN and poison later layers).</summary>
+    static Tensor PrefillMask(Tensor keyValid, long P)
+    {
+        var causal = ones([P, P], ScalarType.Bool, keyValid.device).tril();
+        var eye = torch.eye(P, dtype: ScalarType.Bool, device: keyValid.device);
+        return (causal.unsqueeze(0) & keyValid.unsqueeze(1) | eye.unsqueeze(0)).unsqueeze(1);
+    }
+}

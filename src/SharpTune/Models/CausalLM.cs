@@ -1,0 +1,187 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SharpTune.Models;
+
+/// <summary>A frozen linear projection y = x Wᵀ + b, named as in the checkpoint (e.g.
+/// "model.layers.3.self_attn.q_proj"). A LoRA adapter, when attached, adds its low-rank update.</summary>
+public sealed class Linear(string name, Tensor weight, Tensor? bias) : IDisposable
+{
+    public string Name { get; } = name;
+    public Tensor Weight { get; } = weight;   // [out, in]
+    public Tensor? Bias { get; } = bias;      // [out]
+    public long InFeatures => Weight.shape[1];
+    public long OutFeatures => Weight.shape[0];
+
+    /// <summary>The adapter's contribution for input x, or null when none is attached (Peft sets this).</summary>
+    public Func<Tensor, Tensor>? Adapter { get; set; }
+
+    public Tensor Forward(Tensor x)
+    {
+        var y = F.linear(x, Weight, Bias);
+        return Adapter is null ? y : y + Adapter(x);
+    }
+
+    public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
+}
+
+/// <summary>One pre-norm decoder block: attention then a SwiGLU MLP, each added to the residual stream.</summary>
+public sealed class DecoderLayer : IDisposable
+{
+    public required Tensor InputNorm, PostAttentionNorm;   // RMSNorm weights [H]
+    public required Linear Q, K, V, O, Gate, Up, Down;
+    public Tensor? QNorm, KNorm;                           // Qwen3: RMSNorm over each head [D]
+
+    public IEnumerable<Linear> Projections => [Q, K, V, O, Gate, Up, Down];
+
+    public void Dispose()
+    {
+        InputNorm.Dispose(); PostAttentionNorm.Dispose(); QNorm?.Dispose(); KNorm?.Dispose();
+        foreach (var p in Projections) p.Dispose();
+    }
+}
+
+/// <summary>
+/// The Llama-family decoder (Llama, Qwen2, Qwen3) as plain tensors, close to the math:
+///   x = embed(ids)
+///   for each layer: x = x + attn(rms(x)); x = x + mlp(rms(x))
+///   logits = lm_head(rms(x))
+/// Weights are frozen; training attaches adapters to the <see cref="Linear"/> projections.
+/// </summary>
+public sealed class CausalLM : IDisposable
+{
+    public ModelConfig Config { get; }
+    public Device Device { get; }
+    public ScalarType DType { get; }
+    public Tensor Embed { get; }          // [V, H]
+    public DecoderLayer[] Layers { get; }
+    public Tensor Norm { get; }           // [H]
+    public Tensor LmHead { get; }         // [V, H]; the same tensor as Embed when tied
+    readonly Tensor _invFreq;             // [D/2] fp32 on Device
+
+    /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
+    /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.
+    /// The names here are the single table of HF weight names for this architecture family.</summary>
+    public CausalLM(ModelConfig c, Device device, ScalarType dtype, Func<string, long[], Tensor> weight)
+    {
+        Config = c; Device = device; DType = dtype;
+        long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, im = c.IntermediateSize;
+        Linear Proj(string name, long outF, long inF, bool bias) =>
+            new(name, weight(name + ".weight", [outF, inF]), bias ? weight(name + ".bias", [outF]) : null);
+
+        Embed = weight("model.embed_tokens.weight", [c.VocabSize, h]);
+        Layers = new DecoderLayer[c.NumLayers];
+        for (int i = 0; i < c.NumLayers; i++)
+        {
+            string p = $"model.layers.{i}.";
+            Layers[i] = new DecoderLayer
+            {
+                InputNorm = weight(p + "input_layernorm.weight", [h]),
+                Q = Proj(p + "self_attn.q_proj", q, h, c.AttentionBias),
+                K = Proj(p + "self_attn.k_proj", kv, h, c.AttentionBias),
+                V = Proj(p + "self_attn.v_proj", kv, h, c.AttentionBias),
+                O = Proj(p + "self_attn.o_proj", h, q, false),
+                QNorm = c.QkNorm ? weight(p + "self_attn.q_norm.weight", [c.HeadDim]) : null,
+                KNorm = c.QkNorm ? weight(p + "self_attn.k_norm.weight", [c.HeadDim]) : null,
+                PostAttentionNorm = weight(p + "post_attention_layernorm.weight", [h]),
+                Gate = Proj(p + "mlp.gate_proj", im, h, c.MlpBias),
+                Up = Proj(p + "mlp.up_proj", im, h, c.MlpBias),
+                Down = Proj(p + "mlp.down_proj", h, im, c.MlpBias),
+            };
+        }
+        Norm = weight("model.norm.weight", [h]);
+        LmHead = c.TieWordEmbeddings ? Embed : weight("lm_head.weight", [c.VocabSize, h]);
+        _invFreq = Rope.InverseFrequencies(c).to(device).DetachFromDisposeScope();
+    }
+
+    /// <summary>Runs the decoder and returns the final hidden states [B, T, H] (before lm_head).</summary>
+    /// <param name="ids">token ids [B, T]</param>
+    /// <param name="positions">position of each token [B, T]; null means 0..T-1 after the cache's length</param>
+    /// <param name="cache">keys and values of earlier tokens, extended in place; null for a full-sequence pass</param>
+    /// <param name="mask">which keys each query may see [B, 1, T, S] (bool); null means plain causal attention</param>
+    public Tensor Hidden(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        long B = ids.shape[0], T = ids.shape[1];
+        long past = cache?.Length ?? 0;
+        positions ??= arange(past, past + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
+        var (cos, sin) = Rope.CosSin(_invFreq, positions, DType);    // [B, T, D] each
+
+        var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            var next = LayerForward(Layers[i], x, cos, sin, cache?.Layer(i), mask);
+            x.Dispose();   // the autograd graph keeps what it needs; free our handle now
+            x = next;
+        }
+        cache?.Advance(T);
+        return RmsNorm(x, Norm).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>
+    public Tensor Forward(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        return F.linear(Hidden(ids, positions, cache, mask), LmHead).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One decoder block. x [B, T, H] → [B, T, H].</summary>
+    public Tensor LayerForward(DecoderLayer l, Tensor x, Tensor cos, Tensor sin, KvCache.LayerCache? cache, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var c = Config;
+        long B = x.shape[0], T = x.shape[1];
+
+        // attention
+        var h = RmsNorm(x, l.InputNorm);
+        var q = l.Q.Forward(h).view(B, T, c.NumHeads, c.HeadDim);      // (B, T, nh, hd)
+        var k = l.K.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);    // (B, T, nkv, hd)
+        var v = l.V.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);
+        if (l.QNorm is not null) { q = RmsNorm(q, l.QNorm); k = RmsNorm(k, l.KNorm!); }
+        q = Rope.Apply(q.transpose(1, 2), cos, sin);                    // (B, nh, T, hd)
+        k = Rope.Apply(k.transpose(1, 2), cos, sin);                    // (B, nkv, T, hd)
+        v = v.transpose(1, 2);
+        if (cache is not null) (k, v) = cache.Append(k, v);             // (B, nkv, S, hd), S = past + T
+        bool causal = mask is null && T > 1;
+        if (causal && k.shape[2] != T) throw new InvalidOperationException("a multi-token step after cached tokens needs an explicit mask");
+        var a = F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: mask, is_casual: causal);   // (B, nh, T, hd)
+        x = x + l.O.Forward(a.transpose(1, 2).reshape(B, T, c.NumHeads * c.HeadDim));
+
+        // MLP (SwiGLU)
+        h = RmsNorm(x, l.PostAttentionNorm);
+        x = x + l.Down.Forward(F.silu(l.Gate.Forward(h)) * l.Up.Forward(h));
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype.</summary>
+    public Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var xf = x.to(float32);
+        var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps);
+        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Grouped-query attention: each K/V head serves NumHeads/NumKvHeads query heads.
+    /// (B, nkv, S, hd) → (B, nh, S, hd). TorchSharp's SDPA has no enable_gqa.</summary>
+    Tensor RepeatKv(Tensor kv)
+    {
+        int rep = Config.NumHeads / Config.NumKvHeads;
+        if (rep == 1) return kv;
+        long B = kv.shape[0], S = kv.shape[2], D = kv.shape[3];
+        return kv.unsqueeze(2).expand(B, Config.NumKvHeads, rep, S, D).reshape(B, Config.NumHeads, S, D);
+    }
+
+    /// <summary>Every frozen projection, in layer order (q, k, v, o, gate, up, down).</summary>
+    public IEnumerable<Linear> Projections => Layers.SelectMany(l => l.Projections);
+
+    public void Dispose()
+    {
+        Embed.Dispose();
+        foreach (var l in Layers) l.Dispose();
+        Norm.Dispose();
+        if (!Config.TieWordEmbeddings) LmHead.Dispose();
+        _invFreq.Dispose();
+    }
+}

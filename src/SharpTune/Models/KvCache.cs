@@ -1,0 +1,48 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Models;
+
+/// <summary>Keys and values of the tokens seen so far, preallocated for <c>capacity</c> positions so that a
+/// decode step writes in place instead of concatenating. Layout per layer: (B, nkv, capacity, hd).</summary>
+public sealed class KvCache : IDisposable
+{
+    readonly LayerCache[] _layers;
+    public long Length { get; private set; }
+    public long Capacity { get; }
+
+    public KvCache(ModelConfig c, long batch, long capacity, ScalarType dtype, Device device)
+    {
+        Capacity = capacity;
+        _layers = Enumerable.Range(0, c.NumLayers).Select(_ => new LayerCache(this,
+            zeros([batch, c.NumKvHeads, capacity, c.HeadDim], dtype, device).DetachFromDisposeScope(),
+            zeros([batch, c.NumKvHeads, capacity, c.HeadDim], dtype, device).DetachFromDisposeScope())).ToArray();
+    }
+
+    public LayerCache Layer(int i) => _layers[i];
+
+    /// <summary>Called once per forward pass, after every layer appended its T new positions.</summary>
+    internal void Advance(long t) => Length += t;
+
+    public void Dispose()
+    {
+        foreach (var l in _layers) { l.Keys.Dispose(); l.Values.Dispose(); }
+    }
+
+    public sealed class LayerCache(KvCache owner, Tensor keys, Tensor values)
+    {
+        internal Tensor Keys { get; } = keys;
+        internal Tensor Values { get; } = values;
+
+        /// <summary>Stores k, v (B, nkv, T, hd) after the cached positions; returns views of all S = past + T.</summary>
+        public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
+        {
+            long past = owner.Length, t = k.shape[2];
+            if (past + t > owner.Capacity)
+                throw new SharpTuneException($"the KV cache holds {owner.Capacity} positions; {past + t} were needed");
+            Keys.narrow(2, past, t).copy_(k);
+            Values.narrow(2, past, t).copy_(v);
+            return (Keys.narrow(2, 0, past + t), Values.narrow(2, 0, past + t));
+        }
+    }
+}

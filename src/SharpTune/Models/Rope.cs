@@ -1,0 +1,51 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Models;
+
+/// <summary>Rotary position embeddings, computed as HF transformers does (fp32 frequencies, cos/sin cast
+/// to the activation dtype, the rotate-half layout).</summary>
+public static class Rope
+{
+    /// <summary>inv_freq[i] = θ^(-2i/D), with the config's frequency scaling applied. [D/2] fp32 on the CPU.</summary>
+    public static Tensor InverseFrequencies(ModelConfig c)
+    {
+        using var scope = NewDisposeScope();
+        int dim = c.HeadDim;
+        var exponent = arange(0, dim, 2, dtype: int64).to(float32) / dim;
+        var invFreq = tensor((float)c.RopeTheta, float32).pow(exponent).reciprocal();
+        var s = c.RopeScaling;
+        if (s is { Type: "linear" }) invFreq = invFreq / s.Factor;
+        if (s is { Type: "llama3" })
+        {
+            // Llama 3.1: long wavelengths are divided by Factor, short ones kept, the band between blended.
+            double lowWavelen = s.OriginalMaxPositionEmbeddings / s.LowFreqFactor;
+            double highWavelen = s.OriginalMaxPositionEmbeddings / s.HighFreqFactor;
+            var wavelen = 2 * Math.PI / invFreq;
+            var scaled = where(wavelen > lowWavelen, invFreq / s.Factor, invFreq);
+            var smooth = (s.OriginalMaxPositionEmbeddings / wavelen - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor);
+            var blended = (1 - smooth) * scaled / s.Factor + smooth * scaled;
+            var medium = (wavelen < highWavelen).logical_not().logical_and((wavelen > lowWavelen).logical_not());
+            invFreq = where(medium, blended, scaled);
+        }
+        return invFreq.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>cos and sin [B, T, D] for the given positions [B, T].</summary>
+    public static (Tensor Cos, Tensor Sin) CosSin(Tensor invFreq, Tensor positions, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        var freqs = positions.to(float32).unsqueeze(-1) * invFreq;   // [B, T, D/2]
+        var emb = cat([freqs, freqs], -1);                           // [B, T, D]
+        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>x (B, heads, T, D) rotated by position: x·cos + rotate_half(x)·sin.</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        long half = x.shape[^1] / 2;
+        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
+        return (x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)).MoveToOuterDisposeScope();
+    }
+}

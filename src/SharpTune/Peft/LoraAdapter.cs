@@ -1,0 +1,194 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpTune.Models;
+using TorchSharp;
+using Parameter = TorchSharp.Modules.Parameter;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SharpTune.Peft;
+
+/// <summary>LoRA settings, as PEFT names them. Targets are the projections' short names.</summary>
+public sealed record LoraOptions(
+    int Rank = 16,
+    double Alpha = 16,
+    double Dropout = 0,
+    bool UseRsLora = false,
+    IReadOnlyList<string>? TargetModules = null)
+{
+    public static readonly IReadOnlyList<string> AllProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+    public IReadOnlyList<string> Targets => TargetModules is { Count: > 0 } t ? t : AllProjections;
+
+    /// <summary>Multiplier of B·A: alpha / r, or alpha / √r with rsLoRA.</summary>
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    public void Validate()
+    {
+        if (Rank <= 0) throw new SharpTuneException($"lora rank must be positive, got {Rank}");
+        if (Alpha <= 0) throw new SharpTuneException($"lora alpha must be positive, got {Alpha}");
+        if (Dropout is < 0 or >= 1) throw new SharpTuneException($"lora dropout must be in [0, 1), got {Dropout}");
+        var unknown = Targets.Except(AllProjections).ToList();
+        if (unknown.Count > 0)
+            throw new SharpTuneException($"lora target modules {string.Join(", ", unknown)} unknown; choose from {string.Join(", ", AllProjections)}");
+    }
+}
+
+/// <summary>
+/// Low-rank adapters on a frozen model's projections: y = W x + b + (α/r) · B A dropout(x), with A [r, in] and
+/// B [out, r] trainable and kept in fp32 (cast to the activation dtype in forward). Saved and loaded in PEFT's
+/// format (adapter_config.json + adapter_model.safetensors, names base_model.model.&lt;module&gt;.lora_A.weight).
+/// </summary>
+public sealed class LoraAdapter : IDisposable
+{
+    public sealed record Pair(Linear Target, Parameter A, Parameter B);
+
+    readonly List<Pair> _pairs = [];
+    public LoraOptions Options { get; }
+    public IReadOnlyList<Pair> Pairs => _pairs;
+    public IEnumerable<Parameter> Parameters => _pairs.SelectMany(p => new[] { p.A, p.B });
+    public long TrainableParameterCount => _pairs.Sum(p => p.A.numel() + p.B.numel());
+
+    /// <summary>Dropout is active only while training.</summary>
+    public bool Training { get; set; }
+
+    LoraAdapter(LoraOptions options) => Options = options;
+
+    /// <summary>Attaches fresh adapters as PEFT initializes them: A ~ U(-1/√in, 1/√in) (kaiming-uniform with
+    /// a=√5), B = 0, so the model's output is unchanged until training moves B.</summary>
+    public static LoraAdapter Attach(CausalLM model, LoraOptions options, long seed = 0)
+    {
+        options.Validate();
+        var adapter = new LoraAdapter(options);
+        using var gen = new Generator((ulong)seed);
+        foreach (var linear in Targets(model, options))
+        {
+            double bound = 1 / Math.Sqrt(linear.InFeatures);
+            var a = empty([options.Rank, linear.InFeatures], float32).uniform_(-bound, bound, gen);
+            var b = zeros([linear.OutFeatures, options.Rank], float32);
+            adapter.Add(linear, a, b, model.Device);
+        }
+        return adapter;
+    }
+
+    static IEnumerable<Linear> Targets(CausalLM model, LoraOptions options) =>
+        model.Projections.Where(l => options.Targets.Contains(ShortName(l.Name)));
+
+    static string ShortName(string moduleName) => moduleName[(moduleName.LastIndexOf('.') + 1)..];
+
+    void Add(Linear target, Tensor a, Tensor b, Device device)
+    {
+        if (target.Adapter is not null) throw new SharpTuneException($"{target.Name} already has an adapter");
+        var pair = new Pair(target, new Parameter(a.to(device).DetachFromDisposeScope()), new Parameter(b.to(device).DetachFromDisposeScope()));
+        _pairs.Add(pair);
+        double scaling = Options.Scaling, dropout = Options.Dropout;
+        target.Adapter = x =>
+        {
+            var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
+            return F.linear(F.linear(input, pair.A.to(x.dtype)), pair.B.to(x.dtype)) * scaling;
+        };
+    }
+
+    /// <summary>Removes the adapters from the model (the model is as before attaching).</summary>
+    public void Detach()
+    {
+        foreach (var p in _pairs) p.Target.Adapter = null;
+    }
+
+    public static string PeftName(string moduleName, string ab) => $"base_model.model.{moduleName}.{ab}.weight";
+
+    /// <summary>Writes adapter_config.json and adapter_model.safetensors (atomically) into <paramref name="dir"/>.</summary>
+    public void Save(string dir, string? baseModel = null)
+    {
+        Directory.CreateDirectory(dir);
+        var tensors = _pairs.SelectMany(p => new (string, Tensor)[] { (PeftName(p.Target.Name, "lora_A"), p.A), (PeftName(p.Target.Name, "lora_B"), p.B) }).ToList();
+        SafetensorsFile.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        var config = new JsonObject
+        {
+            ["peft_type"] = "LORA",
+            ["task_type"] = "CAUSAL_LM",
+            ["base_model_name_or_path"] = baseModel,
+            ["r"] = Options.Rank,
+            ["lora_alpha"] = Options.Alpha,
+            ["lora_dropout"] = Options.Dropout,
+            ["use_rslora"] = Options.UseRsLora,
+            ["target_modules"] = new JsonArray(Options.Targets.Select(t => (JsonNode?)t).ToArray()),
+            ["bias"] = "none",
+            ["fan_in_fan_out"] = false,
+            ["inference_mode"] = true,
+            ["init_lora_weights"] = true,
+            ["use_dora"] = false,
+            ["modules_to_save"] = null,
+            ["rank_pattern"] = new JsonObject(),
+            ["alpha_pattern"] = new JsonObject(),
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, "adapter_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+    }
+
+    /// <summary>Reads a PEFT LoRA adapter folder and attaches it to <paramref name="model"/>.</summary>
+    public static LoraAdapter Load(string dir, CausalLM model)
+    {
+        string configPath = Path.Combine(dir, "adapter_config.json");
+        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
+        if (!File.Exists(configPath)) throw new SharpTuneException($"{configPath}: not found; an adapter folder needs adapter_config.json and adapter_model.safetensors");
+        JsonObject config;
+        try { config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new SharpTuneException($"{configPath}: expected a JSON object"); }
+        catch (JsonException e) { throw new SharpTuneException($"{configPath}: invalid JSON ({e.Message})"); }
+
+        string type = config["peft_type"]?.GetValue<string>() ?? "LORA";
+        if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {type} is not supported (only LORA)");
+        if (config["use_dora"]?.GetValue<bool>() == true) throw new SharpTuneException($"{configPath}: DoRA adapters are not supported yet");
+        foreach (var key in new[] { "rank_pattern", "alpha_pattern" })
+            if (config[key] is JsonObject { Count: > 0 }) throw new SharpTuneException($"{configPath}: per-module {key} is not supported");
+        if (config["bias"]?.GetValue<string>() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias '{bias}' is not supported (only 'none')");
+
+        var targets = config["target_modules"] switch
+        {
+            JsonArray arr => arr.Select(n => n!.GetValue<string>()).ToList(),
+            JsonValue v => throw new SharpTuneException($"{configPath}: target_modules as a regex ('{v}') is not supported; list the module names"),
+            _ => [.. LoraOptions.AllProjections],
+        };
+        var options = new LoraOptions(
+            Rank: config["r"]?.GetValue<int>() ?? 8,
+            Alpha: config["lora_alpha"]?.GetValue<double>() ?? 8,
+            Dropout: config["lora_dropout"]?.GetValue<double>() ?? 0,
+            UseRsLora: config["use_rslora"]?.GetValue<bool>() ?? false,
+            TargetModules: targets);
+        options.Validate();
+
+        var adapter = new LoraAdapter(options);
+        using var file = SafetensorsFile.Open(weightsPath);
+        var expected = new HashSet<string>();
+        foreach (var linear in Targets(model, options))
+        {
+            string nameA = PeftName(linear.Name, "lora_A"), nameB = PeftName(linear.Name, "lora_B");
+            expected.Add(nameA); expected.Add(nameB);
+            if (!file.Entries.ContainsKey(nameA) || !file.Entries.ContainsKey(nameB))
+                throw new SharpTuneException($"{weightsPath}: no LoRA weights for {linear.Name} ({nameA}); is the adapter for another model?");
+            using var scope = NewDisposeScope();
+            var a = file.Read(nameA).to(float32);
+            var b = file.Read(nameB).to(float32);
+            if (!a.shape.SequenceEqual(new long[] { options.Rank, linear.InFeatures }) || !b.shape.SequenceEqual(new long[] { linear.OutFeatures, options.Rank }))
+                throw new SharpTuneException($"{weightsPath}: {linear.Name} has lora_A [{string.Join(", ", a.shape)}] and lora_B [{string.Join(", ", b.shape)}], "
+                    + $"the model needs [{options.Rank}, {linear.InFeatures}] and [{linear.OutFeatures}, {options.Rank}]");
+            adapter.Add(linear, a, b, model.Device);
+        }
+        var extra = file.Entries.Keys.Where(n => !expected.Contains(n)).ToList();
+        if (extra.Count > 0)
+        {
+            adapter.Detach();
+            adapter.Dispose();
+            throw new SharpTuneException($"{weightsPath}: {extra.Count} tensors match no module of this model (e.g. {extra[0]})");
+        }
+        return adapter;
+    }
+
+    /// <summary>The update the adapter adds to a projection's weight: scaling · B A, in fp32 [out, in].</summary>
+    public Tensor DeltaWeight(Pair pair) => matmul(pair.B.detach(), pair.A.detach()) * Options.Scaling;
+
+    public void Dispose()
+    {
+        Detach();
+        foreach (var p in _pairs) { p.A.Dispose(); p.B.Dispose(); }
+    }
+}

@@ -1,0 +1,74 @@
+using SharpTune.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SharpTune.Training;
+
+/// <summary>
+/// Next-token cross-entropy, computed so that full fp32 logits [B·T, V] never exist: the trunk runs once,
+/// then lm_head + cross-entropy + backward run per chunk of tokens into the hidden states' gradient, and the
+/// trunk's backward runs once with it. For a 150k vocabulary the logits are the largest tensor of a step.
+/// </summary>
+public static class CausalLoss
+{
+    public const long IgnoreIndex = -100;
+
+    /// <summary>Labels shifted left by one (position t is scored on the token at t+1), -100 at the end. [B, T]</summary>
+    public static Tensor ShiftLabels(Tensor labels)
+    {
+        long T = labels.shape[1];
+        var shifted = full_like(labels, IgnoreIndex);
+        if (T > 1) shifted.narrow(1, 0, T - 1).copy_(labels.narrow(1, 1, T - 1));
+        return shifted;
+    }
+
+    /// <summary>Forward and backward of sum(CE over scored tokens) / <paramref name="normalizer"/>; returns the
+    /// summed (not normalized) loss as a detached scalar tensor on the model's device (no host sync).</summary>
+    /// <param name="normalizer">tokens scored across the whole optimizer step (all micro-batches), so that
+    /// gradient accumulation gives the same gradient as one large batch</param>
+    public static Tensor ForwardBackward(CausalLM model, Tensor ids, Tensor labels, double normalizer,
+        Tensor? positions = null, Tensor? mask = null, long chunk = 1024)
+    {
+        var hidden = model.Hidden(ids, positions, mask: mask);       // [B, T, H], part of the autograd graph
+        var target = ShiftLabels(labels).view(-1);
+        long n = target.shape[0], h = hidden.shape[^1];
+        var flat = hidden.detach().view(n, h);
+        var grad = zeros_like(flat);
+        var total = zeros([], float32, model.Device);
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var scope = NewDisposeScope();
+            long len = Math.Min(chunk, n - start);
+            var piece = flat.narrow(0, start, len).detach().requires_grad_(true);
+            var logits = F.linear(piece, model.LmHead).to(float32);
+            var loss = F.cross_entropy(logits, target.narrow(0, start, len), ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum);
+            logits.Dispose();
+            (loss / normalizer).backward();
+            grad.narrow(0, start, len).copy_(piece.grad!);
+            total.add_(loss.detach());
+        }
+        if (hidden.requires_grad) autograd.backward([hidden], [grad.view(hidden.shape)]);
+        hidden.Dispose(); flat.Dispose(); grad.Dispose(); target.Dispose();
+        return total;
+    }
+
+    /// <summary>Summed loss and the number of scored tokens, without gradients (evaluation).</summary>
+    public static (Tensor Sum, long Count) Evaluate(CausalLM model, Tensor ids, Tensor labels, Tensor? positions = null, Tensor? mask = null, long chunk = 1024)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var hidden = model.Hidden(ids, positions, mask: mask);
+        var target = ShiftLabels(labels).view(-1);
+        var flat = hidden.view(target.shape[0], hidden.shape[^1]);
+        var total = zeros([], float32, model.Device);
+        for (long start = 0; start < target.shape[0]; start += chunk)
+        {
+            long len = Math.Min(chunk, target.shape[0] - start);
+            var logits = F.linear(flat.narrow(0, start, len), model.LmHead).to(float32);
+            total.add_(F.cross_entropy(logits, target.narrow(0, start, len), ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum));
+        }
+        long count = (target != IgnoreIndex).sum().item<long>();
+        return (total.MoveToOuterDisposeScope(), count);
+    }
+}

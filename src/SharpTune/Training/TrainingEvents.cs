@@ -1,0 +1,51 @@
+namespace SharpTune.Training;
+
+/// <summary>What a run is about to do, reported once before the first step.</summary>
+public sealed record TrainStart(
+    string Model,
+    string Device,
+    long TrainableParameters,
+    long TotalParameters,
+    int TrainSequences,
+    int ValidationSequences,
+    int MaxSteps,
+    int StartStep,
+    string OutputDir);
+
+/// <summary>One optimizer step (after gradient accumulation).</summary>
+public sealed record StepMetrics(
+    int Step,
+    int MaxSteps,
+    int Epoch,
+    double Loss,
+    double LearningRate,
+    double GradNorm,
+    long Tokens,
+    double TokensPerSecond,
+    double ElapsedSeconds,
+    double EtaSeconds);
+
+/// <summary>Loss on the validation split.</summary>
+public sealed record EvalMetrics(int Step, double Loss, double Perplexity, long Tokens);
+
+/// <summary>How a run ended. Reason: "max_steps", "epochs", "early_stopping".</summary>
+public sealed record TrainSummary(
+    int Steps,
+    string Reason,
+    double? FinalLoss,
+    double? BestEvalLoss,
+    string AdapterDir,
+    double ElapsedSeconds,
+    double TokensPerSecond);
+
+/// <summary>Receives a run's progress: the console display, the metrics file and the report are sinks.
+/// Calls come from the training thread, in order.</summary>
+public interface ITrainingSink
+{
+    void OnStart(TrainStart start) { }
+    void OnStep(StepMetrics step) { }
+    void OnEval(EvalMetrics eval) { }
+    void OnCheckpoint(int step, string dir) { }
+    void OnMessage(string message) { }
+    void OnEnd(TrainSummary summary) { }
+}

@@ -1,0 +1,95 @@
+using SharpTune.Models;
+using SharpTune.Peft;
+using SharpTune.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Tests.Peft;
+
+/// <summary>LoRA against transformers+peft (fixture: a PEFT-made adapter on the tiny Qwen2, its logits, loss
+/// and gradients). Tolerances in fp32 on the CPU: logits 1e-4, loss 1e-5 relative, gradients 1e-4 relative to each tensor's max.</summary>
+public class LoraParityTests
+{
+    static string Fixture => TestPaths.Model("qwen2");
+
+    static CausalLM LoadBase()
+    {
+        using var ckpt = Checkpoint.Open(Fixture);
+        return ckpt.LoadModel(TestPaths.Cpu, float32);
+    }
+
+    [Fact]
+    public void PeftAdapterLoadsAndGivesPeftLogits()
+    {
+        using var model = LoadBase();
+        using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
+        Assert.Equal(2 * 7 * 2, adapter.Parameters.Count());
+        using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
+        using var expected = SafetensorsFile.Open(Path.Combine(Fixture, "peft_adapter", "logits.safetensors"));
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var logits = model.Forward(reference.Read("input_ids"));
+        double diff = (logits - expected.Read("logits_fp32")).abs().max().item<float>();
+        Assert.True(diff <= 1e-4, $"max |Δlogit| = {diff:E2}");
+        var baseDiff = (logits - reference.Read("logits_fp32")).abs().max().item<float>();
+        Assert.True(baseDiff > 1e-2, "the adapter must change the logits");
+    }
+
+    [Theory]
+    [InlineData(1024)]
+    [InlineData(7)]   // many chunks, uneven last one
+    public void LossAndGradientsMatchPeft(long chunk)
+    {
+        using var model = LoadBase();
+        using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
+        using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
+        using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
+        using var scope = NewDisposeScope();
+        var ids = inputs.Read("input_ids");
+        var labels = reference.Read("labels");
+        long scored = (CausalLoss.ShiftLabels(labels) != CausalLoss.IgnoreIndex).sum().item<long>();
+        var lossSum = CausalLoss.ForwardBackward(model, ids, labels, scored, chunk: chunk);
+        double loss = lossSum.item<float>() / scored;
+        double expectedLoss = reference.Read("loss").item<float>();
+        Assert.True(Math.Abs(loss - expectedLoss) <= 1e-5 * expectedLoss, $"loss {loss} vs peft {expectedLoss}");
+
+        foreach (var pair in adapter.Pairs)
+            foreach (var (ab, p) in new[] { ("lora_A", pair.A), ("lora_B", pair.B) })
+            {
+                var expected = reference.Read(LoraAdapter.PeftName(pair.Target.Name, ab));
+                double scale = expected.abs().max().item<float>();
+                double diff = (p.grad! - expected).abs().max().item<float>();
+                Assert.True(scale > 0, $"{pair.Target.Name}.{ab}: reference gradient is zero");
+                Assert.True(diff <= 1e-4 * scale, $"{pair.Target.Name}.{ab}: max |Δgrad| {diff:E2} vs max |grad| {scale:E2}");
+            }
+    }
+
+    [Fact]
+    public void SavedAdapterRoundTripsInPeftLayout()
+    {
+        using var model = LoadBase();
+        string dir = TestPaths.TempDir();
+        long count;
+        using (var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8), seed: 1))
+        {
+            count = adapter.TrainableParameterCount;
+            using var noGrad = no_grad();
+            foreach (var p in adapter.Pairs) p.B.normal_(0, 0.1);
+            adapter.Save(dir, baseModel: "tiny-qwen2");
+        }
+        using (var file = SafetensorsFile.Open(Path.Combine(dir, "adapter_model.safetensors")))
+            Assert.Contains("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight", file.Entries.Keys);
+        using var loaded = LoraAdapter.Load(dir, model);
+        Assert.Equal(count, loaded.TrainableParameterCount);
+        Assert.Equal(8.0 / 4, loaded.Options.Scaling);
+    }
+
+    [Fact]
+    public void AdapterForAnotherModelIsRejectedClearly()
+    {
+        using var ckpt = Checkpoint.Open(TestPaths.Model("qwen3"));   // head_dim 24: other q/k/v/o shapes
+        using var other = ckpt.LoadModel(TestPaths.Cpu, float32);
+        var e = Assert.Throws<SharpTuneException>(() => LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), other).Dispose());
+        Assert.Contains("adapter_model.safetensors", e.Message);
+    }
+}
