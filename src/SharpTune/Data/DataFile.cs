@@ -1,0 +1,144 @@
+using System.IO.Compression;
+
+namespace SharpTune.Data;
+
+internal enum DataFileKind
+{
+    /// <summary>A JSON array of objects or JSON lines; which one is decided from the first character.</summary>
+    Json,
+    Csv,
+    Tsv,
+    Parquet,
+}
+
+/// <summary>One data file of a split: its name for messages, how to open it, and an identity for cache keys.</summary>
+internal sealed record DataFile(string Name, DataFileKind Kind, Func<Stream> Open, string Identity)
+{
+    private static readonly (string Suffix, DataFileKind Kind)[] Suffixes =
+    [
+        (".jsonl", DataFileKind.Json), (".ndjson", DataFileKind.Json), (".json", DataFileKind.Json),
+        (".csv", DataFileKind.Csv), (".tsv", DataFileKind.Tsv), (".parquet", DataFileKind.Parquet),
+    ];
+
+    public static string SupportedExtensions => ".json, .jsonl, .ndjson, .csv, .tsv, .parquet (text formats also as .gz)";
+
+    /// <summary>The kind of a file from its name, or null when it is not a data file we read.</summary>
+    public static DataFileKind? KindOf(string fileName)
+    {
+        string name = fileName.ToLowerInvariant();
+        bool gz = name.EndsWith(".gz");
+        if (gz)
+            name = name[..^3];
+        foreach (var (suffix, kind) in Suffixes)
+        {
+            if (name.EndsWith(suffix))
+                return gz && kind == DataFileKind.Parquet ? null : kind;
+        }
+        return null;
+    }
+
+    /// <summary>A file on disk; <paramref name="displayName"/> is the name used in messages.</summary>
+    public static DataFile FromPath(string path, string displayName)
+    {
+        var info = new FileInfo(path);
+        var kind = KindOf(info.Name)
+            ?? throw new SharpTuneException($"{path}: not a supported data file (expected {SupportedExtensions})");
+        bool gz = info.Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
+        string identity = $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        return new DataFile(displayName, kind, () => OpenFile(info.FullName, gz), identity);
+    }
+
+    private static Stream OpenFile(string path, bool gz)
+    {
+        Stream stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        return gz ? new GZipStream(stream, CompressionMode.Decompress) : stream;
+    }
+}
+
+/// <summary>A record found in a data file, parsed only when <see cref="Parse"/> is called so that rows before a
+/// slice's start cost no parsing. Parse throws <see cref="BadRowException"/> for a bad row.</summary>
+internal readonly record struct RawRecord(string Location, Func<IReadOnlyDictionary<string, object?>> Parse);
+
+/// <summary>Buffered byte-at-a-time reading with a 1-based line counter, for the JSON and CSV scanners.</summary>
+internal sealed class ByteReader(Stream stream)
+{
+    private readonly byte[] _buffer = new byte[1 << 16];
+    private int _position;
+    private int _length;
+
+    /// <summary>Line of the next byte to be read.</summary>
+    public long Line { get; private set; } = 1;
+
+    public int Peek()
+    {
+        if (_position == _length && !Fill())
+            return -1;
+        return _buffer[_position];
+    }
+
+    public int Read()
+    {
+        if (_position == _length && !Fill())
+            return -1;
+        byte b = _buffer[_position++];
+        if (b == (byte)'\n')
+            Line++;
+        return b;
+    }
+
+    /// <summary>Skips a UTF-8 byte order mark at the start of the file.</summary>
+    public void SkipByteOrderMark()
+    {
+        if (Peek() != 0xEF)
+            return;
+        Read();
+        if (Read() != 0xBB || Read() != 0xBF)
+            throw new InvalidDataException("the file starts with an incomplete UTF-8 byte order mark");
+    }
+
+    private bool Fill()
+    {
+        _length = stream.Read(_buffer, 0, _buffer.Length);
+        _position = 0;
+        return _length > 0;
+    }
+}
+
+/// <summary>A growable byte buffer that stops storing past a limit but keeps counting, so that an oversized row
+/// can be reported with its size and skipped while the scanner goes on to the next row.</summary>
+internal sealed class RowBuffer(int limit)
+{
+    private byte[] _bytes = new byte[4096];
+
+    public int Count { get; private set; }
+    public long TotalBytes { get; private set; }
+    public bool Overflowed => TotalBytes > limit;
+    public int Limit => limit;
+
+    public void Add(byte b)
+    {
+        TotalBytes++;
+        if (TotalBytes > limit)
+            return;
+        if (Count == _bytes.Length)
+            Array.Resize(ref _bytes, (int)Math.Min((long)_bytes.Length * 2, Array.MaxLength));
+        _bytes[Count++] = b;
+    }
+
+    public void Clear()
+    {
+        Count = 0;
+        TotalBytes = 0;
+    }
+
+    public byte[] ToArray() => _bytes.AsSpan(0, Count).ToArray();
+
+    public ReadOnlySpan<byte> Span => _bytes.AsSpan(0, Count);
+
+    public string OversizeMessage(string location) =>
+        $"{location}: the row is {FormatBytes(TotalBytes)}, over the limit of {FormatBytes(limit)} " +
+        $"(raise DatasetSource.MaxRowBytes to read it)";
+
+    internal static string FormatBytes(long bytes) =>
+        bytes >= 1 << 20 ? $"{bytes / (double)(1 << 20):0.#} MiB" : bytes >= 1024 ? $"{bytes / 1024.0:0.#} KiB" : $"{bytes} bytes";
+}
