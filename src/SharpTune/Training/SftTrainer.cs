@@ -168,19 +168,8 @@ public sealed class SftTrainer : IDisposable
             }
             if (micro.Count == 0) { reason = "epochs"; break; }
 
-            double scored = micro.Sum(ScoredTokens);
-            var lossSum = zeros([], float32, device);
-            foreach (var b in micro)
-            {
-                using var microScope = NewDisposeScope();
-                var (ids, labels, positions, mask) = ToDevice(b, device);
-                lossSum.add_(CausalLoss.ForwardBackward(Model.Model, ids, labels, Math.Max(1, scored), positions, mask, Options.LossChunk));
-                if (Options.ActivationCheckpointing) ActivationCheckpointing.AfterBackward();
-                _tokens += b.TokenCount;
-            }
-            var gradNorm = ClipGradients();
-            _optimizer.Step(lr);
-            _optimizer.ZeroGrad();
+            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.Model, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            _tokens += micro.Sum(b => b.TokenCount);
             _step++;
 
             if (_step % Options.LogEvery == 0 || _step == _maxSteps)
@@ -210,50 +199,6 @@ public sealed class SftTrainer : IDisposable
         return summary;
     }
 
-    /// <summary>Tokens whose next token is scored: labels after the first position of each row.</summary>
-    static int ScoredTokens(Batch b)
-    {
-        int count = 0;
-        for (int r = 0; r < b.Size; r++)
-            for (int t = 1; t < b.Length; t++)
-                if (b.Labels[r * b.Length + t] != CausalLoss.IgnoreIndex) count++;
-        return count;
-    }
-
-    /// <summary>Batch arrays as device tensors; a block-diagonal causal mask when rows hold several examples.</summary>
-    static (Tensor Ids, Tensor Labels, Tensor Positions, Tensor? Mask) ToDevice(Batch b, Device device)
-    {
-        long[] shape = [b.Size, b.Length];
-        var ids = tensor(b.InputIds, shape, device: device);
-        var labels = tensor(b.Labels, shape, device: device);
-        var positions = tensor(b.PositionIds, shape, device: device);
-        Tensor? mask = null;
-        if (b.MaxExampleLength < b.Length || b.CuSeqLens.Length - 1 > b.Size)
-        {
-            // Packed rows: a token sees earlier tokens of its own example only; padding sees itself (no empty softmax row).
-            var seg = tensor(b.SegmentIds, shape, device: device);
-            var same = seg.unsqueeze(2) == seg.unsqueeze(1);                                     // [B, T, T]
-            var causal = ones([b.Length, b.Length], ScalarType.Bool, device).tril();
-            var self = eye(b.Length, dtype: ScalarType.Bool, device: device);
-            mask = (same & causal | self).unsqueeze(1);                                          // [B, 1, T, T]
-        }
-        return (ids, labels, positions, mask);
-    }
-
-    /// <summary>Scales gradients so that their global L2 norm is at most max_grad_norm; returns the norm before
-    /// clipping as a device scalar (no host sync).</summary>
-    Tensor ClipGradients()
-    {
-        var grads = Adapter.Parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
-        var norm = stack(grads.Select(g => g.norm()).ToList()).norm();
-        if (Options.MaxGradNorm > 0)
-        {
-            var coef = (Options.MaxGradNorm / (norm + 1e-6)).clamp_max(1.0);
-            foreach (var g in grads) g.mul_(coef);
-        }
-        return norm;
-    }
-
     /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>
     bool EvaluateAndCheckStop()
     {
@@ -264,7 +209,7 @@ public sealed class SftTrainer : IDisposable
         for (int i = 0; i < _validation.Count; i += Options.BatchSize)
         {
             var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), Model.Tokenizer.PadTokenId ?? 0);
-            var (ids, labels, positions, mask) = ToDevice(batch, device);
+            var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
             var (s, n) = CausalLoss.Evaluate(Model.Model, ids, labels, positions, mask, Options.LossChunk);
             sum.add_(s);
             count += n;
