@@ -43,6 +43,7 @@ public sealed class TrainingReport(string outputDir)
     public TrainingReportFiles Write(string metricsPath)
     {
         RunHistory run = MetricsLog.Read(metricsPath);
+        Directory.CreateDirectory(OutputDir);
         var notes = new List<string>();
         if (run.End is null)
             notes.Add("The run has no end record: it was stopped or is still running; the report shows the steps logged so far.");

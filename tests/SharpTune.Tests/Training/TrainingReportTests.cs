@@ -71,6 +71,8 @@ public class TrainingReportTests
         string dir = TestPaths.TempDir();
         string metrics = WriteMetrics(dir);
         File.WriteAllText(Path.Combine(dir, "loss.png"), "from an earlier run");
+        var elsewhere = new TrainingReport(Path.Combine(dir, "new")) { DrawCharts = _ => throw new DllNotFoundException() };
+        Assert.Null(elsewhere.Write(metrics).LossChart); // a folder that does not exist yet
         var report = new TrainingReport(dir) { DrawCharts = _ => throw new DllNotFoundException("libSkiaSharp") };
 
         TrainingReportFiles files = report.Write(metrics);
@@ -95,7 +97,7 @@ public class TrainingReportTests
         string dir = TestPaths.TempDir();
         string metrics = WriteMetrics(dir, end: false);
 
-        TrainingReportFiles files = new TrainingReport(dir).Write(metrics);
+        TrainingReportFiles files = new TrainingReport(Path.Combine(dir, "report")).Write(metrics);
 
         string md = File.ReadAllText(files.Markdown);
         Assert.Contains("| Steps | 60 of 60 (did not finish) |", md);
