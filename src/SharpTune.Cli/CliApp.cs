@@ -18,6 +18,7 @@ public static class CliApp
             ChatCommand.Create(stdout),
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
+            TrainCommand.Create(stdout),
         };
         root.Options.Add(Verbose);
         var parsed = root.Parse(args);
