@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Text.Json;
+using SharpTune.Data;
 using SharpTune.Generation;
+using SharpTune.Peft;
+using SharpTune.Training;
 using SharpTune.Models;
 using SharpTune.Runtime;
 using TorchSharp;
@@ -35,6 +38,55 @@ static class Benches
         Emit(new { bench = "decode", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, prefill, gen = newTokens,
             tokens_per_s = 1 / best, ms_per_token = best * 1000, weight_bytes = weightBytes });
         return 0;
+    }
+
+    /// <summary>LoRA training steps (r=16 on all seven projections) on random weights and random tokens.</summary>
+    public static int Train(Args a)
+    {
+        var device = TorchRuntime.Initialize(a.Get("device", "cuda"));
+        var config = Shapes.Get(a.Get("shape", "qwen1.5b"));
+        var dtype = device.type == DeviceType.CPU ? float32 : bfloat16;
+        int seq = a.Int("seq", 2048), batch = a.Int("batch", 2), steps = a.Int("steps", 10), warmup = a.Int("warmup", 3);
+        bool ckpt = a.Flag("ckpt");
+        torch.manual_seed(0);
+        using var model = new CausalLM(config, device, dtype, (name, shape) =>
+            (name.Contains("norm") ? ones(shape, dtype, device) : empty(shape, dtype, device).normal_(0, 0.02)).DetachFromDisposeScope());
+        using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 16, Alpha: 16), seed: 0);
+        if (ckpt)
+            model.Checkpointing = new ActivationCheckpointing(layer =>
+                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
+        using var optimizer = new AdamW(adapter.Parameters.ToList());
+        var rng = new Random(0);
+        Batch RandomBatch()
+        {
+            var rows = Enumerable.Range(0, batch).Select(_ =>
+            {
+                var ids = Enumerable.Range(0, seq).Select(_ => rng.Next(3, config.VocabSize)).ToArray();
+                return new PackedSequence(ids, ids, Enumerable.Range(0, seq).ToArray(), [seq]);
+            }).ToList();
+            return Batcher.Collate(rows, 0);
+        }
+        var batches = Enumerable.Range(0, 4).Select(_ => RandomBatch()).ToList();
+        double seconds = 0;
+        float lastLoss = 0;
+        for (int s = 0; s < warmup + steps; s++)
+        {
+            if (s == warmup) { Synchronize(device); seconds = 0; }
+            var clock = Stopwatch.StartNew();
+            using var scope = NewDisposeScope();
+            var (loss, _, scored) = TrainStep.Run(model, adapter, optimizer, [batches[s % batches.Count]], 2e-4, 1.0, a.Int("chunk", 1024));
+            lastLoss = loss.item<float>() / scored;
+            if (s >= warmup) seconds += clock.Elapsed.TotalSeconds;
+        }
+        Emit(new { bench = "train_lora", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, seq, batch, steps,
+            activation_checkpointing = ckpt, trainable = adapter.TrainableParameterCount, tokens_per_s = steps * batch * seq / seconds,
+            seconds_per_step = seconds / steps, last_loss = lastLoss });
+        return 0;
+    }
+
+    static void Synchronize(Device device)
+    {
+        if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
     }
 
     /// <summary>bf16 logits of the fixture models on the GPU against transformers' bf16 logits on the GPU.</summary>

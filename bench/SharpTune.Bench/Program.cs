@@ -2,6 +2,7 @@
 //   bench decode  --shape qwen1.5b|llama8b|tiny [--device cuda] [--prefill 128] [--gen 128]
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
+//   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
 var a = new Args(args);
@@ -10,5 +11,6 @@ return a.Command switch
     "decode" => Benches.Decode(a),
     "parity" => Benches.Parity(a),
     "load" => Benches.Load(a),
+    "train" => Benches.Train(a),
     _ => Args.Usage(),
 };
