@@ -23,7 +23,7 @@ public class JsonReaderTests
         var rows = DatasetReader.Read(new DatasetSource(path)).ToList();
         Assert.Equal(2, rows.Count);
         Assert.Equal("d.json:2 (row 1)", rows[0].Location);
-        Assert.Equal("d.json:4 (row 2)", rows[1].Location);
+        Assert.Equal("d.json:3 (row 2)", rows[1].Location);
         var v = rows[0].Values;
         Assert.Equal("x", v["a"]);
         Assert.Equal(3L, v["n"]);
