@@ -86,6 +86,24 @@ internal sealed class ByteReader(Stream stream)
         return b;
     }
 
+    /// <summary>The bytes read from the stream but not yet consumed (refilled when empty; empty at the end).</summary>
+    public ReadOnlySpan<byte> Buffered
+    {
+        get
+        {
+            if (_position == _length)
+                Fill();
+            return _buffer.AsSpan(_position, _length - _position);
+        }
+    }
+
+    /// <summary>Consumes <paramref name="count"/> bytes of <see cref="Buffered"/>.</summary>
+    public void Skip(int count)
+    {
+        Line += _buffer.AsSpan(_position, count).Count((byte)'\n');
+        _position += count;
+    }
+
     /// <summary>Skips a UTF-8 byte order mark at the start of the file.</summary>
     public void SkipByteOrderMark()
     {
@@ -123,6 +141,20 @@ internal sealed class RowBuffer(int limit)
         if (Count == _bytes.Length)
             Array.Resize(ref _bytes, (int)Math.Min((long)_bytes.Length * 2, Array.MaxLength));
         _bytes[Count++] = b;
+    }
+
+    public void AddRange(ReadOnlySpan<byte> bytes)
+    {
+        long total = TotalBytes + bytes.Length;
+        int room = (int)Math.Clamp(limit - TotalBytes, 0, bytes.Length);
+        if (room > 0)
+        {
+            if (Count + room > _bytes.Length)
+                Array.Resize(ref _bytes, (int)Math.Min(Math.Max((long)_bytes.Length * 2, Count + room), Array.MaxLength));
+            bytes[..room].CopyTo(_bytes.AsSpan(Count));
+            Count += room;
+        }
+        TotalBytes = total;
     }
 
     public void Clear()
