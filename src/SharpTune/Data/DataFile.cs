@@ -131,7 +131,6 @@ internal sealed class RowBuffer(int limit)
     public int Count { get; private set; }
     public long TotalBytes { get; private set; }
     public bool Overflowed => TotalBytes > limit;
-    public int Limit => limit;
 
     public void Add(byte b)
     {
@@ -164,8 +163,6 @@ internal sealed class RowBuffer(int limit)
     }
 
     public byte[] ToArray() => _bytes.AsSpan(0, Count).ToArray();
-
-    public ReadOnlySpan<byte> Span => _bytes.AsSpan(0, Count);
 
     public string OversizeMessage(string location) =>
         $"{location}: the row is {FormatBytes(TotalBytes)}, over the limit of {FormatBytes(limit)} " +
