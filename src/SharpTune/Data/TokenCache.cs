@@ -66,10 +66,14 @@ public static class TokenCache
                 BadRows = reader.ReadInt32(),
             };
             int count = reader.ReadInt32();
-            var loaded = new List<TokenizedExample>(count);
+            if (count < 0)
+                return false;
+            var loaded = new List<TokenizedExample>();
             for (int i = 0; i < count; i++)
             {
                 int length = reader.ReadInt32();
+                if (length < 0 || length > reader.BaseStream.Length)
+                    return false;
                 var ids = new int[length];
                 reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(ids.AsSpan()));
                 var mask = reader.ReadBytes((length + 7) / 8);
