@@ -60,6 +60,9 @@ public sealed class CausalLM : IDisposable
     public Tensor LmHead { get; }         // [V, H]; the same tensor as Embed when tied
     readonly Tensor _invFreq;             // [D/2] fp32 on Device
 
+    /// <summary>When set, training passes recompute each layer in backward instead of storing its activations.</summary>
+    public Training.ActivationCheckpointing? Checkpointing { get; set; }
+
     /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
     /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.
     /// The names here are the single table of HF weight names for this architecture family.</summary>
@@ -111,7 +114,9 @@ public sealed class CausalLM : IDisposable
         var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
         for (int i = 0; i < Layers.Length; i++)
         {
-            var next = LayerForward(Layers[i], x, cos, sin, cache?.Layer(i), mask);
+            var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
+                ? ckpt.Run(this, Layers[i], x, cos, sin, mask)
+                : LayerForward(Layers[i], x, cos, sin, cache?.Layer(i), mask);
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
             x = next;
         }

@@ -41,7 +41,10 @@ public sealed record LoraOptions(
 /// </summary>
 public sealed class LoraAdapter : IDisposable
 {
-    public sealed record Pair(Linear Target, Parameter A, Parameter B);
+    public sealed record Pair(Linear Target, Parameter A, Parameter B)
+    {
+        internal Func<Tensor, Tensor>? Forward { get; init; }
+    }
 
     readonly List<Pair> _pairs = [];
     public LoraOptions Options { get; }
@@ -79,21 +82,30 @@ public sealed class LoraAdapter : IDisposable
     void Add(Linear target, Tensor a, Tensor b, Device device)
     {
         if (target.Adapter is not null) throw new SharpTuneException($"{target.Name} already has an adapter");
-        var pair = new Pair(target, new Parameter(a.to(device).DetachFromDisposeScope()), new Parameter(b.to(device).DetachFromDisposeScope()));
-        _pairs.Add(pair);
+        var A = new Parameter(a.to(device).DetachFromDisposeScope());
+        var B = new Parameter(b.to(device).DetachFromDisposeScope());
         double scaling = Options.Scaling, dropout = Options.Dropout;
-        target.Adapter = x =>
+        var pair = new Pair(target, A, B)
         {
-            var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
-            return F.linear(F.linear(input, pair.A.to(x.dtype)), pair.B.to(x.dtype)) * scaling;
+            Forward = x =>
+            {
+                var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
+                return F.linear(F.linear(input, A.to(x.dtype)), B.to(x.dtype)) * scaling;
+            },
         };
+        _pairs.Add(pair);
+        target.Adapter = pair.Forward;
+    }
+
+    /// <summary>Whether the adapters take part in the model's forward (off: the base model's outputs).</summary>
+    public bool Enabled
+    {
+        get => _pairs.Count == 0 || _pairs[0].Target.Adapter is not null;
+        set { foreach (var p in _pairs) p.Target.Adapter = value ? p.Forward : null; }
     }
 
     /// <summary>Removes the adapters from the model (the model is as before attaching).</summary>
-    public void Detach()
-    {
-        foreach (var p in _pairs) p.Target.Adapter = null;
-    }
+    public void Detach() => Enabled = false;
 
     public static string PeftName(string moduleName, string ab) => $"base_model.model.{moduleName}.{ab}.weight";
 

@@ -36,12 +36,16 @@ public class LoraParityTests
     }
 
     [Theory]
-    [InlineData(1024)]
-    [InlineData(7)]   // many chunks, uneven last one
-    public void LossAndGradientsMatchPeft(long chunk)
+    [InlineData(1024, false)]
+    [InlineData(7, false)]   // many chunks, uneven last one
+    [InlineData(1024, true)]  // activation checkpointing: layers recomputed in backward
+    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing)
     {
         using var model = LoadBase();
         using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
+        if (checkpointing)
+            model.Checkpointing = new ActivationCheckpointing(layer =>
+                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
         using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
         using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
         using var scope = NewDisposeScope();
@@ -49,6 +53,7 @@ public class LoraParityTests
         var labels = reference.Read("labels");
         long scored = (CausalLoss.ShiftLabels(labels) != CausalLoss.IgnoreIndex).sum().item<long>();
         var lossSum = CausalLoss.ForwardBackward(model, ids, labels, scored, chunk: chunk);
+        ActivationCheckpointing.AfterBackward();
         double loss = lossSum.item<float>() / scored;
         double expectedLoss = reference.Read("loss").item<float>();
         Assert.True(Math.Abs(loss - expectedLoss) <= 1e-5 * expectedLoss, $"loss {loss} vs peft {expectedLoss}");

@@ -1,0 +1,82 @@
+using System.CommandLine;
+using SharpTune.Generation;
+using SharpTune.Models;
+using SharpTune.Tokenization;
+
+namespace SharpTune.Cli.Commands;
+
+/// <summary>Interactive chat with streaming; the model's &lt;think&gt; reasoning is shown apart from its answer
+/// (dimmed on a terminal, under a "thinking" header otherwise).</summary>
+static class ChatCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var model = CommonOptions.Model();
+        var device = CommonOptions.Device();
+        var dtype = CommonOptions.DType();
+        var system = new Option<string?>("--system") { Description = "System message" };
+        var hideReasoning = new Option<bool>("--hide-reasoning") { Description = "Do not print the <think> reasoning" };
+        var sampling = new SamplingFlags();
+        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, system, device, dtype, hideReasoning };
+        sampling.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!);
+            var options = sampling.Resolve(p, m);
+            var generator = new TextGenerator(m.Model, m.Tokenizer);
+            bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
+            var history = new List<ChatMessage>();
+            if (p.GetValue(system) is { Length: > 0 } s) history.Add(new ChatMessage("system", s));
+            int systemCount = history.Count;
+            stdout.WriteLine($"Chatting with {m.Directory} ({m.Config.Architecture}). /reset clears, /exit quits.");
+            while (true)
+            {
+                stdout.Write(terminal ? "\u001b[1m> \u001b[0m" : "> ");
+                stdout.Flush();
+                string? line = Console.In.ReadLine();
+                if (line is null || line.Trim() == "/exit") break;
+                if (line.Trim() == "/reset") { history.RemoveRange(systemCount, history.Count - systemCount); continue; }
+                if (line.Trim().Length == 0) continue;
+
+                history.Add(new ChatMessage("user", line));
+                string prompt = m.RenderChat(history);
+                var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: false);
+                var display = new ReasoningDisplay(stdout, terminal, p.GetValue(hideReasoning), ReasoningSplitter.PromptOpensReasoning(prompt));
+                var result = generator.Generate([ids], options, (_, piece) => display.Write(piece))[0];
+                display.Finish();
+                history.Add(new ChatMessage("assistant", result.Text));
+            }
+        });
+        return cmd;
+    }
+
+    sealed class ReasoningDisplay(TextWriter output, bool terminal, bool hideReasoning, bool startsInReasoning)
+    {
+        readonly ReasoningSplitter _splitter = new(startsInReasoning);
+        bool? _lastWasReasoning;
+
+        public void Write(string piece)
+        {
+            foreach (var segment in _splitter.Push(piece)) Show(segment);
+            output.Flush();
+        }
+
+        public void Finish()
+        {
+            if (_splitter.Flush() is { } rest) Show(rest);
+            output.WriteLine(terminal ? "\u001b[0m" : "");
+        }
+
+        void Show(ReasoningSplitter.Segment segment)
+        {
+            if (segment.IsReasoning && hideReasoning) return;
+            if (_lastWasReasoning != segment.IsReasoning)
+            {
+                if (terminal) output.Write(segment.IsReasoning ? "\u001b[2m" : "\u001b[0m");
+                else output.Write(segment.IsReasoning ? "[thinking]\n" : (_lastWasReasoning == true ? "\n[answer]\n" : ""));
+                _lastWasReasoning = segment.IsReasoning;
+            }
+            output.Write(segment.Text);
+        }
+    }
+}

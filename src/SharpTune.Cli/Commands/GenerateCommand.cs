@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Text.Json;
+using SharpTune.Generation;
+using SharpTune.Models;
+using SharpTune.Tokenization;
+
+namespace SharpTune.Cli.Commands;
+
+static class GenerateCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var model = CommonOptions.Model();
+        var device = CommonOptions.Device();
+        var dtype = CommonOptions.DType();
+        var json = CommonOptions.Json();
+        var prompts = new Option<string[]>("--prompt", "-p") { Description = "Prompt text (repeat for a batch)", Required = true };
+        var chat = new Option<bool>("--chat") { Description = "Wrap the prompt as a user message with the model's chat template" };
+        var system = new Option<string?>("--system") { Description = "System message (with --chat)" };
+        var sampling = new SamplingFlags();
+        var cmd = new Command("generate", "Generate text from a prompt") { model, prompts, chat, system, device, dtype, json };
+        sampling.AddTo(cmd);
+        cmd.SetAction(p =>
+        {
+            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!);
+            var texts = p.GetValue(prompts)!;
+            var ids = texts.Select(t => p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
+            var options = sampling.Resolve(p, m);
+            var generator = new TextGenerator(m.Model, m.Tokenizer);
+            bool stream = !p.GetValue(json) && texts.Length == 1;
+            var results = generator.Generate(ids, options, stream ? (_, piece) => { stdout.Write(piece); stdout.Flush(); } : null);
+            var timings = generator.LastTimings!;
+            if (p.GetValue(json))
+            {
+                var items = results.Select(r => new { r.PromptIds, r.OutputIds, r.Text, r.FinishReason }).ToList();
+                var t = new { prefill_seconds = timings.PrefillSeconds, decode_seconds = timings.DecodeSeconds, decode_tokens_per_second = timings.DecodeTokensPerSecond };
+                stdout.WriteLine(items.Count == 1
+                    ? JsonSerializer.Serialize(new { items[0].PromptIds, items[0].OutputIds, items[0].Text, items[0].FinishReason, Timings = t }, JsonOptions.Indented)
+                    : JsonSerializer.Serialize(new { Results = items, Timings = t }, JsonOptions.Indented));
+                return;
+            }
+            if (stream) stdout.WriteLine();
+            else
+                for (int i = 0; i < results.Count; i++) stdout.WriteLine($"[{i}] {results[i].Text}");
+            Console.Error.WriteLine($"{timings.GeneratedTokens} tokens, {timings.DecodeTokensPerSecond:0.0} tokens/s (prefill {timings.PrefillSeconds * 1000:0} ms)");
+        });
+        return cmd;
+    }
+
+    internal static List<ChatMessage> Conversation(string? system, string user)
+    {
+        var messages = new List<ChatMessage>();
+        if (!string.IsNullOrEmpty(system)) messages.Add(new ChatMessage("system", system));
+        messages.Add(new ChatMessage("user", user));
+        return messages;
+    }
+}

@@ -1,0 +1,65 @@
+using System.CommandLine;
+using SharpTune.Training;
+
+namespace SharpTune.Cli.Commands;
+
+/// <summary>`sharptune train [--recipe FILE] [--setting value ...]`. With no model (and no recipe naming one)
+/// it runs the embedded demo: a tiny model on the bundled sample, on the CPU, in a few minutes.</summary>
+static class TrainCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var recipe = new Option<string?>("--recipe", "-r") { Description = "YAML recipe; flags override its settings" };
+        var dataset = new Option<string?>("--dataset") { Description = "One dataset: file, folder, Hub id org/name, or sample (replaces the recipe's datasets)" };
+        var config = new Option<string?>("--dataset-config") { Description = "Subset/config of --dataset (e.g. en)" };
+        var split = new Option<string?>("--dataset-split") { Description = "Split of --dataset (default train)" };
+        var rows = new Option<int?>("--dataset-rows") { Description = "Use the first N rows of --dataset" };
+        var format = new Option<string?>("--dataset-format") { Description = "auto, medical, alpaca or chat" };
+        var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format };
+        var settings = TrainOptions.Keys.Order().Select(k => (Key: k, Option: new Option<string?>("--" + k.Replace('_', '-')) { Description = $"recipe setting {k}" })).ToList();
+        foreach (var s in settings) cmd.Options.Add(s.Option);
+
+        cmd.SetAction((p, ct) =>
+        {
+            var options = p.GetValue(recipe) is { } file ? TrainOptions.FromYaml(file, FineTune.Demo with { Model = "" }) : FineTune.Demo;
+            if (p.GetValue(recipe) is null && settings.Any(s => s.Key == "model" && p.GetValue(s.Option) is not null))
+                options = new TrainOptions();   // a real model: the recipe defaults, not the demo's
+            foreach (var (key, option) in settings)
+                if (p.GetValue(option) is { } value) options = options.With(key, value, "--" + key.Replace('_', '-'));
+            if (p.GetValue(dataset) is { } source)
+                options = options with
+                {
+                    Datasets = [new DatasetSpec
+                    {
+                        Source = ModelLocator.ResolveDataset(source), Config = p.GetValue(config), Split = p.GetValue(split) ?? "train",
+                        Rows = p.GetValue(rows) ?? 0, Format = p.GetValue(format) ?? "auto",
+                    }],
+                };
+            else
+                options = options with { Datasets = options.Datasets.Select(d => d with { Source = ModelLocator.ResolveDataset(d.Source) }).ToList() };
+
+            bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
+            Directory.CreateDirectory(options.OutputDir);
+            using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
+            var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
+            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, ct);
+            var report = new TrainingReport(options.OutputDir);
+            foreach (var c in result.Comparisons) report.AddComparison(c.Question, c.Before, c.After, c.Reference);
+            var files = report.Write(metrics.FilePath);
+
+            foreach (var c in result.Comparisons)
+            {
+                stdout.WriteLine();
+                stdout.WriteLine($"Held-out question: {c.Question}");
+                stdout.WriteLine($"--- before fine-tuning:\n{c.Before.Trim()}");
+                stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
+            }
+            stdout.WriteLine();
+            stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
+            stdout.WriteLine($"Report: {files.Html}");
+            stdout.WriteLine($"Next: sharptune chat --model {(string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model)} --adapter {result.Summary.AdapterDir}");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+}

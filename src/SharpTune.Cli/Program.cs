@@ -1,0 +1,3 @@
+using SharpTune.Cli;
+
+return CliApp.Run(args, Console.Out, Console.Error);

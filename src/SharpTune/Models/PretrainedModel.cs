@@ -1,0 +1,64 @@
+using SharpTune.Runtime;
+using SharpTune.Tokenization;
+using TorchSharp;
+
+namespace SharpTune.Models;
+
+/// <summary>Everything a model folder holds, loaded together: the decoder, its tokenizer, chat template and
+/// generation defaults.</summary>
+public sealed class PretrainedModel : IDisposable
+{
+    public required string Directory { get; init; }
+    public required CausalLM Model { get; init; }
+    public required Tokenizer Tokenizer { get; init; }
+    public required GenerationDefaults Defaults { get; init; }
+    public ChatTemplate? ChatTemplate { get; init; }
+
+    public ModelConfig Config => Model.Config;
+
+    /// <summary>Loads a checkpoint folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
+    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16").</summary>
+    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto")
+    {
+        var dev = TorchRuntime.Initialize(device);
+        var tokenizer = Tokenizer.Load(dir);
+        using var checkpoint = Checkpoint.Open(dir);
+        var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
+        return new PretrainedModel
+        {
+            Directory = dir,
+            Model = model,
+            Tokenizer = tokenizer,
+            Defaults = GenerationDefaults.Load(dir),
+            ChatTemplate = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null,
+        };
+    }
+
+    /// <summary>Ids that end generation: generation_config.json's, else config.json's, plus the tokenizer's EOS.</summary>
+    public int[] EosTokenIds
+    {
+        get
+        {
+            var ids = new HashSet<int>(Defaults.EosTokenIds.Length > 0 ? Defaults.EosTokenIds : Config.EosTokenIds);
+            if (Tokenizer.EosTokenId is { } eos) ids.Add(eos);
+            return ids.Order().ToArray();
+        }
+    }
+
+    /// <summary>Prompt ids for raw text (BOS as the tokenizer config says).</summary>
+    public int[] EncodeText(string text) => Tokenizer.Encode(text, addSpecialTokens: true);
+
+    /// <summary>Prompt ids for a conversation rendered with the model's chat template, ending with the
+    /// assistant's turn opened (as HF's apply_chat_template with add_generation_prompt=True).</summary>
+    public int[] EncodeChat(IReadOnlyList<ChatMessage> messages) =>
+        Tokenizer.Encode(RenderChat(messages), addSpecialTokens: false);
+
+    public string RenderChat(IReadOnlyList<ChatMessage> messages)
+    {
+        if (ChatTemplate is null)
+            throw new SharpTuneException($"{Path.Combine(Directory, "tokenizer_config.json")}: no chat_template; use a raw prompt (without --chat)");
+        return ChatTemplate.RenderChat(messages, addGenerationPrompt: true, Tokenizer.BosToken, Tokenizer.EosToken);
+    }
+
+    public void Dispose() => Model.Dispose();
+}

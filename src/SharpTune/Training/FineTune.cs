@@ -1,0 +1,97 @@
+using SharpTune.Data;
+using SharpTune.Generation;
+using SharpTune.Models;
+
+namespace SharpTune.Training;
+
+/// <summary>A held-out question answered before and after fine-tuning.</summary>
+public sealed record Comparison(string Question, string Before, string After, string? Reference);
+
+public sealed record FineTuneResult(TrainSummary Summary, IReadOnlyList<Comparison> Comparisons, string OutputDir);
+
+/// <summary>
+/// The `sharptune train` recipe: resolve the model (the tiny demo model when none is given), set up the
+/// trainer, answer held-out questions before training, train, answer them again, save the adapter.
+/// </summary>
+public static class FineTune
+{
+    /// <summary>The embedded default: a tiny model trained on the bundled sample on the CPU in a few minutes.</summary>
+    public static TrainOptions Demo { get; } = new()
+    {
+        Model = "",
+        Datasets = [new DatasetSpec { Source = "sample" }],
+        OutputDir = "sharptune-demo",
+        Device = "cpu",
+        MaxLength = 512,
+        Packing = true,
+        ValidationFraction = 0.05,
+        LoraRank = 32,
+        LoraAlpha = 64,
+        LearningRate = 2e-3,
+        WarmupSteps = 10,
+        MaxSteps = 120,
+        BatchSize = 4,
+        GradientAccumulation = 1,
+        EvalEvery = 40,
+        SaveEvery = 40,
+        LogEvery = 5,
+        Seed = 3407,
+    };
+
+    /// <param name="resolveModel">turns TrainOptions.Model into a local folder (Hub downloads live in the caller)</param>
+    /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
+    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default)
+    {
+        string modelDir;
+        if (string.IsNullOrEmpty(options.Model))
+        {
+            modelDir = Path.Combine(options.OutputDir, "tiny-model");
+            if (!File.Exists(Path.Combine(modelDir, "config.json")))
+            {
+                Runtime.TorchRuntime.Initialize(options.Device);
+                sink.OnMessage($"creating the tiny demo model in {modelDir}");
+                TinyModel.Create(modelDir);
+            }
+        }
+        else modelDir = resolveModel(options.Model);
+
+        using var trainer = SftTrainer.Setup(options, modelDir, sink);
+        var questions = HeldOutQuestions(options, comparisons);
+        var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
+        var summary = trainer.Train(ct);
+        var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
+            Answer(trainer, q.Question), q.Reference)).ToList();
+        return new FineTuneResult(summary, results, options.OutputDir);
+    }
+
+    /// <summary>Questions from the sample's test split when training on the sample, else from the training data's end.</summary>
+    static List<(string Question, string? Reference)> HeldOutQuestions(TrainOptions options, int count)
+    {
+        if (count <= 0) return [];
+        var first = options.Datasets[0];
+        var source = first.Source == "sample"
+            ? SampleData.MedicalCalculations with { Split = "test" }
+            : new DatasetSource(first.Source) { Subset = first.Config, Split = first.Split };
+        try
+        {
+            return DatasetReader.ReadExamples(source).Where(e => !e.IsChat).Take(count)
+                .Select(e => (e.Question, (string?)(e.Reasoning.Length > 0 ? $"<think>\n{e.Reasoning}\n</think>\n{e.Answer}" : e.Answer))).ToList();
+        }
+        catch (SharpTuneException)
+        {
+            return [];   // a dataset without a question column still trains; it just has no before/after
+        }
+    }
+
+    /// <summary>Greedy answer in the training prompt format (so the before/after shows what training changed).</summary>
+    public static string Answer(SftTrainer trainer, string question, int maxNewTokens = 160)
+    {
+        var m = trainer.Model;
+        string prompt = trainer.Options.PromptFormat == "chat-template"
+            ? m.RenderChat([new Tokenization.ChatMessage("user", question)])
+            : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
+        var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
+        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds))[0].Text;
+    }
+}

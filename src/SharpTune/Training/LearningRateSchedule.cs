@@ -1,0 +1,21 @@
+namespace SharpTune.Training;
+
+/// <summary>Learning rate per optimizer step, as transformers' schedules compute it: a linear warmup from 0,
+/// then constant, linear decay to 0, or cosine decay to 0 at the last step. Step counts from 0.</summary>
+public sealed record LearningRateSchedule(string Kind, double PeakLr, int WarmupSteps, int TotalSteps)
+{
+    public static readonly IReadOnlyList<string> Kinds = ["linear", "cosine", "constant"];
+
+    public double At(int step)
+    {
+        if (step < WarmupSteps) return PeakLr * step / Math.Max(1, WarmupSteps);
+        double progress = (double)(step - WarmupSteps) / Math.Max(1, TotalSteps - WarmupSteps);
+        return Kind switch
+        {
+            "constant" => PeakLr,
+            "linear" => PeakLr * Math.Max(0, 1 - progress),
+            "cosine" => PeakLr * Math.Max(0, 0.5 * (1 + Math.Cos(Math.PI * progress))),
+            _ => throw new SharpTuneException($"lr schedule: expected {string.Join(", ", Kinds)}, got '{Kind}'"),
+        };
+    }
+}

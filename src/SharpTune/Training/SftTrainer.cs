@@ -1,0 +1,306 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SharpTune.Data;
+using SharpTune.Models;
+using SharpTune.Peft;
+using SharpTune.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Training;
+
+/// <summary>
+/// Supervised fine-tuning with LoRA, as one visible recipe: <see cref="Setup"/> loads the model and data and
+/// resumes from the newest checkpoint, <see cref="Train"/> is the loop, <see cref="SaveCheckpoint"/> writes
+/// everything an exact resume needs.
+/// </summary>
+public sealed class SftTrainer : IDisposable
+{
+    public TrainOptions Options { get; }
+    public PretrainedModel Model { get; }
+    public LoraAdapter Adapter { get; }
+    public PreparedData Data { get; }
+    readonly Batcher _batcher;
+    readonly List<PackedSequence> _validation;
+    readonly AdamW _optimizer;
+    readonly LearningRateSchedule _schedule;
+    readonly ITrainingSink _sink;
+    readonly int _maxSteps;
+    readonly int _epochs;
+
+    // Progress, saved in checkpoints.
+    int _step;
+    DataPosition _position;
+    long _tokens;
+    double? _bestEvalLoss;
+    int _evalsWithoutImprovement;
+    double _previousSeconds;
+
+    public string CheckpointsDir => Path.Combine(Options.OutputDir, "checkpoints");
+    public string AdapterDir => Path.Combine(Options.OutputDir, "adapter");
+    public int Step => _step;
+    public int MaxSteps => _maxSteps;
+
+    SftTrainer(TrainOptions options, PretrainedModel model, LoraAdapter adapter, PreparedData data, ITrainingSink sink)
+    {
+        Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
+        var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
+        _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
+        int pad = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
+        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, pad) { Seed = (ulong)options.Seed });
+        int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
+        _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
+        _epochs = (microBatches + _batcher.BatchesPerEpoch - 1) / _batcher.BatchesPerEpoch;
+        _optimizer = new AdamW(adapter.Parameters.ToList(), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
+        _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
+        if (options.ActivationCheckpointing)
+            model.Model.Checkpointing = new ActivationCheckpointing(layer =>
+                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
+    }
+
+    /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
+    /// newest checkpoint in the output folder when <see cref="TrainOptions.Resume"/> is set.</summary>
+    public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
+    {
+        options.Validate();
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType);
+        try
+        {
+            var data = PrepareData(options, model);
+            foreach (var s in data.Sources)
+                if (s.Tokens.Truncated > 0)
+                    sink.OnMessage($"{s.Source}: {s.Tokens.Truncated} of {s.Tokens.Examples} examples were longer than max_length {options.MaxLength} and were truncated");
+            manual_seed(options.Seed);
+            var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
+            var trainer = new SftTrainer(options, model, adapter, data, sink);
+            if (options.Resume) trainer.ResumeFromNewest();
+            return trainer;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    static PreparedData PrepareData(TrainOptions o, PretrainedModel model)
+    {
+        var tokenizer = model.Tokenizer;
+        if (tokenizer.EosTokenId is not { } eos)
+            throw new SharpTuneException($"{model.Directory}: the tokenizer has no EOS token; training needs one to end each response");
+        var prompt = o.PromptFormat == "chat-template"
+            ? SharpTune.Data.PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
+                ? throw new SharpTuneException($"{model.Directory}: prompt_format chat-template needs a chat_template in tokenizer_config.json")
+                : model.ChatTemplate.RenderChat(messages.Select(m => new Tokenization.ChatMessage(m.Role, m.Content)).ToList(), generation, tokenizer.BosToken, tokenizer.EosToken),
+                model.ChatTemplate?.Source ?? "")
+            : SharpTune.Data.PromptFormat.Get(o.PromptFormat);
+        var sources = o.Datasets.Select(d => new DatasetSource(d.Source == "sample" ? SampleData.MedicalCalculations.Path : d.Source)
+        {
+            Subset = d.Config,
+            Split = d.Rows > 0 ? $"{d.Split}[:{d.Rows}]" : d.Split,
+            Format = d.Format == "auto" ? null : d.Format,
+            Columns = ParseColumns(d.Columns),
+            Weight = d.Ratio,
+        }).ToList();
+        var spec = new TokenizerSpec(text => tokenizer.Encode(text, addSpecialTokens: false), eos, TokenizerIdentity(model.Directory))
+        {
+            BosId = tokenizer.AddBosToken ? tokenizer.BosTokenId : null,
+        };
+        return DataPipeline.Prepare(new DataOptions(sources, prompt, o.MaxLength)
+        {
+            LossOn = o.LossOn == "all" ? LossOn.All : LossOn.Response,
+            Validation = new ValidationSplit(Fraction: o.ValidationFraction),
+            Seed = (ulong)o.Seed,
+            CacheDirectory = Path.Combine(o.OutputDir, "token-cache"),
+        }, spec);
+    }
+
+    static IReadOnlyDictionary<string, string>? ParseColumns(string? spec) => string.IsNullOrWhiteSpace(spec) ? null
+        : spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(pair =>
+        {
+            var parts = pair.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (parts.Length != 2 || parts[0].Length == 0 || parts[1].Length == 0)
+                throw new SharpTuneException($"columns: expected name=Column pairs separated by commas, got '{pair}'");
+            return (parts[0], parts[1]);
+        }).ToDictionary(p => p.Item1, p => p.Item2);
+
+    static string TokenizerIdentity(string dir)
+    {
+        using var sha = System.Security.Cryptography.SHA256.Create();
+        foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }.Select(f => Path.Combine(dir, f)).Where(File.Exists))
+        {
+            var bytes = File.ReadAllBytes(f);
+            sha.TransformBlock(bytes, 0, bytes.Length, null, 0);
+        }
+        sha.TransformFinalBlock([], 0, 0);
+        return Convert.ToHexStringLower(sha.Hash!);
+    }
+
+    /// <summary>The loop. Returns when max steps (or epochs) are done, early stopping triggers, or
+    /// <paramref name="ct"/> is cancelled (after saving a checkpoint of the last completed step).</summary>
+    public TrainSummary Train(CancellationToken ct = default)
+    {
+        var device = Model.Model.Device;
+        _sink.OnStart(new TrainStart(Model.Directory, TorchRuntime.Description, Adapter.TrainableParameterCount, Model.Config.ParameterCount,
+            _batcher.BatchesPerEpoch * Options.BatchSize, _validation.Count, _maxSteps, _step, Options.OutputDir));
+        var clock = Stopwatch.StartNew();
+        long tokensAtStart = _tokens;
+        int stepsAtStart = _step;
+        string reason = "max_steps";
+        double? lastLoss = null;
+        using var batches = _batcher.Read(_position, int.MaxValue).GetEnumerator();
+
+        while (_step < _maxSteps)
+        {
+            if (ct.IsCancellationRequested) { reason = "cancelled"; break; }
+            using var scope = NewDisposeScope();
+            manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
+            double lr = _schedule.At(_step);
+
+            var micro = new List<Batch>();
+            for (int i = 0; i < Options.GradientAccumulation; i++)
+            {
+                if (Options.MaxSteps == 0 && _position.Epoch >= Options.Epochs) break;   // epochs mode: the last step may be short
+                if (!batches.MoveNext()) break;
+                micro.Add(batches.Current.Batch);
+                _position = batches.Current.Next;
+            }
+            if (micro.Count == 0) { reason = "epochs"; break; }
+
+            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.Model, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            _tokens += micro.Sum(b => b.TokenCount);
+            _step++;
+
+            if (_step % Options.LogEvery == 0 || _step == _maxSteps)
+            {
+                double loss = lossSum.item<float>() / Math.Max(1, scored);   // the step's one host sync
+                lastLoss = loss;
+                double seconds = clock.Elapsed.TotalSeconds;
+                double tokensPerSecond = (_tokens - tokensAtStart) / Math.Max(1e-9, seconds);
+                double eta = seconds / Math.Max(1, _step - stepsAtStart) * (_maxSteps - _step);
+                _sink.OnStep(new StepMetrics(_step, _maxSteps, _position.Epoch, loss, lr, gradNorm.item<float>(), _tokens, tokensPerSecond,
+                    _previousSeconds + seconds, eta));
+            }
+            if (_validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps)
+            {
+                if (EvaluateAndCheckStop()) { reason = "early_stopping"; break; }
+            }
+            if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
+                SaveCheckpoint(clock.Elapsed.TotalSeconds);
+        }
+        if (_validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
+        double elapsed = clock.Elapsed.TotalSeconds;
+        SaveCheckpoint(elapsed);
+        Adapter.Save(AdapterDir, Model.Directory);
+        var summary = new TrainSummary(_step, _maxSteps == _step && reason == "max_steps" && Options.MaxSteps == 0 ? "epochs" : reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
+            (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed));
+        _sink.OnEnd(summary);
+        return summary;
+    }
+
+    /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>
+    bool EvaluateAndCheckStop()
+    {
+        var device = Model.Model.Device;
+        using var scope = NewDisposeScope();
+        var sum = zeros([], float32, device);
+        long count = 0, tokens = 0;
+        for (int i = 0; i < _validation.Count; i += Options.BatchSize)
+        {
+            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), Model.Tokenizer.PadTokenId ?? 0);
+            var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
+            var (s, n) = CausalLoss.Evaluate(Model.Model, ids, labels, positions, mask, Options.LossChunk);
+            sum.add_(s);
+            count += n;
+            tokens += batch.TokenCount;
+        }
+        double loss = sum.item<float>() / Math.Max(1, count);
+        _sink.OnEval(new EvalMetrics(_step, loss, Math.Exp(loss), tokens));
+        if (_bestEvalLoss is null || loss < _bestEvalLoss) { _bestEvalLoss = loss; _evalsWithoutImprovement = 0; return false; }
+        _evalsWithoutImprovement++;
+        return Options.EarlyStoppingPatience > 0 && _evalsWithoutImprovement >= Options.EarlyStoppingPatience;
+    }
+
+    /// <summary>Writes checkpoints/step-N (adapter in PEFT format, optimizer moments, trainer state) into a temp
+    /// folder and renames it into place: a kill or a full disk mid-save leaves the previous checkpoint intact.</summary>
+    public void SaveCheckpoint(double sessionSeconds)
+    {
+        string final = Path.Combine(CheckpointsDir, $"step-{_step:D6}");
+        if (Directory.Exists(final)) return;
+        string tmp = $"{final}.tmp-{Guid.NewGuid():N}";
+        try
+        {
+            Adapter.Save(tmp, Model.Directory);
+            SafetensorsFile.Write(Path.Combine(tmp, "optimizer.safetensors"), _optimizer.State().ToList());
+            var state = new JsonObject
+            {
+                ["step"] = _step,
+                ["optimizer_steps"] = _optimizer.StepCount,
+                ["epoch"] = _position.Epoch,
+                ["batch"] = _position.Batch,
+                ["tokens"] = _tokens,
+                ["best_eval_loss"] = _bestEvalLoss,
+                ["evals_without_improvement"] = _evalsWithoutImprovement,
+                ["elapsed_seconds"] = _previousSeconds + sessionSeconds,
+                ["max_steps"] = _maxSteps,
+                ["options"] = JsonSerializer.SerializeToNode(Options with { Resume = true }),
+            };
+            AtomicFile.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            Directory.Move(tmp, final);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            throw;
+        }
+        _sink.OnCheckpoint(_step, final);
+        foreach (var old in Checkpoints(CheckpointsDir).SkipLast(Options.KeepCheckpoints))
+            Directory.Delete(old, recursive: true);
+    }
+
+    /// <summary>Completed checkpoint folders, oldest first (unfinished temp folders are not checkpoints).</summary>
+    public static List<string> Checkpoints(string dir) => !Directory.Exists(dir) ? []
+        : Directory.GetDirectories(dir, "step-*").Where(d => !Path.GetFileName(d).Contains(".tmp-")
+            && File.Exists(Path.Combine(d, "trainer_state.json"))).Order(StringComparer.Ordinal).ToList();
+
+    void ResumeFromNewest()
+    {
+        foreach (var stale in Directory.Exists(CheckpointsDir) ? Directory.GetDirectories(CheckpointsDir, "*.tmp-*") : [])
+            Directory.Delete(stale, recursive: true);
+        var newest = Checkpoints(CheckpointsDir).LastOrDefault();
+        if (newest is null) return;
+        string statePath = Path.Combine(newest, "trainer_state.json");
+        JsonObject state;
+        try { state = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new JsonException("not an object"); }
+        catch (JsonException e) { throw new SharpTuneException($"{statePath}: unreadable trainer state ({e.Message}); delete the checkpoint to start over"); }
+        if (state["max_steps"]?.GetValue<int>() != _maxSteps)
+            throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
+
+        using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
+        using (no_grad())
+            foreach (var pair in Adapter.Pairs)
+            {
+                using var a = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_A"));
+                using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
+                pair.A.copy_(a);
+                pair.B.copy_(b);
+            }
+        using (var moments = SafetensorsFile.Open(Path.Combine(newest, "optimizer.safetensors")))
+            _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>());
+        _step = state["step"]!.GetValue<int>();
+        _position = new DataPosition(state["epoch"]!.GetValue<int>(), state["batch"]!.GetValue<int>());
+        _tokens = state["tokens"]!.GetValue<long>();
+        _bestEvalLoss = state["best_eval_loss"]?.GetValue<double>();
+        _evalsWithoutImprovement = state["evals_without_improvement"]!.GetValue<int>();
+        _previousSeconds = state["elapsed_seconds"]!.GetValue<double>();
+        _sink.OnMessage($"resuming from {newest} (step {_step} of {_maxSteps})");
+    }
+
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        Adapter.Dispose();
+        Model.Dispose();
+    }
+}

@@ -1,0 +1,77 @@
+using SharpTune.Data;
+using SharpTune.Models;
+using SharpTune.Peft;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Training;
+
+/// <summary>One optimizer step of LoRA training: forward and backward of each micro-batch (the loss normalized by
+/// the tokens scored across all of them), global gradient clipping, AdamW, zeroed gradients. Shared by the trainer
+/// and the benchmarks; no host sync inside.</summary>
+public static class TrainStep
+{
+    /// <returns>the summed loss and the gradient norm before clipping (device scalars), and the tokens scored</returns>
+    public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, LoraAdapter adapter, AdamW optimizer,
+        IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk)
+    {
+        int scored = micro.Sum(ScoredTokens);
+        var lossSum = zeros([], float32, model.Device);
+        foreach (var b in micro)
+        {
+            using var scope = NewDisposeScope();
+            var (ids, labels, positions, mask) = ToDevice(b, model.Device);
+            lossSum.add_(CausalLoss.ForwardBackward(model, ids, labels, Math.Max(1, scored), positions, mask, lossChunk));
+            if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+        }
+        var gradNorm = ClipGradients(adapter, maxGradNorm);
+        optimizer.Step(lr);
+        optimizer.ZeroGrad();
+        return (lossSum, gradNorm, scored);
+    }
+
+    /// <summary>Tokens whose next token is scored: labels after the first position of each row.</summary>
+    public static int ScoredTokens(Batch b)
+    {
+        int count = 0;
+        for (int r = 0; r < b.Size; r++)
+            for (int t = 1; t < b.Length; t++)
+                if (b.Labels[r * b.Length + t] != CausalLoss.IgnoreIndex) count++;
+        return count;
+    }
+
+    /// <summary>Batch arrays as device tensors; a block-diagonal causal mask when rows hold several examples.</summary>
+    public static (Tensor Ids, Tensor Labels, Tensor Positions, Tensor? Mask) ToDevice(Batch b, Device device)
+    {
+        long[] shape = [b.Size, b.Length];
+        var ids = tensor(b.InputIds, shape, device: device);
+        var labels = tensor(b.Labels, shape, device: device);
+        var positions = tensor(b.PositionIds, shape, device: device);
+        Tensor? mask = null;
+        if (b.MaxExampleLength < b.Length || b.CuSeqLens.Length - 1 > b.Size)
+        {
+            // Packed rows: a token sees earlier tokens of its own example only; padding sees itself (no empty softmax row).
+            var seg = tensor(b.SegmentIds, shape, device: device);
+            var same = seg.unsqueeze(2) == seg.unsqueeze(1);                                     // [B, T, T]
+            var causal = ones([b.Length, b.Length], ScalarType.Bool, device).tril();
+            var self = eye(b.Length, dtype: ScalarType.Bool, device: device);
+            mask = (same & causal | self).unsqueeze(1);                                          // [B, 1, T, T]
+        }
+        return (ids, labels, positions, mask);
+    }
+
+    /// <summary>Scales gradients so that their global L2 norm is at most max_grad_norm; returns the norm before
+    /// clipping as a device scalar (no host sync).</summary>
+    static Tensor ClipGradients(LoraAdapter adapter, double maxGradNorm)
+    {
+        var grads = adapter.Parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
+        var norm = stack(grads.Select(g => g.norm()).ToList()).norm();
+        if (maxGradNorm > 0)
+        {
+            var coef = (maxGradNorm / (norm + 1e-6)).clamp_max(1.0);
+            foreach (var g in grads) g.mul_(coef);
+        }
+        return norm;
+    }
+
+}

@@ -1,0 +1,96 @@
+using SharpTune.Models;
+using SharpTune.Training;
+
+namespace SharpTune.Tests.Training;
+
+public class SftTrainerTests
+{
+    sealed class Recorder : ITrainingSink
+    {
+        public readonly List<StepMetrics> Steps = [];
+        public readonly List<EvalMetrics> Evals = [];
+        public readonly List<int> Checkpoints = [];
+        public Action<int>? AfterCheckpoint;
+        public void OnStep(StepMetrics step) => Steps.Add(step);
+        public void OnEval(EvalMetrics eval) => Evals.Add(eval);
+        public void OnCheckpoint(int step, string dir) { Checkpoints.Add(step); AfterCheckpoint?.Invoke(step); }
+    }
+
+    static readonly Lazy<string> Tiny = new(() =>
+    {
+        _ = TestPaths.Cpu;
+        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
+        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
+        return dir;
+    });
+
+    static TrainOptions Options(string output) => new()
+    {
+        Datasets = [new DatasetSpec { Source = "sample", Rows = 48 }],
+        OutputDir = output,
+        Device = "cpu",
+        MaxLength = 256,
+        LoraRank = 8,
+        LoraAlpha = 16,
+        LearningRate = 3e-3,
+        WarmupSteps = 2,
+        MaxSteps = 6,
+        BatchSize = 2,
+        GradientAccumulation = 2,
+        SaveEvery = 3,
+        ValidationFraction = 0.1,
+        EvalEvery = 3,
+        Seed = 11,
+    };
+
+    static List<StepMetrics> Run(TrainOptions options, Recorder recorder, CancellationToken ct = default)
+    {
+        using var trainer = SftTrainer.Setup(options, Tiny.Value, recorder);
+        trainer.Train(ct);
+        return recorder.Steps;
+    }
+
+    [Fact]
+    public void ResumedRunReproducesTheUninterruptedLosses()
+    {
+        var straight = Run(Options(TestPaths.TempDir()), new Recorder());
+        Assert.Equal(6, straight.Count);
+        Assert.True(straight[^1].Loss < straight[0].Loss, $"loss should fall: {straight[0].Loss} -> {straight[^1].Loss}");
+
+        string output = TestPaths.TempDir();
+        using var stop = new CancellationTokenSource();
+        var first = new Recorder { AfterCheckpoint = step => { if (step == 3) stop.Cancel(); } };
+        Run(Options(output), first, stop.Token);
+        Assert.Equal(3, first.Steps.Count);
+
+        var resumed = Run(Options(output), new Recorder());
+        Assert.Equal([4, 5, 6], resumed.Select(s => s.Step));
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(straight[3 + i].Loss, resumed[i].Loss);
+    }
+
+    [Fact]
+    public void InterruptedSaveLeavesThePreviousCheckpoint()
+    {
+        string output = TestPaths.TempDir();
+        var recorder = new Recorder();
+        Run(Options(output) with { MaxSteps = 3 }, recorder);
+        string checkpoints = Path.Combine(output, "checkpoints");
+        var done = SftTrainer.Checkpoints(checkpoints);
+        Assert.Single(done);
+        // A save killed midway leaves a temp folder behind: it is not a checkpoint and is cleaned on the next start.
+        Directory.CreateDirectory(Path.Combine(checkpoints, "step-000099.tmp-dead"));
+        File.WriteAllText(Path.Combine(checkpoints, "step-000099.tmp-dead", "adapter_model.safetensors"), "partial");
+        Assert.Equal(done, SftTrainer.Checkpoints(checkpoints));
+    }
+
+    [Fact]
+    public void UnknownRecipeKeyIsAnErrorWithASuggestion()
+    {
+        string path = Path.Combine(TestPaths.TempDir(), "r.yaml");
+        File.WriteAllText(path, "learning_rate: 1e-4\nlearnig_rate: 2e-4\n");
+        var e = Assert.Throws<SharpTuneException>(() => TrainOptions.FromYaml(path));
+        Assert.Contains("r.yaml:2", e.Message);
+        Assert.Contains("did you mean 'learning_rate'", e.Message);
+    }
+}
