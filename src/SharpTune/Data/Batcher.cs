@@ -16,39 +16,7 @@ public sealed record Batch(
     int[] CuSeqLens,
     int MaxExampleLength,
     int TokenCount,
-    int LabelCount)
-{
-    /// <summary>True when some row holds more than one example, so attention must be kept within examples.</summary>
-    public bool IsPacked => CuSeqLens.Length - 1 > Size;
-
-    /// <summary>
-    /// Which keys each query may attend to, [Size, 1, Length, Length] row-major (true = allowed): earlier or same
-    /// positions of the same example. A padding position sees only itself, so that no attention row is empty
-    /// (an empty row makes softmax NaN). Not needed for unpacked batches: with padding at the end, plain causal
-    /// attention never lets a real token see padding.
-    /// </summary>
-    public bool[] AttentionMask()
-    {
-        var mask = new bool[(long)Size * Length * Length];
-        for (int b = 0; b < Size; b++)
-        {
-            long rowOffset = (long)b * Length;
-            for (int i = 0; i < Length; i++)
-            {
-                long segment = SegmentIds[rowOffset + i];
-                long query = (rowOffset + i) * Length;
-                if (segment == 0)
-                {
-                    mask[query + i] = true;
-                    continue;
-                }
-                for (int j = i; j >= 0 && SegmentIds[rowOffset + j] == segment; j--)
-                    mask[query + j] = true;
-            }
-        }
-        return mask;
-    }
-}
+    int LabelCount);
 
 public sealed record BatchOptions(int BatchSize, int PadId)
 {

@@ -117,18 +117,6 @@ public class PackerBatcherTests
         Assert.Equal((7, 4, 3), (batch.TokenCount, batch.LabelCount, batch.MaxExampleLength));
     }
 
-    [Fact]
-    public void AttentionMask_IsCausalWithinExamples_AndPaddingSeesItself()
-    {
-        var batch = Batcher.Collate([Packer.Concatenate([Example(2, 10), Example(2, 20)]), Packer.Concatenate([Example(3, 30)])], padId: 0);
-        Assert.True(batch.IsPacked);
-        bool[] mask = batch.AttentionMask();
-        string Row(int b, int i) => string.Concat(Enumerable.Range(0, 4).Select(j => mask[(b * 4 + i) * 4 + j] ? '1' : '.'));
-        Assert.Equal(["1...", "11..", "..1.", "..11"], Enumerable.Range(0, 4).Select(i => Row(0, i)));
-        Assert.Equal(["1...", "11..", "111.", "...1"], Enumerable.Range(0, 4).Select(i => Row(1, i)));
-        Assert.False(Batcher.Collate([Packer.Concatenate([Example(3, 30)])], 0).IsPacked);
-    }
-
     private static List<PackedSequence> Sequences(int count) => Packer.Single(Enumerable.Range(0, count).Select(i => Example(2, i * 10)).ToList());
 
     private static string Key(Batch b) => string.Join(",", b.InputIds);
