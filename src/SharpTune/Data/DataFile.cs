@@ -44,7 +44,11 @@ internal sealed record DataFile(string Name, DataFileKind Kind, Func<Stream> Ope
         var kind = KindOf(info.Name)
             ?? throw new SharpTuneException($"{path}: not a supported data file (expected {SupportedExtensions})");
         bool gz = info.Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
-        string identity = $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        // A Hugging Face cache snapshot links its files to blobs: identify the file by what the link points to.
+        var target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        if (!target.Exists)
+            throw new SharpTuneException($"{path}: the file links to {target.FullName}, which is missing (an incomplete download?)");
+        string identity = $"{target.FullName}|{target.Length}|{target.LastWriteTimeUtc.Ticks}";
         return new DataFile(displayName, kind, () => OpenFile(info.FullName, gz), identity);
     }
 
