@@ -44,7 +44,11 @@ internal sealed record DataFile(string Name, DataFileKind Kind, Func<Stream> Ope
         var kind = KindOf(info.Name)
             ?? throw new SharpTuneException($"{path}: not a supported data file (expected {SupportedExtensions})");
         bool gz = info.Name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
-        string identity = $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        // A Hugging Face cache snapshot links its files to blobs: identify the file by what the link points to.
+        var target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        if (!target.Exists)
+            throw new SharpTuneException($"{path}: the file links to {target.FullName}, which is missing (an incomplete download?)");
+        string identity = $"{target.FullName}|{target.Length}|{target.LastWriteTimeUtc.Ticks}";
         return new DataFile(displayName, kind, () => OpenFile(info.FullName, gz), identity);
     }
 
@@ -86,6 +90,24 @@ internal sealed class ByteReader(Stream stream)
         return b;
     }
 
+    /// <summary>The bytes read from the stream but not yet consumed (refilled when empty; empty at the end).</summary>
+    public ReadOnlySpan<byte> Buffered
+    {
+        get
+        {
+            if (_position == _length)
+                Fill();
+            return _buffer.AsSpan(_position, _length - _position);
+        }
+    }
+
+    /// <summary>Consumes <paramref name="count"/> bytes of <see cref="Buffered"/>.</summary>
+    public void Skip(int count)
+    {
+        Line += _buffer.AsSpan(_position, count).Count((byte)'\n');
+        _position += count;
+    }
+
     /// <summary>Skips a UTF-8 byte order mark at the start of the file.</summary>
     public void SkipByteOrderMark()
     {
@@ -113,7 +135,6 @@ internal sealed class RowBuffer(int limit)
     public int Count { get; private set; }
     public long TotalBytes { get; private set; }
     public bool Overflowed => TotalBytes > limit;
-    public int Limit => limit;
 
     public void Add(byte b)
     {
@@ -125,6 +146,20 @@ internal sealed class RowBuffer(int limit)
         _bytes[Count++] = b;
     }
 
+    public void AddRange(ReadOnlySpan<byte> bytes)
+    {
+        long total = TotalBytes + bytes.Length;
+        int room = (int)Math.Clamp(limit - TotalBytes, 0, bytes.Length);
+        if (room > 0)
+        {
+            if (Count + room > _bytes.Length)
+                Array.Resize(ref _bytes, (int)Math.Min(Math.Max((long)_bytes.Length * 2, Count + room), Array.MaxLength));
+            bytes[..room].CopyTo(_bytes.AsSpan(Count));
+            Count += room;
+        }
+        TotalBytes = total;
+    }
+
     public void Clear()
     {
         Count = 0;
@@ -132,8 +167,6 @@ internal sealed class RowBuffer(int limit)
     }
 
     public byte[] ToArray() => _bytes.AsSpan(0, Count).ToArray();
-
-    public ReadOnlySpan<byte> Span => _bytes.AsSpan(0, Count);
 
     public string OversizeMessage(string location) =>
         $"{location}: the row is {FormatBytes(TotalBytes)}, over the limit of {FormatBytes(limit)} " +

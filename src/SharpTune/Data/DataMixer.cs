@@ -13,6 +13,25 @@ public static class DataMixer
     /// </summary>
     public static List<T> Mix<T>(IReadOnlyList<MixPart<T>> parts, ulong seed, int? total = null)
     {
+        int[] counts = PartCounts(parts, total);
+        var mixed = new List<T>(counts.Sum());
+        for (int i = 0; i < parts.Count; i++)
+        {
+            var items = parts[i].Items;
+            for (int pass = 0, taken = 0; taken < counts[i]; pass++)
+            {
+                int[] order = SeededRandom.For(seed, $"mix-part-{i}", pass).Permutation(items.Count);
+                for (int k = 0; k < order.Length && taken < counts[i]; k++, taken++)
+                    mixed.Add(items[order[k]]);
+            }
+        }
+        SeededRandom.For(seed, "mix").Shuffle(mixed);
+        return mixed;
+    }
+
+    /// <summary>How many items of each part <see cref="Mix"/> takes.</summary>
+    public static int[] PartCounts<T>(IReadOnlyList<MixPart<T>> parts, int? total = null)
+    {
         if (parts.Count == 0)
             throw new SharpTuneException("nothing to mix: no datasets");
         foreach (var part in parts)
@@ -27,21 +46,7 @@ public static class DataMixer
         int size = total ?? (int)Math.Floor(parts.Select((p, i) => p.Items.Count / shares[i]).Min() + 1e-9);
         if (size < 0)
             throw new SharpTuneException($"the mixture size must not be negative (is {size})");
-
-        int[] counts = Apportion(shares, size);
-        var mixed = new List<T>(size);
-        for (int i = 0; i < parts.Count; i++)
-        {
-            var items = parts[i].Items;
-            for (int pass = 0, taken = 0; taken < counts[i]; pass++)
-            {
-                int[] order = SeededRandom.For(seed, $"mix-part-{i}", pass).Permutation(items.Count);
-                for (int k = 0; k < order.Length && taken < counts[i]; k++, taken++)
-                    mixed.Add(items[order[k]]);
-            }
-        }
-        SeededRandom.For(seed, "mix").Shuffle(mixed);
-        return mixed;
+        return Apportion(shares, size);
     }
 
     /// <summary>Integer counts that add up to <paramref name="total"/>, proportional to the shares (largest remainder method).</summary>

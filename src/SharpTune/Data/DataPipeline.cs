@@ -25,7 +25,8 @@ public sealed record DataOptions(IReadOnlyList<DatasetSource> Sources, PromptFor
     public int? Parallelism { get; init; }
 }
 
-/// <summary>What one source gave.</summary>
+/// <summary>What one source gave: its tokenization counts, the examples it contributes to the training
+/// mixture (fewer or more than it has when mixed by weight) and those held out for validation.</summary>
 public sealed record SourceReport(DatasetSource Source, TokenizationReport Tokens, int Train, int Validation, bool FromCache, IReadOnlyList<string> BadRowSamples);
 
 /// <summary>Tokenized training and validation examples, ready for <see cref="Packer"/> and <see cref="Batcher"/>.</summary>
@@ -47,15 +48,21 @@ public static class DataPipeline
         var trainParts = new List<MixPart<TokenizedExample>>();
         var validation = new List<TokenizedExample>();
         var reports = new List<SourceReport>();
+        var heldOut = new List<int>();
+        foreach (var (loaded, i) in tokenized.Select((t, i) => (t, i)))
+        {
+            var split = heldCounts[i] > 0
+                ? new ValidationSplit(Count: heldCounts[i]).Apply(loaded.Examples, options.Seed + (ulong)i)
+                : (loaded.Examples, new List<TokenizedExample>());
+            trainParts.Add(new MixPart<TokenizedExample>(split.Item1, loaded.Source.Weight));
+            validation.AddRange(split.Item2);
+            heldOut.Add(split.Item2.Count);
+        }
+        int[] trainCounts = trainParts.Count == 1 ? [trainParts[0].Items.Count] : DataMixer.PartCounts(trainParts, options.MixTotal);
         for (int i = 0; i < tokenized.Count; i++)
         {
-            var (source, examples, report, fromCache, samples) = tokenized[i];
-            var split = validationLoaded is null && heldCounts[i] > 0
-                ? new ValidationSplit(Count: heldCounts[i]).Apply(examples, options.Seed + (ulong)i)
-                : (examples, new List<TokenizedExample>());
-            trainParts.Add(new MixPart<TokenizedExample>(split.Item1, source.Weight));
-            validation.AddRange(split.Item2);
-            reports.Add(new SourceReport(source, report, split.Item1.Count, split.Item2.Count, fromCache, samples));
+            var loaded = tokenized[i];
+            reports.Add(new SourceReport(loaded.Source, loaded.Report, trainCounts[i], heldOut[i], loaded.FromCache, loaded.BadRowSamples));
         }
         foreach (var loaded in validationLoaded ?? [])
         {

@@ -28,7 +28,7 @@ public static class Packer
             .OrderByDescending(i => examples[i].Length).ThenBy(i => i).ToList();
         var bins = new List<List<TokenizedExample>>();
         var remaining = new List<int>();
-        var open = new SortedSet<(int Room, int Bin)>(); // sequences with room left, least room first
+        var open = new RoomIndex(maxLength); // sequences with room left, by room
         foreach (int i in order)
         {
             var example = examples[i];
@@ -36,15 +36,8 @@ public static class Packer
                 throw new ArgumentException($"example {i} has {example.Length} tokens, more than the packing length {maxLength}; truncate first");
             if (example.Length == 0)
                 continue;
-            // The open sequence with the least room that still fits (an empty view's Min is (0, 0)).
-            var best = open.GetViewBetween((example.Length, int.MinValue), (int.MaxValue, int.MaxValue)).Min;
-            int bin;
-            if (best.Room >= example.Length)
-            {
-                bin = best.Bin;
-                open.Remove(best);
-            }
-            else
+            int bin = open.TakeBestFit(example.Length);
+            if (bin < 0)
             {
                 bin = bins.Count;
                 bins.Add([]);
@@ -53,9 +46,64 @@ public static class Packer
             bins[bin].Add(example);
             remaining[bin] -= example.Length;
             if (remaining[bin] > 0)
-                open.Add((remaining[bin], bin));
+                open.Add(remaining[bin], bin);
         }
         return bins.Select(Concatenate).ToList();
+    }
+
+    /// <summary>Open sequences bucketed by their room, with a segment tree over room sizes to find the smallest
+    /// room that fits in O(log maxLength). Within a bucket the earliest sequence is taken.</summary>
+    private sealed class RoomIndex
+    {
+        private readonly int _leaves;
+        private readonly int[] _counts;
+        private readonly Dictionary<int, SortedSet<int>> _bins = [];
+
+        public RoomIndex(int maxLength)
+        {
+            _leaves = 1;
+            while (_leaves <= maxLength)
+                _leaves <<= 1;
+            _counts = new int[2 * _leaves];
+        }
+
+        public void Add(int room, int bin)
+        {
+            if (!_bins.TryGetValue(room, out var set))
+                _bins[room] = set = [];
+            set.Add(bin);
+            Update(room, +1);
+        }
+
+        /// <summary>Removes and returns the sequence with the least room of at least <paramref name="length"/>; -1 if none.</summary>
+        public int TakeBestFit(int length)
+        {
+            int room = FirstAtLeast(1, 0, _leaves - 1, length);
+            if (room < 0)
+                return -1;
+            var set = _bins[room];
+            int bin = set.Min;
+            set.Remove(bin);
+            Update(room, -1);
+            return bin;
+        }
+
+        private void Update(int room, int delta)
+        {
+            for (int node = room + _leaves; node > 0; node >>= 1)
+                _counts[node] += delta;
+        }
+
+        private int FirstAtLeast(int node, int low, int high, int length)
+        {
+            if (high < length || _counts[node] == 0)
+                return -1;
+            if (low == high)
+                return low;
+            int mid = (low + high) / 2;
+            int left = FirstAtLeast(2 * node, low, mid, length);
+            return left >= 0 ? left : FirstAtLeast(2 * node + 1, mid + 1, high, length);
+        }
     }
 
     /// <summary>The given examples, in order, as one sequence (positions restarting, boundary labels cleared).</summary>

@@ -66,15 +66,8 @@ public static class SampleDataGenerator
     {
         var (train, test) = MedicalCalculations(seed);
         Directory.CreateDirectory(folder);
-        WriteAtomically(Path.Combine(folder, "train.json"), ToJson(train));
-        WriteAtomically(Path.Combine(folder, "test.json"), ToJson(test));
-    }
-
-    private static void WriteAtomically(string path, string text)
-    {
-        string temp = path + ".tmp";
-        File.WriteAllText(temp, text);
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(folder, "train.json"), ToJson(train));
+        AtomicFile.WriteAllText(Path.Combine(folder, "test.json"), ToJson(test));
     }
 
     private static readonly (string Name, int MgPerKg)[] WeightDrugs =
@@ -103,7 +96,7 @@ public static class SampleDataGenerator
         int doses = Pick(r, [2, 3, 4]);
         int weight = 6 + r.NextInt(35);
         int daily = weight * perKgDay;
-        string each = Num(Math.Round(daily / (double)doses, 1));
+        string each = Num(Round(daily / (double)doses, 1));
         string question = Pick(r,
             $"A child weighing {weight} kg needs {drug} {perKgDay} mg/kg/day divided into {doses} doses. How much is each dose?",
             $"{Capitalize(drug)} is prescribed at {perKgDay} mg/kg/day in {doses} divided doses for a {weight} kg child. What is the single dose?");
@@ -119,8 +112,8 @@ public static class SampleDataGenerator
         int weight = 42 + r.NextInt(79);
         int heightCm = 148 + r.NextInt(48);
         double metres = heightCm / 100.0;
-        double squared = Math.Round(metres * metres, 2);
-        double bmi = Math.Round(weight / squared, 1);
+        double squared = Round(metres * metres, 2);
+        double bmi = Round(weight / squared, 1);
         string category = bmi < 18.5 ? "underweight" : bmi < 25 ? "normal weight" : bmi < 30 ? "overweight" : "obese";
         string question = Pick(r,
             $"What is the BMI of a patient who weighs {weight} kg and is {heightCm} cm tall?",
@@ -144,7 +137,7 @@ public static class SampleDataGenerator
         int minutes = Pick(r, [30, 60, 90, 120, 240]);
         double volume = dose / (double)concentration;
         double hours = minutes / 60.0;
-        double rate = Math.Round(volume / hours, 1);
+        double rate = Round(volume / hours, 1);
         string question = Pick(r,
             $"{Capitalize(drug)} {dose} mg is diluted to {concentration} mg/mL and must run over {minutes} minutes. What is the pump rate in mL/h?",
             $"Infuse {dose} mg of {drug} at a concentration of {concentration} mg/mL over {minutes} minutes. At how many mL/h should the pump be set?");
@@ -163,7 +156,7 @@ public static class SampleDataGenerator
         int weight = 50 + r.NextInt(51);
         int perMinute = weight * perKgMin;
         int perHour = perMinute * 60;
-        double rate = Math.Round(perHour / (double)concentration, 1);
+        double rate = Round(perHour / (double)concentration, 1);
         string question = Pick(r,
             $"Start {drug} at {perKgMin} mcg/kg/min for a {weight} kg patient. The bag holds {concentration} mcg/mL. What is the rate in mL/h?",
             $"A {weight} kg patient needs {drug} {perKgMin} mcg/kg/min from a {concentration} mcg/mL solution. Calculate the infusion rate in mL/h.");
@@ -178,7 +171,7 @@ public static class SampleDataGenerator
     private static MedicalRow PoundsToKilograms(SeededRandom r)
     {
         int pounds = 15 + r.NextInt(286);
-        double kg = Math.Round(pounds / 2.2, 1);
+        double kg = Round(pounds / 2.2, 1);
         string question = Pick(r,
             $"A patient weighs {pounds} lb. What is the weight in kilograms?",
             $"Convert {pounds} lb to kg.",
@@ -191,8 +184,8 @@ public static class SampleDataGenerator
     private static MedicalRow FahrenheitToCelsius(SeededRandom r)
     {
         double fahrenheit = (950 + r.NextInt(116)) / 10.0; // 95.0 to 106.5 °F
-        double difference = Math.Round(fahrenheit - 32, 1);
-        double celsius = Math.Round(difference * 5 / 9, 1);
+        double difference = Round(fahrenheit - 32, 1);
+        double celsius = Round(difference * 5 / 9, 1);
         string meaning = celsius >= 38 ? "which is a fever" : celsius < 35 ? "which is hypothermia" : "which is not a fever";
         string question = Pick(r,
             $"A temperature of {Num(fahrenheit)} °F is recorded. What is it in °C?",
@@ -245,7 +238,7 @@ public static class SampleDataGenerator
         int dropFactor = Pick(r, [10, 15, 20, 60]);
         int minutes = hours * 60;
         int drops = volume * dropFactor;
-        double exact = Math.Round(drops / (double)minutes, 1);
+        double exact = Round(drops / (double)minutes, 1);
         int rounded = (int)Math.Round(drops / (double)minutes, MidpointRounding.AwayFromZero);
         string question = Pick(r,
             $"Infuse {volume} mL over {hours} h with a giving set of {dropFactor} drops/mL. How many drops per minute?",
@@ -280,7 +273,7 @@ public static class SampleDataGenerator
     {
         var (drug, stock) = Pick(r, [("amoxicillin", 250), ("paracetamol", 120), ("ibuprofen", 100), ("cefalexin", 125), ("amoxicillin", 125)]);
         int ordered = stock / 5 * (2 + r.NextInt(14));
-        double volume = Math.Round(ordered / (double)stock * 5, 1);
+        double volume = Round(ordered / (double)stock * 5, 1);
         string question = Pick(r,
             $"The order is {drug} {ordered} mg. The suspension contains {stock} mg per 5 mL. How many mL should be given?",
             $"{Capitalize(drug)} suspension is {stock} mg/5 mL. What volume gives a dose of {ordered} mg?");
@@ -288,6 +281,9 @@ public static class SampleDataGenerator
         string answer = $"Give {Num(volume)} mL of the {drug} suspension.";
         return new MedicalRow(question, reasoning, answer);
     }
+
+    /// <summary>Rounds half away from zero, as people do on paper (Math.Round's default rounds half to even).</summary>
+    private static double Round(double value, int decimals) => Math.Round(value, decimals, MidpointRounding.AwayFromZero);
 
     private static string Num(double value) => value.ToString("0.##", Inv);
 

@@ -66,10 +66,14 @@ public static class TokenCache
                 BadRows = reader.ReadInt32(),
             };
             int count = reader.ReadInt32();
-            var loaded = new List<TokenizedExample>(count);
+            if (count < 0)
+                return false;
+            var loaded = new List<TokenizedExample>();
             for (int i = 0; i < count; i++)
             {
                 int length = reader.ReadInt32();
+                if (length < 0 || length > reader.BaseStream.Length)
+                    return false;
                 var ids = new int[length];
                 reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(ids.AsSpan()));
                 var mask = reader.ReadBytes((length + 7) / 8);
@@ -96,41 +100,27 @@ public static class TokenCache
     {
         if (!BitConverter.IsLittleEndian)
             throw new PlatformNotSupportedException("the token cache format is little-endian");
-        string directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
+        AtomicFile.Write(path, stream =>
         {
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            using (var writer = new BinaryWriter(file))
+            using var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true);
+            writer.Write(Magic);
+            writer.Write(Version);
+            writer.Write(key);
+            writer.Write(report.Examples);
+            writer.Write(report.Truncated);
+            writer.Write(report.Dropped);
+            writer.Write(report.Tokens);
+            writer.Write(report.LabelTokens);
+            writer.Write(report.BadRows);
+            writer.Write(examples.Count);
+            foreach (var example in examples)
             {
-                writer.Write(Magic);
-                writer.Write(Version);
-                writer.Write(key);
-                writer.Write(report.Examples);
-                writer.Write(report.Truncated);
-                writer.Write(report.Dropped);
-                writer.Write(report.Tokens);
-                writer.Write(report.LabelTokens);
-                writer.Write(report.BadRows);
-                writer.Write(examples.Count);
-                foreach (var example in examples)
-                {
-                    writer.Write(example.Length);
-                    writer.Write(MemoryMarshal.AsBytes(example.InputIds.AsSpan()));
-                    writer.Write(LabelMask(example));
-                }
-                writer.Write(EndMarker);
-                writer.Flush();
-                file.Flush(flushToDisk: true);
+                writer.Write(example.Length);
+                writer.Write(MemoryMarshal.AsBytes(example.InputIds.AsSpan()));
+                writer.Write(LabelMask(example));
             }
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-                File.Delete(temp);
-        }
+            writer.Write(EndMarker);
+        });
     }
 
     private static byte[] LabelMask(TokenizedExample example)

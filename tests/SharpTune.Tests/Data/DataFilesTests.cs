@@ -141,6 +141,26 @@ public class DataFilesTests
     }
 
     [Fact]
+    public void HubCacheSnapshot_WithSymlinkedFiles_IsRead()
+    {
+        // huggingface_hub's cache: snapshots/<revision>/<file> are links to blobs/<hash>.
+        using var dir = new TempDir();
+        string blob = dir.File("blobs/0a1b2c", $"[{Row("linked")}]");
+        string card = dir.File("blobs/9f8e7d", "---\nconfigs:\n- config_name: en\n  data_files: medical_o1_sft.json\n---\n");
+        string snapshot = Path.Combine(dir.Path, "snapshots", "abc123");
+        Directory.CreateDirectory(snapshot);
+        File.CreateSymbolicLink(Path.Combine(snapshot, "medical_o1_sft.json"), "../../blobs/0a1b2c");
+        File.CreateSymbolicLink(Path.Combine(snapshot, "README.md"), card);
+
+        Assert.Equal(["linked"], Questions(new DatasetSource(snapshot) { Subset = "en" }));
+        Assert.Contains($"|{new FileInfo(blob).Length}|", DatasetReader.Fingerprint(new DatasetSource(snapshot) { Subset = "en" }));
+
+        File.Delete(blob);
+        var error = Assert.Throws<SharpTuneException>(() => Questions(new DatasetSource(snapshot) { Subset = "en" }));
+        Assert.EndsWith("0a1b2c, which is missing (an incomplete download?)", error.Message);
+    }
+
+    [Fact]
     public void MissingPath_IsAClearError()
     {
         var error = Assert.Throws<SharpTuneException>(() => Questions(new DatasetSource("/no/such/dataset")));

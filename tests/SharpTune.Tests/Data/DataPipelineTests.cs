@@ -73,7 +73,7 @@ public class DataPipelineTests
         string path = dir.File("d.jsonl", "{\"question\": \"q\", \"answer\": \"a\"}\n{\"question\": \"\", \"answer\": \"a\"}\n");
         int encodes = 0;
         var tokenizer = new TokenizerSpec(t => { Interlocked.Increment(ref encodes); return CharTokenizer.Encode(t); }, CharTokenizer.Eos, "tok-1");
-        var options = new DataOptions([new DatasetSource(path) { OnBadRow = BadRowPolicy.Skip }], PromptFormat.Alpaca, 128)
+        var options = new DataOptions([new DatasetSource(path) { OnBadRow = BadRowPolicy.Skip }], PromptFormat.Alpaca, 512)
         {
             CacheDirectory = Path.Combine(dir.Path, "cache"),
         };
@@ -86,7 +86,7 @@ public class DataPipelineTests
         Assert.Equal(first.Train.Select(e => e.InputIds), second.Train.Select(e => e.InputIds));
         Assert.Equal(1, second.Sources[0].Tokens.BadRows);
 
-        Assert.False(DataPipeline.Prepare(options with { MaxLength = 64 }, tokenizer).Sources[0].FromCache);
+        Assert.False(DataPipeline.Prepare(options with { MaxLength = 400 }, tokenizer).Sources[0].FromCache);
         Assert.False(DataPipeline.Prepare(options, tokenizer with { Identity = "tok-2" }).Sources[0].FromCache);
         Assert.False(DataPipeline.Prepare(options with { Prompt = PromptFormat.Alpaca with { Preamble = "x" } }, tokenizer).Sources[0].FromCache);
         File.AppendAllText(path, "{\"question\": \"q2\", \"answer\": \"a\"}\n");

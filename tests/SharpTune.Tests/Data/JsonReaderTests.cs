@@ -23,7 +23,7 @@ public class JsonReaderTests
         var rows = DatasetReader.Read(new DatasetSource(path)).ToList();
         Assert.Equal(2, rows.Count);
         Assert.Equal("d.json:2 (row 1)", rows[0].Location);
-        Assert.Equal("d.json:4 (row 2)", rows[1].Location);
+        Assert.Equal("d.json:3 (row 2)", rows[1].Location);
         var v = rows[0].Values;
         Assert.Equal("x", v["a"]);
         Assert.Equal(3L, v["n"]);
@@ -181,6 +181,35 @@ public class JsonReaderTests
         using (var zip = new GZipStream(file, CompressionLevel.Fastest))
             zip.Write(Encoding.UTF8.GetBytes(Lines(3)));
         Assert.Equal(3, DatasetReader.Read(new DatasetSource(gz)).Count());
+    }
+
+    [Fact]
+    public void ArrayScanner_AgreesWithAWholeDocumentParse_AcrossBufferBoundaries()
+    {
+        // Strings full of quotes, backslashes, brackets and commas, long enough to cross the 64 KiB read buffer.
+        var random = new SeededRandom(9);
+        string[] alphabet = ["a", "b", "\"", "\\", "[", "]", "{", "}", ",", ":", " ", "\n", "\t", "ü", "😀"];
+        var values = Enumerable.Range(0, 60).Select(i =>
+            string.Concat(Enumerable.Range(0, random.NextInt(i % 7 == 0 ? 40_000 : 300)).Select(_ => alphabet[random.NextInt(alphabet.Length)]))).ToList();
+        var rows = values.Select((v, i) => new Dictionary<string, object> { ["text"] = v, ["nested"] = new object[] { i, new Dictionary<string, string> { ["k"] = v[..Math.Min(5, v.Length)] } } });
+        using var dir = new TempDir();
+        // Relaxed escaping writes quotes as \" and non-ASCII as raw UTF-8, the hard cases for the scanner.
+        string path = dir.File("scan.json", System.Text.Json.JsonSerializer.Serialize(rows, new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+
+        var read = DatasetReader.Read(new DatasetSource(path)).ToList();
+        Assert.Equal(values, read.Select(r => (string)r.Values["text"]!));
+        Assert.Equal(59L, ((IReadOnlyList<object?>)read[59].Values["nested"]!)[0]);
+    }
+
+    [Fact]
+    public void StrayClosingBraceInAnArray_IsAMalformedRow()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("stray.json", "[{\"a\": 1}}, {\"a\": 2}]");
+        var log = new BadRowLog();
+        var rows = DatasetReader.Read(new DatasetSource(path) { OnBadRow = BadRowPolicy.Skip }, log).ToList();
+        Assert.Equal([2L], rows.Select(r => r.Values["a"]));
+        Assert.StartsWith("stray.json:1: malformed JSON", log.Samples.Single());
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public class SplitSpecTests
     public void Parse_AndResolve(string text, long count, long start, long end)
     {
         var split = SplitSpec.Parse(text);
-        Assert.Equal(text[..(text.IndexOf('[') is var i && i >= 0 ? i : text.Length)], split.Name);
+        Assert.Equal(text.Split('[')[0], split.Name);
         Assert.Equal((start, end), split.Resolve(count));
     }
 
