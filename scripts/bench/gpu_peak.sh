@@ -9,5 +9,5 @@ sampler=$!
 kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
 base=$(head -1 "$log")
 peak=$(sort -n "$log" | tail -1)
-echo "{\"bench\": \"gpu_peak\", \"command\": \"$(basename "$1") ${2:-}\", \"peak_used_GiB\": $(echo "scale=2; $peak/1024" | bc), \"idle_used_GiB\": $(echo "scale=2; $base/1024" | bc)}"
+awk -v p="$peak" -v b="$base" -v c="$(basename "$1") ${2:-}" 'BEGIN { printf "{\"bench\": \"gpu_peak\", \"command\": \"%s\", \"peak_used_GiB\": %.2f, \"idle_used_GiB\": %.2f}\n", c, p / 1024, b / 1024 }' >&2
 exit $rc
