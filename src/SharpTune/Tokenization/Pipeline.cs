@@ -143,15 +143,17 @@ internal static class NfcNormalizer
             return piece;
         }
         string text = span.ToString();
-        if (text.IsNormalized(NormalizationForm.FormC))
+        if (ComposeOrKeep(text) == text)
         {
             return piece;
         }
-        // Compose each base character with the marks that follow it separately, so that every output unit can be
-        // traced to the input cluster it came from.
+        // Compose each base character with the marks that follow it separately, and align the output the way
+        // Hugging Face's NormalizedString does (see AlignCluster).
         var output = new StringBuilder(text.Length);
         var starts = new List<int>(text.Length);
         var ends = new List<int>(text.Length);
+        var originalChars = new List<(int Start, int End)>();
+        var originalCodePoints = new List<int>();
         int clusterStart = 0;
         while (clusterStart < text.Length)
         {
@@ -160,14 +162,33 @@ internal static class NfcNormalizer
             {
                 clusterEnd += char.IsSurrogatePair(text, clusterEnd) ? 2 : 1;
             }
-            string composed = text[clusterStart..clusterEnd].Normalize(NormalizationForm.FormC);
-            int originalStart = piece.View.OriginalStart(piece.Start + clusterStart);
-            int originalEnd = piece.View.OriginalEnd(piece.Start + clusterEnd - 1);
-            output.Append(composed);
+            originalChars.Clear();
+            originalCodePoints.Clear();
+            for (int i = clusterStart; i < clusterEnd;)
+            {
+                int cp = UnicodeClass.CodePointAt(text, i, out int length);
+                originalChars.Add((piece.View.OriginalStart(piece.Start + i),
+                    piece.View.OriginalEnd(piece.Start + i + length - 1)));
+                originalCodePoints.Add(cp);
+                i += length;
+            }
+            string cluster = text[clusterStart..clusterEnd];
+            string composed = ComposeOrKeep(cluster);
+            var changes = ChangesOf(originalCodePoints, cluster, composed);
+            int position = 0;
+            int outputIndex = 0;
             for (int i = 0; i < composed.Length; i++)
             {
-                starts.Add(originalStart);
-                ends.Add(originalEnd);
+                int change = changes[outputIndex];
+                int source = change > 0 ? Math.Max(position - 1, 0) : Math.Min(position, originalChars.Count - 1);
+                starts.Add(originalChars[source].Start);
+                ends.Add(originalChars[source].End);
+                output.Append(composed[i]);
+                if (!char.IsHighSurrogate(composed[i]))
+                {
+                    position += change > 0 ? 0 : 1 - change;
+                    outputIndex++;
+                }
             }
             clusterStart = clusterEnd;
         }
@@ -175,10 +196,161 @@ internal static class NfcNormalizer
         return new Piece(view, 0, view.Text.Length);
     }
 
+    /// <summary>BMP code units that are NFC on their own and never compose with what precedes them (not marks, not
+    /// Hangul medial/final jamo); a text made only of these, and of astral letters, is NFC.</summary>
+    private static readonly bool[] StableBmp = BuildStableBmp();
+
+    private static bool[] BuildStableBmp()
+    {
+        var stable = new bool[0x10000];
+        for (int c = 0; c < 0x10000; c++)
+        {
+            stable[c] = c is < 0xD800 or > 0xDFFF && !(c is >= 0x1160 and <= 0x11FF)
+                && (UnicodeClass.Of(c) & UnicodeClass.Flags.Mark) == 0
+                && ComposeOrKeep(((char)c).ToString()) == ((char)c).ToString();
+        }
+        return stable;
+    }
+
     private static bool IsTriviallyNormalized(ReadOnlySpan<char> text)
     {
-        // Every code point below U+0300 is NFC and never composes with what precedes it.
-        return text.IndexOfAnyInRange('\u0300', '\uFFFF') < 0;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (StableBmp[c])
+            {
+                continue;
+            }
+            // Astral characters: only marks and the composition-excluded musical symbols and CJK compatibility
+            // ideographs change under NFC.
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                int cp = char.ConvertToUtf32(c, text[i + 1]);
+                if ((UnicodeClass.Of(cp) & UnicodeClass.Flags.Mark) == 0
+                    && cp is not ((>= 0x1D15E and <= 0x1D1C0) or (>= 0x2F800 and <= 0x2FA1F)))
+                {
+                    i++;
+                    continue;
+                }
+            }
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>NFC, or the text unchanged where .NET refuses it (lone surrogates, U+FFFE), which NFC would keep.</summary>
+    internal static string ComposeOrKeep(string text)
+    {
+        try
+        {
+            return text.Normalize(NormalizationForm.FormC);
+        }
+        catch (ArgumentException)
+        {
+            return text;
+        }
+    }
+
+    /// <summary>
+    /// For each output code point, its "change" as the unicode-normalization-alignments crate reports it: 0 for a
+    /// character standing for one input character, +1 for one inserted by a decomposition, -k for a composition that
+    /// absorbed k more. Hugging Face then aligns positionally: a character with change c takes the alignment of the
+    /// next input character and skips 1 - c of them; inserted characters share the previous one's alignment.
+    /// Derived here from .NET's NFD/NFC results: decompose each input character (first part 0, the rest +1), follow
+    /// canonical reordering by matching code points, and charge each composition with what it absorbed.
+    /// </summary>
+    private static int[] ChangesOf(List<int> originalCodePoints, string cluster, string composed)
+    {
+        var decomposedChanges = new List<(int CodePoint, int Change)>();
+        foreach (int cp in originalCodePoints)
+        {
+            var parts = CodePoints(DecomposeOrKeep(cp < 0x10000 ? ((char)cp).ToString() : char.ConvertFromUtf32(cp)));
+            for (int i = 0; i < parts.Count; i++)
+            {
+                decomposedChanges.Add((parts[i], i == 0 ? 0 : 1));
+            }
+        }
+        // Canonical order, each element carrying the change of the decomposition part it is.
+        var reordered = CodePoints(DecomposeOrKeep(cluster));
+        var taken = new bool[decomposedChanges.Count];
+        var reorderedChanges = new int[reordered.Count];
+        for (int r = 0; r < reordered.Count; r++)
+        {
+            int match = decomposedChanges.FindIndex(e => e.CodePoint == reordered[r]);
+            while (match >= 0 && taken[match])
+            {
+                match = decomposedChanges.FindIndex(match + 1, e => e.CodePoint == reordered[r]);
+            }
+            if (match >= 0)
+            {
+                taken[match] = true;
+                reorderedChanges[r] = decomposedChanges[match].Change;
+            }
+        }
+        var output = CodePoints(composed);
+        var used = new bool[reordered.Count];
+        var changes = new int[output.Count];
+        for (int k = 0; k < output.Count; k++)
+        {
+            int p = Array.IndexOf(used, false);
+            if (p < 0)
+            {
+                break;
+            }
+            used[p] = true;
+            changes[k] = reorderedChanges[p];
+            if (reordered[p] == output[k])
+            {
+                continue;
+            }
+            // A composition: it absorbed the later elements that do not reappear, in order, in the rest of the output.
+            var kept = new bool[reordered.Count];
+            int search = p + 1;
+            for (int rest = k + 1; rest < output.Count; rest++)
+            {
+                for (int r = search; r < reordered.Count; r++)
+                {
+                    if (!used[r] && !kept[r] && reordered[r] == output[rest])
+                    {
+                        kept[r] = true;
+                        search = r + 1;
+                        break;
+                    }
+                }
+            }
+            for (int r = p + 1; r < reordered.Count; r++)
+            {
+                if (!used[r] && !kept[r])
+                {
+                    used[r] = true;
+                    changes[k] += reorderedChanges[r] - 1;
+                }
+            }
+        }
+        return changes;
+    }
+
+    private static List<int> CodePoints(string text)
+    {
+        var result = new List<int>(text.Length);
+        for (int i = 0; i < text.Length;)
+        {
+            result.Add(UnicodeClass.CodePointAt(text, i, out int length));
+            i += length;
+        }
+        return result;
+    }
+
+    private static string DecomposeOrKeep(string text)
+    {
+        try
+        {
+            return text.Normalize(NormalizationForm.FormD);
+        }
+        catch (ArgumentException)
+        {
+            return text;
+        }
     }
 
     private static bool ContinuesCluster(string text, int index)

@@ -35,7 +35,7 @@ public sealed class Tokenizer
         var added = definition.AddedTokens;
         _rawTokens = new AddedTokenMatcher(added.Where(t => !t.Normalized).Select(t => (t.Content, t)));
         _normalizedTokens = new AddedTokenMatcher(added.Where(t => t.Normalized)
-            .Select(t => (_nfc ? t.Content.Normalize(System.Text.NormalizationForm.FormC) : t.Content, t)));
+            .Select(t => (_nfc ? NfcNormalizer.ComposeOrKeep(t.Content) : t.Content, t)));
         _addedTokenIds = [];
         foreach (var token in added)
         {
