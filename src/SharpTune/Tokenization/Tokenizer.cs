@@ -99,7 +99,7 @@ public sealed class Tokenizer
     {
         var ids = new List<int>(text.Length / 3 + 4);
         EncodeCore(text, ids, null);
-        return Finish(ids, null, addSpecialTokens).Ids;
+        return Finish(text, ids, null, addSpecialTokens).Ids;
     }
 
     public Encoding EncodeWithOffsets(string text, bool addSpecialTokens = true)
@@ -107,7 +107,7 @@ public sealed class Tokenizer
         var ids = new List<int>(text.Length / 3 + 4);
         var offsets = new List<(int, int)>(ids.Capacity);
         EncodeCore(text, ids, offsets);
-        return Finish(ids, offsets, addSpecialTokens);
+        return Finish(text, ids, offsets, addSpecialTokens);
     }
 
     /// <summary>Encodes many texts in parallel over all cores; the result is in input order.</summary>
@@ -140,11 +140,11 @@ public sealed class Tokenizer
         ByteLevel.AppendTokenBytes(token, output);
     }
 
-    private Encoding Finish(List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
+    private Encoding Finish(string text, List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
     {
         if (offsets is not null && _postProcessor.TrimOffsets)
         {
-            _postProcessor.Trim(ids, offsets, IdToToken);
+            _postProcessor.Trim(text, ids, offsets, IdToToken);
         }
         if (!addSpecialTokens || (_postProcessor.Prefix.Length == 0 && _postProcessor.Suffix.Length == 0))
         {
