@@ -11,6 +11,7 @@ internal sealed class BpeModel
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
     private readonly Dictionary<long, (int Rank, int NewId)> _merges;
     private readonly int[] _byteToId;
+    private readonly bool _ignoreMerges;
 
     /// <summary>Words up to this many bytes are merged with a simple scan instead of a heap.</summary>
     private const int ShortWordBytes = 64;
@@ -20,8 +21,7 @@ internal sealed class BpeModel
     {
         _vocab = vocab;
         _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
-        IgnoreMerges = ignoreMerges;
-        Merges = merges;
+        _ignoreMerges = ignoreMerges;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
@@ -46,8 +46,6 @@ internal sealed class BpeModel
     }
 
     public IReadOnlyDictionary<string, int> Vocab => _vocab;
-    public IReadOnlyList<(string Left, string Right)> Merges { get; }
-    public bool IgnoreMerges { get; }
 
     private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
 
@@ -60,7 +58,7 @@ internal sealed class BpeModel
         {
             return;
         }
-        if (IgnoreMerges && TryWholeWord(utf8, out int wholeId))
+        if (_ignoreMerges && TryWholeWord(utf8, out int wholeId))
         {
             output.Add(wholeId);
             return;

@@ -9,7 +9,6 @@ namespace SharpTune.Tokenization;
 internal sealed class TextView(string text, int[]? originalStarts = null, int[]? originalEnds = null)
 {
     public string Text { get; } = text;
-    public bool IsIdentity => originalStarts is null;
 
     /// <summary>The input range that units [start, end) of this text came from.</summary>
     public (int Start, int End) ToOriginal(int start, int end) => originalStarts is null
@@ -137,79 +136,140 @@ internal static class NfcNormalizer
     /// <summary>The piece itself when it is already NFC, else a piece over a new normalized view.</summary>
     public static Piece Normalize(Piece piece)
     {
-        var span = piece.Span;
-        if (IsTriviallyNormalized(span))
+        var text = piece.Span;
+        if (IsTriviallyNormalized(text))
         {
             return piece;
         }
-        string text = span.ToString();
-        if (ComposeOrKeep(text) == text)
-        {
-            return piece;
-        }
-        // Compose each base character with the marks that follow it separately, and align the output the way
-        // Hugging Face's NormalizedString does (see AlignCluster).
-        var output = new StringBuilder(text.Length);
-        var starts = new List<int>(text.Length);
-        var ends = new List<int>(text.Length);
-        var originalChars = new List<(int Start, int End)>();
-        var originalCodePoints = new List<int>();
+        // Compose each base character with the marks that follow it separately; only clusters that change get new
+        // text, aligned the way Hugging Face's NormalizedString does (see ChangesOf).
+        StringBuilder? output = null;
+        List<int>? starts = null;
+        List<int>? ends = null;
         int clusterStart = 0;
         while (clusterStart < text.Length)
         {
-            int clusterEnd = clusterStart + (char.IsSurrogatePair(text, clusterStart) ? 2 : 1);
-            while (clusterEnd < text.Length && ContinuesCluster(text, clusterEnd))
+            UnicodeClass.CodePointAt(text, clusterStart, out int clusterEnd);
+            clusterEnd += clusterStart;
+            while (clusterEnd < text.Length && ContinuesCluster(text, clusterEnd, out int length))
             {
-                clusterEnd += char.IsSurrogatePair(text, clusterEnd) ? 2 : 1;
+                clusterEnd += length;
             }
-            originalChars.Clear();
-            originalCodePoints.Clear();
-            for (int i = clusterStart; i < clusterEnd;)
+            var cluster = text[clusterStart..clusterEnd];
+            string? composed = IsTriviallyNormalized(cluster) ? null : ComposeIfChanged(cluster);
+            if (composed is null)
             {
-                int cp = UnicodeClass.CodePointAt(text, i, out int length);
-                originalChars.Add((piece.View.OriginalStart(piece.Start + i),
-                    piece.View.OriginalEnd(piece.Start + i + length - 1)));
-                originalCodePoints.Add(cp);
-                i += length;
-            }
-            string cluster = text[clusterStart..clusterEnd];
-            string composed = ComposeOrKeep(cluster);
-            var changes = ChangesOf(originalCodePoints, cluster, composed);
-            int position = 0;
-            int outputIndex = 0;
-            for (int i = 0; i < composed.Length; i++)
-            {
-                int change = changes[outputIndex];
-                int source = change > 0 ? Math.Max(position - 1, 0) : Math.Min(position, originalChars.Count - 1);
-                starts.Add(originalChars[source].Start);
-                ends.Add(originalChars[source].End);
-                output.Append(composed[i]);
-                if (!char.IsHighSurrogate(composed[i]))
+                if (output is not null)
                 {
-                    position += change > 0 ? 0 : 1 - change;
-                    outputIndex++;
+                    output.Append(cluster);
+                    AppendIdentity(piece, clusterStart, clusterEnd, starts!, ends!);
                 }
+            }
+            else
+            {
+                if (output is null)
+                {
+                    output = new StringBuilder(text.Length + 8).Append(text[..clusterStart]);
+                    starts = new List<int>(text.Length + 8);
+                    ends = new List<int>(text.Length + 8);
+                    AppendIdentity(piece, 0, clusterStart, starts, ends);
+                }
+                AppendComposed(piece, clusterStart, cluster, composed, output, starts!, ends!);
             }
             clusterStart = clusterEnd;
         }
-        var view = new TextView(output.ToString(), [.. starts], [.. ends]);
+        if (output is null)
+        {
+            return piece;
+        }
+        var view = new TextView(output.ToString(), [.. starts!], [.. ends!]);
         return new Piece(view, 0, view.Text.Length);
     }
 
-    /// <summary>BMP code units that are NFC on their own and never compose with what precedes them (not marks, not
-    /// Hangul medial/final jamo); a text made only of these, and of astral letters, is NFC.</summary>
-    private static readonly bool[] StableBmp = BuildStableBmp();
-
-    private static bool[] BuildStableBmp()
+    private static string? ComposeIfChanged(ReadOnlySpan<char> cluster)
     {
-        var stable = new bool[0x10000];
-        for (int c = 0; c < 0x10000; c++)
+        string original = cluster.ToString();
+        string composed = ComposeOrKeep(original);
+        return composed == original ? null : composed;
+    }
+
+    private static void AppendIdentity(Piece piece, int from, int to, List<int> starts, List<int> ends)
+    {
+        for (int i = from; i < to; i++)
         {
-            stable[c] = c is < 0xD800 or > 0xDFFF && !(c is >= 0x1160 and <= 0x11FF)
-                && (UnicodeClass.Of(c) & UnicodeClass.Flags.Mark) == 0
-                && ComposeOrKeep(((char)c).ToString()) == ((char)c).ToString();
+            starts.Add(piece.View.OriginalStart(piece.Start + i));
+            ends.Add(piece.View.OriginalEnd(piece.Start + i));
         }
-        return stable;
+    }
+
+    private static void AppendComposed(Piece piece, int clusterStart, ReadOnlySpan<char> cluster, string composed,
+        StringBuilder output, List<int> starts, List<int> ends)
+    {
+        var originalChars = new List<(int Start, int End)>();
+        var originalCodePoints = new List<int>();
+        for (int i = 0; i < cluster.Length;)
+        {
+            int cp = UnicodeClass.CodePointAt(cluster, i, out int length);
+            originalChars.Add((piece.View.OriginalStart(piece.Start + clusterStart + i),
+                piece.View.OriginalEnd(piece.Start + clusterStart + i + length - 1)));
+            originalCodePoints.Add(cp);
+            i += length;
+        }
+        var changes = ChangesOf(originalCodePoints, cluster.ToString(), composed);
+        int position = 0;
+        int outputIndex = 0;
+        for (int i = 0; i < composed.Length; i++)
+        {
+            int change = changes[outputIndex];
+            int source = change > 0 ? Math.Max(position - 1, 0) : Math.Min(position, originalChars.Count - 1);
+            starts.Add(originalChars[source].Start);
+            ends.Add(originalChars[source].End);
+            output.Append(composed[i]);
+            if (!char.IsHighSurrogate(composed[i]))
+            {
+                position += change > 0 ? 0 : 1 - change;
+                outputIndex++;
+            }
+        }
+    }
+
+    /// <summary>Per BMP code unit: 0 not yet known, 1 its NFD is itself, 2 it decomposes.</summary>
+    private static readonly byte[] BmpSelfDecomposition = new byte[0x10000];
+
+    private static bool DecomposesToItself(int cp)
+    {
+        if (cp >= 0x10000)
+        {
+            string text = char.ConvertFromUtf32(cp);
+            return DecomposeOrKeep(text) == text;
+        }
+        byte known = BmpSelfDecomposition[cp];
+        if (known == 0)
+        {
+            string text = ((char)cp).ToString();
+            known = DecomposeOrKeep(text) == text ? (byte)1 : (byte)2;
+            BmpSelfDecomposition[cp] = known;
+        }
+        return known == 1;
+    }
+
+    /// <summary>Per BMP code unit: 0 not yet known, 1 stable, 2 not stable. Stable units are NFC on their own and
+    /// never compose with what precedes them (not marks, not Hangul medial/final jamo); a text made only of these,
+    /// and of astral letters, is NFC. Filled on first sight (racing writers store the same value).</summary>
+    private static readonly byte[] BmpStability = new byte[0x10000];
+
+    private static bool IsStable(char c)
+    {
+        byte known = BmpStability[c];
+        if (known == 0)
+        {
+            bool stable = !char.IsSurrogate(c) && !(c is >= '\u1160' and <= '\u11FF')
+                && (UnicodeClass.Of(c) & UnicodeClass.Flags.Mark) == 0
+                && ComposeOrKeep(c.ToString()) == c.ToString();
+            known = stable ? (byte)1 : (byte)2;
+            BmpStability[c] = known;
+        }
+        return known == 1;
     }
 
     private static bool IsTriviallyNormalized(ReadOnlySpan<char> text)
@@ -217,7 +277,7 @@ internal static class NfcNormalizer
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
-            if (StableBmp[c])
+            if (c < '\u0300' || IsStable(c))
             {
                 continue;
             }
@@ -261,6 +321,20 @@ internal static class NfcNormalizer
     /// </summary>
     private static int[] ChangesOf(List<int> originalCodePoints, string cluster, string composed)
     {
+        // Common cases without decomposing: when no input character decomposes, a single output character absorbed
+        // all the others, and as many output characters as inputs means nothing composed (only reordering).
+        if (originalCodePoints.TrueForAll(DecomposesToItself))
+        {
+            int outputCount = CodePoints(composed).Count;
+            if (outputCount == 1)
+            {
+                return [1 - originalCodePoints.Count];
+            }
+            if (outputCount == originalCodePoints.Count)
+            {
+                return new int[outputCount];
+            }
+        }
         var decomposedChanges = new List<(int CodePoint, int Change)>();
         foreach (int cp in originalCodePoints)
         {
@@ -353,13 +427,11 @@ internal static class NfcNormalizer
         }
     }
 
-    private static bool ContinuesCluster(string text, int index)
+    private static bool ContinuesCluster(ReadOnlySpan<char> text, int index, out int length)
     {
-        int cp = char.ConvertToUtf32(text, index);
-        var category = CharUnicodeInfo.GetUnicodeCategory(cp);
-        return category is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark
-                   or UnicodeCategory.EnclosingMark
-               || cp is >= 0x1160 and <= 0x11FF; // Hangul medial vowels and final consonants
+        int cp = UnicodeClass.CodePointAt(text, index, out length);
+        // Marks, and Hangul medial vowels and final consonants, compose with what precedes them.
+        return (UnicodeClass.Of(cp) & UnicodeClass.Flags.Mark) != 0 || cp is >= 0x1160 and <= 0x11FF;
     }
 }
 
