@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace SharpTune.Tokenization;
 
 /// <summary>
@@ -52,6 +54,7 @@ internal sealed class BpeModel
     public bool TryGetId(string token, out int id) => _vocab.TryGetValue(token, out id);
 
     /// <summary>Appends the ids for one pre-token given as UTF-8 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     public void EncodeWord(ReadOnlySpan<byte> utf8, List<int> output)
     {
         if (utf8.Length == 0)
@@ -128,6 +131,7 @@ internal sealed class BpeModel
     /// <summary>For short words, the same result without a heap: Hugging Face's heap never applies a stale candidate
     /// (a stale entry's result token always differs from the current pair's, since a symbol's right neighbour only
     /// grows), so its order is exactly "lowest rank first, leftmost on ties" over the current pairs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private void MergeShortWord(ReadOnlySpan<byte> utf8, List<int> output)
     {
         int n = utf8.Length;

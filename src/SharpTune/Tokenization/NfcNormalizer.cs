@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace SharpTune.Tokenization;
@@ -144,6 +145,7 @@ internal static class NfcNormalizer
         return known == 1;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private static bool IsTriviallyNormalized(ReadOnlySpan<char> text)
     {
         for (int i = 0; i < text.Length; i++)

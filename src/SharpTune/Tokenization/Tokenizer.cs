@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 
 namespace SharpTune.Tokenization;
@@ -160,6 +161,7 @@ public sealed class Tokenizer
         return new Encoding(all, allOffsets);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private void EncodeCore(string text, List<int> ids, List<(int Start, int End)>? offsets)
     {
         if (text.Length == 0)
@@ -218,6 +220,7 @@ public sealed class Tokenizer
         offsets?.Add(piece.View.ToOriginal(piece.Start, piece.End));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private void EncodeWord(Piece word, List<int> ids, List<(int Start, int End)>? offsets)
     {
         var span = word.Span;
