@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace SharpTune.Tokenization;
 
 /// <summary>
@@ -11,14 +13,17 @@ internal sealed class BpeModel
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocabBySpan;
     private readonly Dictionary<long, (int Rank, int NewId)> _merges;
     private readonly int[] _byteToId;
+    private readonly bool _ignoreMerges;
+
+    /// <summary>Words up to this many bytes are merged with a simple scan instead of a heap.</summary>
+    private const int ShortWordBytes = 64;
 
     public BpeModel(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges, bool ignoreMerges,
         string file)
     {
         _vocab = vocab;
         _vocabBySpan = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
-        IgnoreMerges = ignoreMerges;
-        Merges = merges;
+        _ignoreMerges = ignoreMerges;
         _merges = new Dictionary<long, (int, int)>(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
@@ -43,21 +48,20 @@ internal sealed class BpeModel
     }
 
     public IReadOnlyDictionary<string, int> Vocab => _vocab;
-    public IReadOnlyList<(string Left, string Right)> Merges { get; }
-    public bool IgnoreMerges { get; }
 
     private static long Key(int left, int right) => ((long)left << 32) | (uint)right;
 
     public bool TryGetId(string token, out int id) => _vocab.TryGetValue(token, out id);
 
     /// <summary>Appends the ids for one pre-token given as UTF-8 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     public void EncodeWord(ReadOnlySpan<byte> utf8, List<int> output)
     {
         if (utf8.Length == 0)
         {
             return;
         }
-        if (IgnoreMerges && TryWholeWord(utf8, out int wholeId))
+        if (_ignoreMerges && TryWholeWord(utf8, out int wholeId))
         {
             output.Add(wholeId);
             return;
@@ -65,6 +69,11 @@ internal sealed class BpeModel
         if (utf8.Length == 1)
         {
             output.Add(_byteToId[utf8[0]]);
+            return;
+        }
+        if (utf8.Length <= ShortWordBytes)
+        {
+            MergeShortWord(utf8, output);
             return;
         }
         int n = utf8.Length;
@@ -116,6 +125,75 @@ internal sealed class BpeModel
         for (int i = 0; i >= 0; i = next[i])
         {
             output.Add(ids[i]);
+        }
+    }
+
+    /// <summary>For short words, the same result without a heap: Hugging Face's heap never applies a stale candidate
+    /// (a stale entry's result token always differs from the current pair's, since a symbol's right neighbour only
+    /// grows), so its order is exactly "lowest rank first, leftmost on ties" over the current pairs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
+    private void MergeShortWord(ReadOnlySpan<byte> utf8, List<int> output)
+    {
+        int n = utf8.Length;
+        Span<int> ids = stackalloc int[n];
+        Span<int> ranks = stackalloc int[n];
+        Span<int> results = stackalloc int[n];
+        for (int i = 0; i < n; i++)
+        {
+            ids[i] = _byteToId[utf8[i]];
+        }
+        for (int i = 0; i + 1 < n; i++)
+        {
+            LookupPair(ids[i], ids[i + 1], out ranks[i], out results[i]);
+        }
+        while (n > 1)
+        {
+            int best = -1;
+            int bestRank = int.MaxValue;
+            for (int i = 0; i + 1 < n; i++)
+            {
+                if (ranks[i] < bestRank)
+                {
+                    bestRank = ranks[i];
+                    best = i;
+                }
+            }
+            if (best < 0)
+            {
+                break;
+            }
+            ids[best] = results[best];
+            for (int i = best + 1; i + 1 < n; i++)
+            {
+                ids[i] = ids[i + 1];
+                ranks[i] = ranks[i + 1];
+                results[i] = results[i + 1];
+            }
+            n--;
+            if (best > 0)
+            {
+                LookupPair(ids[best - 1], ids[best], out ranks[best - 1], out results[best - 1]);
+            }
+            if (best + 1 < n)
+            {
+                LookupPair(ids[best], ids[best + 1], out ranks[best], out results[best]);
+            }
+        }
+        for (int i = 0; i < n; i++)
+        {
+            output.Add(ids[i]);
+        }
+    }
+
+    private void LookupPair(int left, int right, out int rank, out int result)
+    {
+        if (_merges.TryGetValue(Key(left, right), out var merge))
+        {
+            (rank, result) = merge;
+        }
+        else
+        {
+            (rank, result) = (int.MaxValue, -1);
         }
     }
 

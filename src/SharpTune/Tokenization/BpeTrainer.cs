@@ -100,7 +100,7 @@ public static class BpeTrainer
         var pairWords = new Dictionary<long, HashSet<int>>();
         for (int w = 0; w < words.Count; w++)
         {
-            AddPairs(words[w], frequencies[w], w, +1, pairCounts, pairWords, null);
+            AddPairs(words[w], frequencies[w], w, pairCounts, pairWords);
         }
         var comparer = Comparer<(int Count, string Left, string Right)>.Create((x, y) =>
         {
@@ -140,12 +140,9 @@ public static class BpeTrainer
             tokens.Add(tokens[left] + tokens[right]);
             merges.Add((tokens[left], tokens[right]));
             changed.Clear();
-            foreach (int w in pairWords[best].Order().ToArray())
+            foreach (int w in pairWords[best].Order())
             {
-                var symbols = words[w];
-                AddPairs(symbols, frequencies[w], w, -1, pairCounts, pairWords, null);
-                MergeInPlace(symbols, left, right, merged);
-                AddPairs(symbols, frequencies[w], w, +1, pairCounts, pairWords, changed);
+                MergeWord(words[w], frequencies[w], w, left, right, merged, pairCounts, pairWords, changed);
             }
             foreach (long pair in changed.Order())
             {
@@ -162,41 +159,61 @@ public static class BpeTrainer
     private static int Left(long pair) => (int)(pair >> 32);
     private static int Right(long pair) => (int)(pair & 0xFFFFFFFF);
 
-    private static void AddPairs(List<int> symbols, int frequency, int word, int sign, Dictionary<long, int> pairCounts,
-        Dictionary<long, HashSet<int>> pairWords, HashSet<long>? changed)
+    private static void AddPairs(List<int> symbols, int frequency, int word, Dictionary<long, int> pairCounts,
+        Dictionary<long, HashSet<int>> pairWords)
     {
         for (int i = 0; i + 1 < symbols.Count; i++)
         {
             long pair = Key(symbols[i], symbols[i + 1]);
-            pairCounts[pair] = pairCounts.GetValueOrDefault(pair) + sign * frequency;
-            if (sign > 0)
+            pairCounts[pair] = pairCounts.GetValueOrDefault(pair) + frequency;
+            if (!pairWords.TryGetValue(pair, out var set))
+            {
+                pairWords[pair] = set = [];
+            }
+            set.Add(word);
+        }
+    }
+
+    /// <summary>Merges every occurrence of (left, right) in one word, left to right, adjusting the counts of the
+    /// pairs around each occurrence; pairs that gained are recorded in <paramref name="changed"/>.</summary>
+    private static void MergeWord(List<int> symbols, int frequency, int word, int left, int right, int merged,
+        Dictionary<long, int> pairCounts, Dictionary<long, HashSet<int>> pairWords, HashSet<long> changed)
+    {
+        void Count(int a, int b, int delta)
+        {
+            long pair = Key(a, b);
+            pairCounts[pair] = pairCounts.GetValueOrDefault(pair) + delta;
+            if (delta > 0)
             {
                 if (!pairWords.TryGetValue(pair, out var set))
                 {
                     pairWords[pair] = set = [];
                 }
                 set.Add(word);
-                changed?.Add(pair);
+                changed.Add(pair);
             }
         }
-    }
 
-    private static void MergeInPlace(List<int> symbols, int left, int right, int merged)
-    {
-        int write = 0;
-        for (int read = 0; read < symbols.Count; read++)
+        for (int i = 0; i + 1 < symbols.Count; i++)
         {
-            if (read + 1 < symbols.Count && symbols[read] == left && symbols[read + 1] == right)
+            if (symbols[i] != left || symbols[i + 1] != right)
             {
-                symbols[write++] = merged;
-                read++;
+                continue;
             }
-            else
+            if (i > 0)
             {
-                symbols[write++] = symbols[read];
+                Count(symbols[i - 1], left, -frequency);
+                Count(symbols[i - 1], merged, frequency);
             }
+            if (i + 2 < symbols.Count)
+            {
+                Count(right, symbols[i + 2], -frequency);
+                Count(merged, symbols[i + 2], frequency);
+            }
+            Count(left, right, -frequency);
+            symbols[i] = merged;
+            symbols.RemoveAt(i + 1);
         }
-        symbols.RemoveRange(write, symbols.Count - write);
     }
 
     private static JsonObject ByteLevelStep() => new()

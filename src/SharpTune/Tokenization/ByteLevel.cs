@@ -35,18 +35,6 @@ internal static class ByteLevel
     /// <summary>The byte a character stands for, or -1.</summary>
     public static int CharToByte(char c) => c < 512 ? CharToByteTable[c] : -1;
 
-    /// <summary>The byte-level string for UTF-8 bytes.</summary>
-    public static string Encode(ReadOnlySpan<byte> bytes)
-    {
-        return string.Create(bytes.Length, bytes.ToArray(), static (chars, source) =>
-        {
-            for (int i = 0; i < source.Length; i++)
-            {
-                chars[i] = ByteToChar[source[i]];
-            }
-        });
-    }
-
     /// <summary>Appends the bytes a token stands for: its byte-level characters mapped back, or, when some character
     /// stands for no byte (e.g. an added token like "&lt;｜User｜&gt;"), the token's own UTF-8 (as HF's decoder does).</summary>
     public static void AppendTokenBytes(string token, List<byte> output)

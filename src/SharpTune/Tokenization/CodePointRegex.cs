@@ -13,7 +13,14 @@ internal sealed class CodePointRegex
 {
     private readonly Node _root;
 
-    private CodePointRegex(Node root) => _root = root;
+    /// <summary>Whether a code point can begin a match (null: anything can, or the pattern can match empty).</summary>
+    private readonly Func<int, bool>? _canStart;
+
+    private CodePointRegex(Node root)
+    {
+        _root = root;
+        _canStart = FirstCodePoints(root);
+    }
 
     /// <summary>Parses <paramref name="pattern"/>; <paramref name="where"/> names the file and field for errors.</summary>
     public static CodePointRegex Parse(string pattern, string where) => new(new Parser(pattern, where).ParseAll());
@@ -40,6 +47,10 @@ internal sealed class CodePointRegex
             int end = -1;
             for (; start < count; start++)
             {
+                if (_canStart is not null && !_canStart(codePoints[start]))
+                {
+                    continue;
+                }
                 end = matcher.MatchAt(_root, start);
                 if (end >= 0)
                 {
@@ -57,6 +68,43 @@ internal sealed class CodePointRegex
             }
             matches.Add((utf16Index[start], utf16Index[end]));
             pos = end;
+        }
+    }
+
+    /// <summary>A test for the code points a match of <paramref name="node"/> can begin with, or null when that is
+    /// not simply known (then every position is tried).</summary>
+    private static Func<int, bool>? FirstCodePoints(Node node)
+    {
+        switch (node.Kind)
+        {
+            case Kind.Set:
+            case Kind.Literal:
+                return node.MatchesOne;
+            case Kind.Repeat when node.Min >= 1:
+                return FirstCodePoints(node.Children[0]);
+            case Kind.Alternation:
+                var alternatives = node.Children.Select(FirstCodePoints).ToArray();
+                return alternatives.Any(a => a is null) ? null : cp => alternatives.Any(a => a!(cp));
+            case Kind.Sequence:
+                // Optional leading items add their first code points; the first required item ends the list.
+                var firsts = new List<Func<int, bool>>();
+                foreach (var item in node.Children)
+                {
+                    bool optional = item.Kind == Kind.Repeat && item.Min == 0;
+                    var first = FirstCodePoints(optional ? item.Children[0] : item);
+                    if (first is null)
+                    {
+                        return null;
+                    }
+                    firsts.Add(first);
+                    if (!optional)
+                    {
+                        return cp => firsts.Any(f => f(cp));
+                    }
+                }
+                return null;
+            default:
+                return null;
         }
     }
 
@@ -160,15 +208,19 @@ internal sealed class CodePointRegex
     {
         /// <summary>Returns the end of the first match found at <paramref name="start"/> (in alternation and
         /// quantifier priority order, as a backtracking engine does), or -1.</summary>
+        private int _end;
+        private Func<int, bool>? _accept;
+
         public int MatchAt(Node root, int start)
         {
-            int end = -1;
-            Match(root, start, p =>
+            _end = -1;
+            _accept ??= p =>
             {
-                end = p;
+                _end = p;
                 return true;
-            });
-            return end;
+            };
+            Match(root, start, _accept);
+            return _end;
         }
 
         private bool Match(Node node, int pos, Func<int, bool> next)

@@ -11,8 +11,9 @@ internal sealed record PostProcessor(int[] Prefix, int[] Suffix, bool TrimOffset
         TrimOffsets || next.TrimOffsets, TrimKeepsPrefixSpace || next.TrimKeepsPrefixSpace);
 
     /// <summary>Hugging Face's ByteLevel offset trimming: leading and trailing spaces (Ġ) of a token are left out of
-    /// its offsets, except the single prefix space of the first token when add_prefix_space is on.</summary>
-    public void Trim(IReadOnlyList<int> ids, List<(int Start, int End)> offsets, Func<int, string?> idToToken)
+    /// its offsets, except the single prefix space of the first token when add_prefix_space is on. As in the Python
+    /// API, offsets move by whole characters (code points) of the input.</summary>
+    public void Trim(string text, IReadOnlyList<int> ids, List<(int Start, int End)> offsets, Func<int, string?> idToToken)
     {
         for (int i = 0; i < ids.Count; i++)
         {
@@ -39,14 +40,32 @@ internal sealed record PostProcessor(int[] Prefix, int[] Suffix, bool TrimOffset
                 {
                     leading = 0;
                 }
-                start = Math.Min(start + leading, end);
+                start = Math.Min(Advance(text, start, leading), end);
             }
             if (trailing > 0 && end >= trailing)
             {
-                end = Math.Max(end - trailing, start);
+                end = Math.Max(Retreat(text, end, trailing), start);
             }
             offsets[i] = (start, end);
         }
+    }
+
+    private static int Advance(string text, int index, int codePoints)
+    {
+        for (int n = 0; n < codePoints && index < text.Length; n++)
+        {
+            index += char.IsSurrogatePair(text, index) ? 2 : 1;
+        }
+        return index;
+    }
+
+    private static int Retreat(string text, int index, int codePoints)
+    {
+        for (int n = 0; n < codePoints && index > 0; n++)
+        {
+            index -= index >= 2 && char.IsSurrogatePair(text, index - 2) ? 2 : 1;
+        }
+        return index;
     }
 
     private static bool IsSpaceChar(char c) => c == ByteLevel.ByteToChar[' '] || UnicodeClass.IsSpace(c);

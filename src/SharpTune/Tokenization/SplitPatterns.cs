@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace SharpTune.Tokenization;
 
 /// <summary>Finds the matches of a Split pre-tokenizer's pattern, as UTF-16 (start, end) pairs relative to the
@@ -69,6 +71,7 @@ internal static class SplitPatterns
 /// </summary>
 internal sealed class WordPieceScanner(int maxDigits) : ISplitPattern
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     public void FindMatches(ReadOnlySpan<char> text, List<(int Start, int End)> matches)
     {
         int pos = 0;
@@ -86,6 +89,7 @@ internal sealed class WordPieceScanner(int maxDigits) : ISplitPattern
     private static bool IsNewline(int cp) => cp is '\r' or '\n';
 
     /// <summary>The end of the match that starts at <paramref name="i"/>, trying the alternatives in order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private int MatchAt(ReadOnlySpan<char> s, int i)
     {
         int c = UnicodeClass.CodePointAt(s, i, out int len);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 
 namespace SharpTune.Tokenization;
@@ -35,7 +36,7 @@ public sealed class Tokenizer
         var added = definition.AddedTokens;
         _rawTokens = new AddedTokenMatcher(added.Where(t => !t.Normalized).Select(t => (t.Content, t)));
         _normalizedTokens = new AddedTokenMatcher(added.Where(t => t.Normalized)
-            .Select(t => (_nfc ? t.Content.Normalize(System.Text.NormalizationForm.FormC) : t.Content, t)));
+            .Select(t => (_nfc ? NfcNormalizer.ComposeOrKeep(t.Content) : t.Content, t)));
         _addedTokenIds = [];
         foreach (var token in added)
         {
@@ -99,7 +100,7 @@ public sealed class Tokenizer
     {
         var ids = new List<int>(text.Length / 3 + 4);
         EncodeCore(text, ids, null);
-        return Finish(ids, null, addSpecialTokens).Ids;
+        return Finish(text, ids, null, addSpecialTokens).Ids;
     }
 
     public Encoding EncodeWithOffsets(string text, bool addSpecialTokens = true)
@@ -107,7 +108,7 @@ public sealed class Tokenizer
         var ids = new List<int>(text.Length / 3 + 4);
         var offsets = new List<(int, int)>(ids.Capacity);
         EncodeCore(text, ids, offsets);
-        return Finish(ids, offsets, addSpecialTokens);
+        return Finish(text, ids, offsets, addSpecialTokens);
     }
 
     /// <summary>Encodes many texts in parallel over all cores; the result is in input order.</summary>
@@ -140,11 +141,11 @@ public sealed class Tokenizer
         ByteLevel.AppendTokenBytes(token, output);
     }
 
-    private Encoding Finish(List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
+    private Encoding Finish(string text, List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
     {
         if (offsets is not null && _postProcessor.TrimOffsets)
         {
-            _postProcessor.Trim(ids, offsets, IdToToken);
+            _postProcessor.Trim(text, ids, offsets, IdToToken);
         }
         if (!addSpecialTokens || (_postProcessor.Prefix.Length == 0 && _postProcessor.Suffix.Length == 0))
         {
@@ -160,6 +161,7 @@ public sealed class Tokenizer
         return new Encoding(all, allOffsets);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private void EncodeCore(string text, List<int> ids, List<(int Start, int End)>? offsets)
     {
         if (text.Length == 0)
@@ -218,6 +220,7 @@ public sealed class Tokenizer
         offsets?.Add(piece.View.ToOriginal(piece.Start, piece.End));
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
     private void EncodeWord(Piece word, List<int> ids, List<(int Start, int End)>? offsets)
     {
         var span = word.Span;
