@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -77,7 +78,7 @@ internal static partial class JinjaFilters
         return value switch
         {
             bool b => b ? 1L : 0L,
-            long l => l == long.MinValue ? throw new JinjaRuntimeException("integer overflow") : Math.Abs(l),
+            long l => l == long.MinValue ? throw new JinjaRuntimeException("integer overflow") : (object)Math.Abs(l),
             double d => Math.Abs(d),
             _ => throw new JinjaRuntimeException($"bad operand type for abs(): '{Py.TypeName(value)}'"),
         };
@@ -89,6 +90,7 @@ internal static partial class JinjaFilters
         args.Done(1);
         return value switch
         {
+            Undefined undefined => throw undefined.Error(),
             JinjaNamespace or LoopContext => JinjaRenderer.GetAttribute(value, name),
             not null when JinjaMethods.Lookup(value, name) is { } method => method,
             _ => Undefined.ForAttribute(value, name),
@@ -567,8 +569,81 @@ internal static partial class JinjaFilters
         {
             "ceil" => Math.Ceiling(number * scale) / scale,
             "floor" => Math.Floor(number * scale) / scale,
-            _ => precision is >= 0 and <= 15 ? Math.Round(number, (int)precision, MidpointRounding.ToEven) : Math.Round(number * scale, MidpointRounding.ToEven) / scale,
+            _ => PyRound(number, precision),
         };
+    }
+
+    /// <summary>
+    /// Python's <c>round(x, ndigits)</c>: rounds the exact binary value of x half-to-even at ndigits decimals
+    /// (so round(2.675, 2) is 2.67, because 2.675 is stored as 2.67499999...).
+    /// </summary>
+    private static double PyRound(double x, long ndigits)
+    {
+        if (!double.IsFinite(x) || x == 0 || ndigits > 308)
+        {
+            return x;
+        }
+
+        if (ndigits < -308)
+        {
+            return 0.0 * x;
+        }
+
+        var bits = BitConverter.DoubleToInt64Bits(x);
+        var exponent = (int)((bits >> 52) & 0x7FF);
+        var mantissa = bits & 0xF_FFFF_FFFF_FFFFL;
+        if (exponent == 0)
+        {
+            exponent = 1;
+        }
+        else
+        {
+            mantissa |= 1L << 52;
+        }
+
+        exponent -= 1075;
+        BigInteger numerator = mantissa;
+        BigInteger denominator = BigInteger.One;
+        if (exponent >= 0)
+        {
+            numerator <<= exponent;
+        }
+        else
+        {
+            denominator <<= -exponent;
+        }
+
+        var power = BigInteger.Pow(10, (int)Math.Abs(ndigits));
+        if (ndigits >= 0)
+        {
+            numerator *= power;
+        }
+        else
+        {
+            denominator *= power;
+        }
+
+        var quotient = BigInteger.DivRem(numerator, denominator, out var remainder);
+        var twice = remainder * 2;
+        if (twice > denominator || (twice == denominator && !quotient.IsEven))
+        {
+            quotient += 1;
+        }
+
+        var digits = quotient.ToString(CultureInfo.InvariantCulture);
+        string text;
+        if (ndigits > 0)
+        {
+            var padded = digits.PadLeft((int)ndigits + 1, '0');
+            text = padded[..^(int)ndigits] + "." + padded[^(int)ndigits..];
+        }
+        else
+        {
+            text = digits + new string('0', (int)-ndigits);
+        }
+
+        var magnitude = double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return x < 0 ? -magnitude : magnitude;
     }
 
     private static object? Sort(JinjaRenderer renderer, object? value, Args args)

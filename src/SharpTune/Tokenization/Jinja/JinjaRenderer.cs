@@ -493,7 +493,7 @@ internal sealed class JinjaRenderer
             string text => PyString.Slice(text, from, to, by),
             List<object?> list => Py.SliceRange(list.Count, from, to, by).Select(i => list[i]).ToList(),
             object?[] tuple => Py.SliceRange(tuple.Length, from, to, by).Select(i => tuple[i]).ToArray(),
-            _ => new Undefined($"{PyRepr.String(Py.ObjectTypeRepr(target))} is not subscriptable"),
+            _ => throw new JinjaRuntimeException($"'{Py.TypeName(target)}' object is not subscriptable"),
         };
     }
 }

@@ -388,7 +388,7 @@ internal static class Py
     public static object? Plus(object? value) => value switch
     {
         Undefined undefined => throw undefined.Error(),
-        bool or long => ToLong(value),
+        bool or long => (object)ToLong(value),
         double d => d,
         _ => throw new JinjaRuntimeException($"bad operand type for unary +: '{TypeName(value)}'"),
     };
