@@ -76,7 +76,7 @@ internal static class JinjaConvert
                 var value = node.AsValue();
                 return value.GetValueKind() switch
                 {
-                    JsonValueKind.String => value.GetValue<string>(),
+                    JsonValueKind.String => value.TryGetValue<string>(out var text) ? text : JsonSerializer.Deserialize<string>(value.ToJsonString()),
                     JsonValueKind.True => true,
                     JsonValueKind.False => false,
                     JsonValueKind.Number => ParseNumber(value.ToJsonString()),

@@ -20,11 +20,11 @@ internal static partial class JinjaFilters
         ["d"] = Default,
         ["default"] = Default,
         ["dictsort"] = DictSort,
-        ["e"] = Escape,
-        ["escape"] = Escape,
+        ["e"] = (_, v, a) => Done(a, 0, Markup.Escape(v)),
+        ["escape"] = (_, v, a) => Done(a, 0, Markup.Escape(v)),
         ["first"] = First,
         ["float"] = Float,
-        ["forceescape"] = Escape,
+        ["forceescape"] = (_, v, a) => Done(a, 0, new Markup(Markup.EscapeText(Py.Str(v)))),
         ["format"] = Format,
         ["indent"] = Indent,
         ["int"] = Int,
@@ -42,13 +42,13 @@ internal static partial class JinjaFilters
         ["replace"] = Replace,
         ["reverse"] = Reverse,
         ["round"] = Round,
-        ["safe"] = (_, v, a) => Done(a, 0, Py.Str(v)),
+        ["safe"] = (_, v, a) => Done(a, 0, v as Markup ?? new Markup(Py.Str(v))),
         ["select"] = (r, v, a) => SelectOrReject(r, v, a, byAttribute: false, select: true),
         ["selectattr"] = (r, v, a) => SelectOrReject(r, v, a, byAttribute: true, select: true),
         ["sort"] = Sort,
-        ["string"] = (_, v, a) => Done(a, 0, Py.Str(v)),
+        ["string"] = (_, v, a) => Done(a, 0, v as Markup ?? (object)Py.Str(v)),
         ["sum"] = Sum,
-        ["title"] = (_, v, a) => Text(v, a, JinjaTitle),
+        ["title"] = (_, v, a) => Done(a, 0, JinjaTitle(Py.Str(v))),
         ["tojson"] = ToJson,
         ["trim"] = Trim,
         ["unique"] = Unique,
@@ -69,8 +69,11 @@ internal static partial class JinjaFilters
         return result;
     }
 
+    /// <summary>A str method applied through a filter; on Markup the result stays Markup, as markupsafe's methods return.</summary>
     private static object? Text(object? value, Args args, Func<string, string> transform) =>
-        Done(args, 0, transform(Py.Str(value)));
+        Done(args, 0, KeepMarkup(value, transform(Py.Str(value))));
+
+    private static object KeepMarkup(object? input, string result) => input is Markup ? new Markup(result) : result;
 
     private static object? Abs(JinjaRenderer renderer, object? value, Args args)
     {
@@ -101,7 +104,7 @@ internal static partial class JinjaFilters
     {
         var width = args.Integer(0, "width", 80);
         args.Done(1);
-        return JinjaMethods.Call(new BoundMethod(Py.Str(value), "center"), new Args("center", [width], []));
+        return JinjaMethods.Call(new BoundMethod(value as Markup ?? (object)Py.Str(value), "center"), new Args("center", [width], []));
     }
 
     private static object? Default(JinjaRenderer renderer, object? value, Args args)
@@ -151,14 +154,6 @@ internal static partial class JinjaFilters
         };
         var pairs = dict.Select(p => (object?)new[] { p.Key, p.Value }).ToList();
         return StableSort(pairs, pair => IgnoreCase(((object?[])pair!)[position], caseSensitive), reverse);
-    }
-
-    /// <summary>markupsafe's escape, printed as plain text (the environment does not autoescape).</summary>
-    private static object? Escape(JinjaRenderer renderer, object? value, Args args)
-    {
-        args.Done(0);
-        return Py.Str(value).Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;")
-            .Replace("\"", "&#34;").Replace("'", "&#39;");
     }
 
     private static object? First(JinjaRenderer renderer, object? value, Args args)
@@ -289,7 +284,7 @@ internal static partial class JinjaFilters
             result = sb.ToString();
         }
 
-        return first ? indention + result : result;
+        return KeepMarkup(value, first ? indention + result : result);
     }
 
     private static object? Int(JinjaRenderer renderer, object? value, Args args)
@@ -719,7 +714,7 @@ internal static partial class JinjaFilters
     {
         var chars = args.OptionalString(0, "chars");
         args.Done(1);
-        return PyString.Strip(Py.Str(value), chars);
+        return KeepMarkup(value, PyString.Strip(Py.Str(value), chars));
     }
 
     private static object? Unique(JinjaRenderer renderer, object? value, Args args)
