@@ -73,7 +73,7 @@ public sealed class ChatTemplateFeatureTests
     {
         var template = ChatTemplate.Parse("{{ messages[0].content.strip() }}");
         var error = Assert.Throws<SharpTuneException>(() => template.RenderChat([], false, null, null));
-        Assert.Contains("'list object' has no element 0", error.Message);
+        Assert.Equal("Chat template error at line 1: list object has no element 0", error.Message);
     }
 
     [Fact]

@@ -15,7 +15,7 @@ internal sealed class Undefined(string hint)
 
     public static Undefined ForItem(object? owner, object? key) => key is string name
         ? ForAttribute(owner, name)
-        : new($"{PyRepr.String(Py.ObjectTypeRepr(owner))} has no element {Py.Repr(key)}");
+        : new($"{Py.ObjectTypeRepr(owner)} has no element {Py.Repr(key)}");
 
     public JinjaRuntimeException Error() => new(hint);
 }
