@@ -6,13 +6,9 @@ namespace SharpTune.Tokenization.Jinja;
 /// </summary>
 internal sealed class Args(string function, List<object?> positional, Dictionary<string, object?> keywords)
 {
-    public string Function => function;
-
     public List<object?> Positional => positional;
 
     public Dictionary<string, object?> Keywords => keywords;
-
-    public bool Has(int index, string name) => index < positional.Count || keywords.ContainsKey(name);
 
     public object? Get(int index, string name, object? fallback)
     {
@@ -29,7 +25,7 @@ internal sealed class Args(string function, List<object?> positional, Dictionary
         return keywords.Remove(name, out var value) ? value : fallback;
     }
 
-    public object? Required(int index, string name) => Has(index, name)
+    public object? Required(int index, string name) => index < positional.Count || keywords.ContainsKey(name)
         ? Get(index, name, null)
         : throw new JinjaRuntimeException($"{function}() missing required argument: '{name}'");
 
@@ -60,7 +56,7 @@ internal sealed class Args(string function, List<object?> positional, Dictionary
         }
     }
 
-    public string AsString(object? value, string name) => value as string
+    public string AsString(object? value, string name) => Py.Text(value)
         ?? throw new JinjaRuntimeException($"{function}() argument '{name}' must be str, not {Py.TypeName(value)}");
 
     public long AsInteger(object? value, string name) => value switch

@@ -28,13 +28,21 @@ internal static class JinjaConvert
         JsonNode node => FromJsonNode(node, path),
         ChatMessage message => FromClr(message.ToVariables(), path),
         IReadOnlyDictionary<string, object?> dictionary => FromPairs(dictionary.Select(p => (p.Key, p.Value)), path),
-        IDictionary dictionary => FromPairs(
-            dictionary.Cast<DictionaryEntry>().Select(e => (e.Key as string ?? throw BadKey(e.Key, path), e.Value)), path),
+        IDictionary dictionary => FromPairs(Entries(dictionary, path), path),
         IEnumerable sequence => sequence.Cast<object?>().Select((item, i) => FromClr(item, $"{path}[{i}]")).ToList(),
         _ => throw new SharpTuneException(
             $"Chat template variable '{path}' has unsupported type {value.GetType().Name}; expected string, bool, number, "
             + "null, list, dictionary or System.Text.Json node"),
     };
+
+    private static IEnumerable<(string Key, object? Value)> Entries(IDictionary dictionary, string path)
+    {
+        var entries = dictionary.GetEnumerator();
+        while (entries.MoveNext())
+        {
+            yield return (entries.Key as string ?? throw BadKey(entries.Key, path), entries.Value);
+        }
+    }
 
     private static SharpTuneException BadKey(object key, string path) =>
         new($"Chat template variable '{path}' has a key of type {key.GetType().Name}; dictionary keys must be strings");
@@ -68,7 +76,7 @@ internal static class JinjaConvert
                 var value = node.AsValue();
                 return value.GetValueKind() switch
                 {
-                    JsonValueKind.String => value.GetValue<string>(),
+                    JsonValueKind.String => value.TryGetValue<string>(out var text) ? text : JsonSerializer.Deserialize<string>(value.ToJsonString()),
                     JsonValueKind.True => true,
                     JsonValueKind.False => false,
                     JsonValueKind.Number => ParseNumber(value.ToJsonString()),

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -19,11 +20,11 @@ internal static partial class JinjaFilters
         ["d"] = Default,
         ["default"] = Default,
         ["dictsort"] = DictSort,
-        ["e"] = Escape,
-        ["escape"] = Escape,
+        ["e"] = (_, v, a) => Done(a, 0, Markup.Escape(v)),
+        ["escape"] = (_, v, a) => Done(a, 0, Markup.Escape(v)),
         ["first"] = First,
         ["float"] = Float,
-        ["forceescape"] = Escape,
+        ["forceescape"] = (_, v, a) => Done(a, 0, new Markup(Markup.EscapeText(Py.Str(v)))),
         ["format"] = Format,
         ["indent"] = Indent,
         ["int"] = Int,
@@ -41,13 +42,13 @@ internal static partial class JinjaFilters
         ["replace"] = Replace,
         ["reverse"] = Reverse,
         ["round"] = Round,
-        ["safe"] = (_, v, a) => Done(a, 0, Py.Str(v)),
+        ["safe"] = (_, v, a) => Done(a, 0, v as Markup ?? new Markup(Py.Str(v))),
         ["select"] = (r, v, a) => SelectOrReject(r, v, a, byAttribute: false, select: true),
         ["selectattr"] = (r, v, a) => SelectOrReject(r, v, a, byAttribute: true, select: true),
         ["sort"] = Sort,
-        ["string"] = (_, v, a) => Done(a, 0, Py.Str(v)),
+        ["string"] = (_, v, a) => Done(a, 0, v as Markup ?? (object)Py.Str(v)),
         ["sum"] = Sum,
-        ["title"] = (_, v, a) => Text(v, a, JinjaTitle),
+        ["title"] = (_, v, a) => Done(a, 0, JinjaTitle(Py.Str(v))),
         ["tojson"] = ToJson,
         ["trim"] = Trim,
         ["unique"] = Unique,
@@ -68,8 +69,11 @@ internal static partial class JinjaFilters
         return result;
     }
 
+    /// <summary>A str method applied through a filter; on Markup the result stays Markup, as markupsafe's methods return.</summary>
     private static object? Text(object? value, Args args, Func<string, string> transform) =>
-        Done(args, 0, transform(Py.Str(value)));
+        Done(args, 0, KeepMarkup(value, transform(Py.Str(value))));
+
+    private static object KeepMarkup(object? input, string result) => input is Markup ? new Markup(result) : result;
 
     private static object? Abs(JinjaRenderer renderer, object? value, Args args)
     {
@@ -77,7 +81,7 @@ internal static partial class JinjaFilters
         return value switch
         {
             bool b => b ? 1L : 0L,
-            long l => l == long.MinValue ? throw new JinjaRuntimeException("integer overflow") : Math.Abs(l),
+            long l => l == long.MinValue ? throw new JinjaRuntimeException("integer overflow") : (object)Math.Abs(l),
             double d => Math.Abs(d),
             _ => throw new JinjaRuntimeException($"bad operand type for abs(): '{Py.TypeName(value)}'"),
         };
@@ -89,6 +93,7 @@ internal static partial class JinjaFilters
         args.Done(1);
         return value switch
         {
+            Undefined undefined => throw undefined.Error(),
             JinjaNamespace or LoopContext => JinjaRenderer.GetAttribute(value, name),
             not null when JinjaMethods.Lookup(value, name) is { } method => method,
             _ => Undefined.ForAttribute(value, name),
@@ -99,7 +104,7 @@ internal static partial class JinjaFilters
     {
         var width = args.Integer(0, "width", 80);
         args.Done(1);
-        return JinjaMethods.Call(new BoundMethod(Py.Str(value), "center"), new Args("center", [width], []));
+        return JinjaMethods.Call(new BoundMethod(value as Markup ?? (object)Py.Str(value), "center"), new Args("center", [width], []));
     }
 
     private static object? Default(JinjaRenderer renderer, object? value, Args args)
@@ -149,14 +154,6 @@ internal static partial class JinjaFilters
         };
         var pairs = dict.Select(p => (object?)new[] { p.Key, p.Value }).ToList();
         return StableSort(pairs, pair => IgnoreCase(((object?[])pair!)[position], caseSensitive), reverse);
-    }
-
-    /// <summary>markupsafe's escape, printed as plain text (the environment does not autoescape).</summary>
-    private static object? Escape(JinjaRenderer renderer, object? value, Args args)
-    {
-        args.Done(0);
-        return Py.Str(value).Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;")
-            .Replace("\"", "&#34;").Replace("'", "&#39;");
     }
 
     private static object? First(JinjaRenderer renderer, object? value, Args args)
@@ -287,7 +284,7 @@ internal static partial class JinjaFilters
             result = sb.ToString();
         }
 
-        return first ? indention + result : result;
+        return KeepMarkup(value, first ? indention + result : result);
     }
 
     private static object? Int(JinjaRenderer renderer, object? value, Args args)
@@ -567,8 +564,81 @@ internal static partial class JinjaFilters
         {
             "ceil" => Math.Ceiling(number * scale) / scale,
             "floor" => Math.Floor(number * scale) / scale,
-            _ => precision is >= 0 and <= 15 ? Math.Round(number, (int)precision, MidpointRounding.ToEven) : Math.Round(number * scale, MidpointRounding.ToEven) / scale,
+            _ => PyRound(number, precision),
         };
+    }
+
+    /// <summary>
+    /// Python's <c>round(x, ndigits)</c>: rounds the exact binary value of x half-to-even at ndigits decimals
+    /// (so round(2.675, 2) is 2.67, because 2.675 is stored as 2.67499999...).
+    /// </summary>
+    private static double PyRound(double x, long ndigits)
+    {
+        if (!double.IsFinite(x) || x == 0 || ndigits > 308)
+        {
+            return x;
+        }
+
+        if (ndigits < -308)
+        {
+            return 0.0 * x;
+        }
+
+        var bits = BitConverter.DoubleToInt64Bits(x);
+        var exponent = (int)((bits >> 52) & 0x7FF);
+        var mantissa = bits & 0xF_FFFF_FFFF_FFFFL;
+        if (exponent == 0)
+        {
+            exponent = 1;
+        }
+        else
+        {
+            mantissa |= 1L << 52;
+        }
+
+        exponent -= 1075;
+        BigInteger numerator = mantissa;
+        BigInteger denominator = BigInteger.One;
+        if (exponent >= 0)
+        {
+            numerator <<= exponent;
+        }
+        else
+        {
+            denominator <<= -exponent;
+        }
+
+        var power = BigInteger.Pow(10, (int)Math.Abs(ndigits));
+        if (ndigits >= 0)
+        {
+            numerator *= power;
+        }
+        else
+        {
+            denominator *= power;
+        }
+
+        var quotient = BigInteger.DivRem(numerator, denominator, out var remainder);
+        var twice = remainder * 2;
+        if (twice > denominator || (twice == denominator && !quotient.IsEven))
+        {
+            quotient += 1;
+        }
+
+        var digits = quotient.ToString(CultureInfo.InvariantCulture);
+        string text;
+        if (ndigits > 0)
+        {
+            var padded = digits.PadLeft((int)ndigits + 1, '0');
+            text = padded[..^(int)ndigits] + "." + padded[^(int)ndigits..];
+        }
+        else
+        {
+            text = digits + new string('0', (int)-ndigits);
+        }
+
+        var magnitude = double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+        return x < 0 ? -magnitude : magnitude;
     }
 
     private static object? Sort(JinjaRenderer renderer, object? value, Args args)
@@ -644,7 +714,7 @@ internal static partial class JinjaFilters
     {
         var chars = args.OptionalString(0, "chars");
         args.Done(1);
-        return PyString.Strip(Py.Str(value), chars);
+        return KeepMarkup(value, PyString.Strip(Py.Str(value), chars));
     }
 
     private static object? Unique(JinjaRenderer renderer, object? value, Args args)

@@ -29,7 +29,7 @@ internal static class JinjaMethods
     {
         var known = target switch
         {
-            string => StringMethods.Contains(name),
+            string or Markup => StringMethods.Contains(name),
             PyDict => DictMethods.Contains(name),
             List<object?> => ListMethods.Contains(name),
             object?[] => name is "count" or "index",
@@ -54,12 +54,47 @@ internal static class JinjaMethods
     public static object? Call(BoundMethod method, Args args) => method.Receiver switch
     {
         string text => CallString(text, method.Name, args),
+        Markup markup => CallMarkup(markup, method.Name, args),
         PyDict dict => CallDict(dict, method.Name, args),
         List<object?> or object?[] => CallSequence((IReadOnlyList<object?>)method.Receiver, method.Name, args),
         LoopContext loop when method.Name == "cycle" => loop.Cycle(args.Positional),
         LoopContext loop => loop.Changed(args.Positional),
         _ => throw new JinjaRuntimeException($"{method.Name}() is not supported"),
     };
+
+    // Markup methods that return Markup (markupsafe wraps them); the first group also escapes their str arguments.
+    private static readonly HashSet<string> MarkupEscapingMethods =
+    [
+        "capitalize", "casefold", "center", "expandtabs", "format", "join", "ljust", "lower", "lstrip", "partition",
+        "removeprefix", "removesuffix", "replace", "rjust", "rpartition", "rstrip", "strip", "swapcase", "title",
+        "translate", "upper", "zfill",
+    ];
+
+    private static readonly HashSet<string> MarkupSplittingMethods = ["rsplit", "split", "splitlines"];
+
+    private static object? CallMarkup(Markup markup, string name, Args a)
+    {
+        if (!MarkupEscapingMethods.Contains(name))
+        {
+            var plain = CallString(markup.Text, name, a);
+            return MarkupSplittingMethods.Contains(name) ? ((List<object?>)plain!).Select(p => (object?)new Markup((string)p!)).ToList() : plain;
+        }
+
+        object? Escape(object? value) => value is string s ? Markup.EscapeText(s) : value is Markup m ? m.Text : value;
+        var positional = a.Positional.Select(Escape).ToList();
+        if (name == "join" && positional.Count > 0)
+        {
+            positional[0] = Py.Iterate(positional[0]).Select(Escape).ToList();
+        }
+
+        var keywords = a.Keywords.ToDictionary(p => p.Key, p => Escape(p.Value));
+        return CallString(markup.Text, name, new Args(name, positional, keywords)) switch
+        {
+            string s => new Markup(s),
+            object?[] parts => parts.Select(p => (object?)new Markup((string)p!)).ToArray(),
+            var other => other,
+        };
+    }
 
     private static object? CallString(string text, string name, Args a)
     {
@@ -111,13 +146,13 @@ internal static class JinjaMethods
                 a.Done(1);
                 for (var i = 0; i < items.Count; i++)
                 {
-                    if (items[i] is not string)
+                    if (Py.Text(items[i]) is null)
                     {
                         throw new JinjaRuntimeException($"sequence item {i}: expected str instance, {Py.TypeName(items[i])} found");
                     }
                 }
 
-                return string.Join(text, items);
+                return string.Join(text, items.Select(Py.Str));
             case "partition" or "rpartition":
                 var sep = a.String(0, "sep");
                 a.Done(1);
@@ -162,10 +197,11 @@ internal static class JinjaMethods
 
     private static bool StartsOrEndsWith(string text, bool start, Args a)
     {
-        var candidates = a.Required(0, start ? "prefix" : "suffix") switch
+        var candidate = a.Required(0, start ? "prefix" : "suffix");
+        var candidates = candidate switch
         {
-            string s => [s],
-            object?[] tuple => tuple.Select(t => t as string
+            string or Markup => [Py.Text(candidate)!],
+            object?[] tuple => tuple.Select(t => Py.Text(t)
                 ?? throw new JinjaRuntimeException($"tuple for {(start ? "startswith" : "endswith")} must only contain str")).ToList(),
             var other => throw new JinjaRuntimeException(
                 $"{(start ? "startswith" : "endswith")} first arg must be str or a tuple of str, not {Py.TypeName(other)}"),
@@ -173,11 +209,13 @@ internal static class JinjaMethods
         var from = Py.SliceBound(a.Get(1, "start", null));
         var to = Py.SliceBound(a.Get(2, "end", null));
         var length = PyString.Length(text);
-        var (begin, end, _) = Py.SliceIndices(length, from, to, 1);
-        if (begin > length)
+        if ((from < 0 ? from + length : from) > length)
         {
+            // Python: a start beyond the end never matches, not even an empty prefix.
             return false;
         }
+
+        var (begin, end, _) = Py.SliceIndices(length, from, to, 1);
 
         var part = PyString.Slice(text, begin, Math.Max(begin, end), 1);
         return candidates.Any(c => start ? part.StartsWith(c, StringComparison.Ordinal) : part.EndsWith(c, StringComparison.Ordinal));

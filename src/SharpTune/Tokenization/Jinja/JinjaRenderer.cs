@@ -461,6 +461,10 @@ internal sealed class JinjaRenderer
                 throw undefined.Error();
             case string text when Py.IntegerOrNull(key) is long index:
                 return TryElementAt(PyString.CodePoints(text), index, out var character) ? character : Undefined.ForItem(target, key);
+            case Markup markup when Py.IntegerOrNull(key) is long index:
+                return TryElementAt(PyString.CodePoints(markup.Text), index, out var markupCharacter)
+                    ? new Markup((string)markupCharacter!)
+                    : Undefined.ForItem(target, key);
             case List<object?> list when Py.IntegerOrNull(key) is long index:
                 return TryElementAt(list, index, out var element) ? element : Undefined.ForItem(target, key);
             case object?[] tuple when Py.IntegerOrNull(key) is long index:
@@ -491,9 +495,10 @@ internal sealed class JinjaRenderer
         {
             Undefined undefined => throw undefined.Error(),
             string text => PyString.Slice(text, from, to, by),
+            Markup markup => new Markup(PyString.Slice(markup.Text, from, to, by)),
             List<object?> list => Py.SliceRange(list.Count, from, to, by).Select(i => list[i]).ToList(),
             object?[] tuple => Py.SliceRange(tuple.Length, from, to, by).Select(i => tuple[i]).ToArray(),
-            _ => new Undefined($"{PyRepr.String(Py.ObjectTypeRepr(target))} is not subscriptable"),
+            _ => throw new JinjaRuntimeException($"'{Py.TypeName(target)}' object is not subscriptable"),
         };
     }
 }

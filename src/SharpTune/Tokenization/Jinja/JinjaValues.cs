@@ -15,9 +15,22 @@ internal sealed class Undefined(string hint)
 
     public static Undefined ForItem(object? owner, object? key) => key is string name
         ? ForAttribute(owner, name)
-        : new($"{PyRepr.String(Py.ObjectTypeRepr(owner))} has no element {Py.Repr(key)}");
+        : new($"{Py.ObjectTypeRepr(owner)} has no element {Py.Repr(key)}");
 
     public JinjaRuntimeException Error() => new(hint);
+}
+
+/// <summary>
+/// markupsafe's Markup, made by the <c>safe</c> and <c>escape</c> filters: text marked as safe HTML. Adding a plain
+/// string to it HTML-escapes that string, as some templates rely on (<c>"f('"|safe + name</c>).
+/// </summary>
+internal sealed record Markup(string Text)
+{
+    public static string EscapeText(string text) =>
+        text.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("'", "&#39;").Replace("\"", "&#34;");
+
+    /// <summary>markupsafe's <c>escape</c>: Markup stays as it is, anything else is converted to str and escaped.</summary>
+    public static Markup Escape(object? value) => value as Markup ?? new Markup(EscapeText(Py.Str(value)));
 }
 
 /// <summary>An insertion-ordered Python dict with Python key equality (1 == 1.0 == True).</summary>
@@ -150,9 +163,7 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
 {
     private readonly List<object?> items = [];
     private bool exhausted;
-    private object? lastChangedValue = NotSet;
-
-    private static readonly object NotSet = new();
+    private object?[]? lastChangedValue;
 
     public int Index0 { get; private set; } = -1;
 
@@ -223,7 +234,7 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
     public bool Changed(List<object?> arguments)
     {
         var value = arguments.ToArray();
-        if (lastChangedValue is object?[] previous && Py.Equal(previous, value))
+        if (lastChangedValue is not null && Py.Equal(lastChangedValue, value))
         {
             return false;
         }

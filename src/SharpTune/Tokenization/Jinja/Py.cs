@@ -13,6 +13,7 @@ internal static class Py
         long => "int",
         double => "float",
         string => "str",
+        Markup => "Markup",
         List<object?> => "list",
         object?[] => "tuple",
         PyDict => "dict",
@@ -36,6 +37,7 @@ internal static class Py
         long l => l != 0,
         double d => d != 0,
         string s => s.Length > 0,
+        Markup m => m.Text.Length > 0,
         List<object?> list => list.Count > 0,
         object?[] tuple => tuple.Length > 0,
         PyDict dict => dict.Count > 0,
@@ -48,6 +50,7 @@ internal static class Py
     public static string Str(object? value) => value switch
     {
         string s => s,
+        Markup m => m.Text,
         Undefined => "",
         _ => Repr(value),
     };
@@ -66,6 +69,8 @@ internal static class Py
                 return PyRepr.Float(d);
             case string s:
                 return PyRepr.String(s);
+            case Markup m:
+                return $"Markup({PyRepr.String(m.Text)})";
             case List<object?> list:
                 return "[" + string.Join(", ", list.Select(Repr)) + "]";
             case object?[] tuple:
@@ -95,6 +100,14 @@ internal static class Py
 
     public static bool IsNumber(object? value) => value is bool or long or double;
 
+    /// <summary>The text of a str value (a string or Markup, which Python treats as a str), else null.</summary>
+    public static string? Text(object? value) => value switch
+    {
+        string s => s,
+        Markup m => m.Text,
+        _ => null,
+    };
+
     private static bool IsInteger(object? value) => value is bool or long;
 
     private static long ToLong(object? value) => value switch
@@ -119,10 +132,14 @@ internal static class Py
             return IsInteger(a) && IsInteger(b) ? ToLong(a) == ToLong(b) : ToDouble(a) == ToDouble(b);
         }
 
+        if (Text(a) is { } textA && Text(b) is { } textB)
+        {
+            return string.Equals(textA, textB, StringComparison.Ordinal);
+        }
+
         return (a, b) switch
         {
             (null, null) => true,
-            (string x, string y) => string.Equals(x, y, StringComparison.Ordinal),
             (List<object?> x, List<object?> y) => SequenceEqual(x, y),
             (object?[] x, object?[] y) => SequenceEqual(x, y),
             (PyDict x, PyDict y) => x.Count == y.Count && x.All(p => y.TryGet(p.Key, out var v) && Equal(p.Value, v)),
@@ -155,6 +172,7 @@ internal static class Py
         long l => l.GetHashCode(),
         double d => d == Math.Floor(d) && Math.Abs(d) < 9e18 ? ((long)d).GetHashCode() : d.GetHashCode(),
         string s => StringComparer.Ordinal.GetHashCode(s),
+        Markup m => StringComparer.Ordinal.GetHashCode(m.Text),
         object?[] tuple => tuple.Aggregate(17, (h, item) => (h * 31) + (item is null ? 0 : Hash(item))),
         List<object?> or PyDict or PyView => throw new JinjaRuntimeException($"unhashable type: '{TypeName(value)}'"),
         _ => value.GetHashCode(),
@@ -178,9 +196,13 @@ internal static class Py
             return IsInteger(a) && IsInteger(b) ? ToLong(a).CompareTo(ToLong(b)) : ToDouble(a).CompareTo(ToDouble(b));
         }
 
+        if (Text(a) is { } textA && Text(b) is { } textB)
+        {
+            return PyString.Compare(textA, textB);
+        }
+
         return (a, b) switch
         {
-            (string x, string y) => PyString.Compare(x, y),
             (List<object?> x, List<object?> y) => CompareSequences(x, y, op),
             (object?[] x, object?[] y) => CompareSequences(x, y, op),
             _ => throw new JinjaRuntimeException(
@@ -225,6 +247,17 @@ internal static class Py
             return IsInteger(a) && IsInteger(b) ? Checked(() => checked(ToLong(a) + ToLong(b))) : ToDouble(a) + ToDouble(b);
         }
 
+        // Markup + str escapes the str; str + Markup escapes the left str.
+        if (a is Markup markup && Text(b) is not null)
+        {
+            return new Markup(markup.Text + Markup.Escape(b).Text);
+        }
+
+        if (b is Markup right && a is string left)
+        {
+            return new Markup(Markup.EscapeText(left) + right.Text);
+        }
+
         return (a, b) switch
         {
             (string x, string y) => x + y,
@@ -258,6 +291,8 @@ internal static class Py
         return (a, b) switch
         {
             (string s, _) when IsInteger(b) => Repeat(s, ToLong(b)),
+            (Markup m, _) when IsInteger(b) => new Markup(Repeat(m.Text, ToLong(b))),
+            (_, Markup m) when IsInteger(a) => new Markup(Repeat(m.Text, ToLong(a))),
             (_, string s) when IsInteger(a) => Repeat(s, ToLong(a)),
             (List<object?> list, _) when IsInteger(b) => RepeatList(list, ToLong(b)),
             (_, List<object?> list) when IsInteger(a) => RepeatList(list, ToLong(a)),
@@ -324,6 +359,13 @@ internal static class Py
             return PyFormat.Percent(format, b);
         }
 
+        if (a is Markup markupFormat)
+        {
+            object? EscapeArgument(object? value) => IsNumber(value) ? value : Markup.Escape(value);
+            var arguments = b is object?[] tuple ? tuple.Select(EscapeArgument).ToArray() : EscapeArgument(b);
+            return new Markup(PyFormat.Percent(markupFormat.Text, arguments));
+        }
+
         if (!IsNumber(a) || !IsNumber(b))
         {
             throw Unsupported("%", a, b);
@@ -388,7 +430,7 @@ internal static class Py
     public static object? Plus(object? value) => value switch
     {
         Undefined undefined => throw undefined.Error(),
-        bool or long => ToLong(value),
+        bool or long => (object)ToLong(value),
         double d => d,
         _ => throw new JinjaRuntimeException($"bad operand type for unary +: '{TypeName(value)}'"),
     };
@@ -410,8 +452,9 @@ internal static class Py
     {
         switch (container)
         {
-            case string text:
-                return item is string part
+            case string or Markup:
+                var text = Text(container)!;
+                return Text(item) is { } part
                     ? text.Contains(part, StringComparison.Ordinal)
                     : throw new JinjaRuntimeException($"'in <string>' requires string as left operand, not {TypeName(item)}");
             case PyDict dict:
@@ -432,6 +475,7 @@ internal static class Py
     public static IEnumerable<object?> Iterate(object? value) => value switch
     {
         string s => PyString.CodePoints(s),
+        Markup m => PyString.CodePoints(m.Text),
         List<object?> list => list,
         object?[] tuple => tuple,
         PyDict dict => dict.Keys,
@@ -441,12 +485,13 @@ internal static class Py
         _ => throw new JinjaRuntimeException($"'{TypeName(value)}' object is not iterable"),
     };
 
-    public static bool IsIterable(object? value) => value is string or List<object?> or object?[] or PyDict or PyView or PyGenerator or Undefined;
+    public static bool IsIterable(object? value) => value is string or Markup or List<object?> or object?[] or PyDict or PyView or PyGenerator or Undefined;
 
     /// <summary>Python's <c>len(value)</c>; jinja's undefined has length 0.</summary>
     public static long Length(object? value) => value switch
     {
         string s => PyString.Length(s),
+        Markup m => PyString.Length(m.Text),
         List<object?> list => list.Count,
         object?[] tuple => tuple.Length,
         PyDict dict => dict.Count,
@@ -455,7 +500,7 @@ internal static class Py
         _ => throw new JinjaRuntimeException($"object of type '{TypeName(value)}' has no len()"),
     };
 
-    public static bool HasLength(object? value) => value is string or List<object?> or object?[] or PyDict or PyView or Undefined;
+    public static bool HasLength(object? value) => value is string or Markup or List<object?> or object?[] or PyDict or PyView or Undefined;
 
     /// <summary>Python's <c>slice.indices</c>: clamps start and stop for a sequence of <paramref name="length"/> items.</summary>
     public static (long Start, long Stop, long Step) SliceIndices(long length, long? start, long? stop, long? step)

@@ -54,6 +54,9 @@ internal sealed class PyJson
             case string s:
                 WriteString(s);
                 break;
+            case Markup m:
+                WriteString(m.Text);
+                break;
             case List<object?> list:
                 WriteArray(list, depth);
                 break;
@@ -147,6 +150,7 @@ internal sealed class PyJson
     private static string KeyText(object? key) => key switch
     {
         string s => s,
+        Markup m => m.Text,
         null => "null",
         bool b => b ? "true" : "false",
         long l => l.ToString(CultureInfo.InvariantCulture),
