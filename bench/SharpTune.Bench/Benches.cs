@@ -55,7 +55,7 @@ static class Benches
         if (ckpt)
             model.Checkpointing = new ActivationCheckpointing(layer =>
                 adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
-        using var optimizer = new AdamW(adapter.Parameters.ToList());
+        using var optimizer = new AdamW([(adapter.Values, adapter.Gradients)]);
         var rng = new Random(0);
         Batch RandomBatch()
         {

@@ -101,13 +101,15 @@ public static class TinyModel
             ["bos_token_id"] = bos, ["eos_token_id"] = eos, ["do_sample"] = false,
         }.ToJsonString(new() { WriteIndented = true }));
 
-        // HF's initialization: normal(0, 0.02) weights, unit norms, zero biases.
+        // HF's initialization (normal(0, 0.02) weights, unit norms, zero biases), except lm_head: a random frozen
+        // head of std 0.02 caps every logit near 0.02·H, too flat to learn from; 1/√H lets adapters reach confident logits.
         using var scope = NewDisposeScope();
         var gen = new Generator((ulong)o.Seed);
         var tensors = new List<(string, Tensor)>();
         Tensor Init(string name, long[] shape)
         {
-            var t = name.Contains("norm") ? ones(shape) : name.EndsWith(".bias") ? zeros(shape) : empty(shape).normal_(0, 0.02, gen);
+            var t = name.Contains("norm") ? ones(shape) : name.EndsWith(".bias") ? zeros(shape)
+                : empty(shape).normal_(0, name == "lm_head.weight" ? 1 / Math.Sqrt(o.HiddenSize) : 0.02, gen);
             tensors.Add((name, t));
             return t;
         }

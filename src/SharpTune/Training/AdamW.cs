@@ -1,6 +1,5 @@
 using TorchSharp;
 using static TorchSharp.torch;
-using Parameter = TorchSharp.Modules.Parameter;
 
 namespace SharpTune.Training;
 
@@ -12,7 +11,7 @@ namespace SharpTune.Training;
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    readonly IReadOnlyList<Parameter> _params;
+    readonly IReadOnlyList<(Tensor Value, Tensor Grad)> _params;
     readonly Tensor[] _m, _v;
     public double Beta1 { get; }
     public double Beta2 { get; }
@@ -20,12 +19,13 @@ public sealed class AdamW : IDisposable
     public double WeightDecay { get; }
     public int StepCount { get; private set; }
 
-    public AdamW(IReadOnlyList<Parameter> parameters, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
+    /// <param name="parameters">each trainable tensor with the tensor its gradient accumulates into</param>
+    public AdamW(IReadOnlyList<(Tensor Value, Tensor Grad)> parameters, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weightDecay = 0.01)
     {
         _params = parameters;
         Beta1 = beta1; Beta2 = beta2; Eps = eps; WeightDecay = weightDecay;
-        _m = parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
-        _v = parameters.Select(p => zeros_like(p).DetachFromDisposeScope()).ToArray();
+        _m = parameters.Select(p => zeros_like(p.Value).DetachFromDisposeScope()).ToArray();
+        _v = parameters.Select(p => zeros_like(p.Value).DetachFromDisposeScope()).ToArray();
     }
 
     public void Step(double lr)
@@ -37,9 +37,7 @@ public sealed class AdamW : IDisposable
         double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         for (int i = 0; i < _params.Count; i++)
         {
-            var p = _params[i];
-            using var g = p.grad;
-            if (g is null) continue;
+            var (p, g) = _params[i];
             if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
             _m[i].lerp_(g, 1 - Beta1);
             _v[i].mul_(Beta2).addcmul_(g, g, 1 - Beta2);
@@ -50,11 +48,7 @@ public sealed class AdamW : IDisposable
 
     public void ZeroGrad()
     {
-        foreach (var p in _params)
-        {
-            using var g = p.grad;
-            g?.zero_();
-        }
+        foreach (var (_, g) in _params) g.zero_();
     }
 
     /// <summary>The state to save: m and v per parameter, by index; the step count goes with the train state.</summary>

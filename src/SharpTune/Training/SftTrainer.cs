@@ -52,7 +52,7 @@ public sealed class SftTrainer : IDisposable
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
         _epochs = (microBatches + _batcher.BatchesPerEpoch - 1) / _batcher.BatchesPerEpoch;
-        _optimizer = new AdamW(adapter.Parameters.ToList(), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
+        _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.Model.Checkpointing = new ActivationCheckpointing(layer =>

@@ -64,13 +64,8 @@ public static class TrainStep
     /// clipping as a device scalar (no host sync).</summary>
     static Tensor ClipGradients(LoraAdapter adapter, double maxGradNorm)
     {
-        var grads = adapter.Parameters.Select(p => p.grad).Where(g => g is not null).Select(g => g!).ToList();
-        var norm = stack(grads.Select(g => g.norm()).ToList()).norm();
-        if (maxGradNorm > 0)
-        {
-            var coef = (maxGradNorm / (norm + 1e-6)).clamp_max(1.0);
-            foreach (var g in grads) g.mul_(coef);
-        }
+        var norm = adapter.Gradients.norm();
+        if (maxGradNorm > 0) adapter.Gradients.mul_((maxGradNorm / (norm + 1e-6)).clamp_max(1.0));
         return norm;
     }
 
