@@ -14,14 +14,15 @@ static class ChatCommand
         var model = CommonOptions.Model();
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
+        var adapter = CommonOptions.Adapter();
         var system = new Option<string?>("--system") { Description = "System message" };
         var hideReasoning = new Option<bool>("--hide-reasoning") { Description = "Do not print the <think> reasoning" };
         var sampling = new SamplingFlags();
-        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, system, device, dtype, hideReasoning };
+        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, adapter, system, device, dtype, hideReasoning };
         sampling.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!);
+            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!, p.GetValue(adapter));
             var options = sampling.Resolve(p, m);
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);

@@ -13,19 +13,25 @@ public sealed class PretrainedModel : IDisposable
     public required Tokenizer Tokenizer { get; init; }
     public required GenerationDefaults Defaults { get; init; }
     public ChatTemplate? ChatTemplate { get; init; }
+    /// <summary>A LoRA adapter applied on top of the weights, when one was loaded.</summary>
+    public Peft.LoraAdapter? Adapter { get; init; }
 
     public ModelConfig Config => Model.Config;
 
     /// <summary>Loads a checkpoint folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
-    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16").</summary>
-    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto")
+    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT LoRA adapter folder when given.</summary>
+    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null)
     {
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
         using var checkpoint = Checkpoint.Open(dir);
         var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
+        Peft.LoraAdapter? adapter = null;
+        try { adapter = adapterDir is null ? null : Peft.LoraAdapter.Load(adapterDir, model); }
+        catch { model.Dispose(); throw; }
         return new PretrainedModel
         {
+            Adapter = adapter,
             Directory = dir,
             Model = model,
             Tokenizer = tokenizer,
@@ -60,5 +66,9 @@ public sealed class PretrainedModel : IDisposable
         return ChatTemplate.RenderChat(messages, addGenerationPrompt: true, Tokenizer.BosToken, Tokenizer.EosToken);
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        Adapter?.Dispose();
+        Model.Dispose();
+    }
 }

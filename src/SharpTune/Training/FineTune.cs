@@ -29,11 +29,11 @@ public static class FineTune
         LoraAlpha = 64,
         LearningRate = 2e-3,
         WarmupSteps = 10,
-        MaxSteps = 120,
+        MaxSteps = 240,
         BatchSize = 4,
         GradientAccumulation = 1,
-        EvalEvery = 40,
-        SaveEvery = 40,
+        EvalEvery = 60,
+        SaveEvery = 60,
         LogEvery = 5,
         Seed = 3407,
     };
@@ -92,6 +92,8 @@ public static class FineTune
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
         var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
         var generator = new TextGenerator(m.Model, m.Tokenizer);
-        return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds))[0].Text;
+        // Special tokens are kept so that <think> … </think> shows; the closing EOS is not.
+        string text = generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;
+        return m.Tokenizer.EosToken is { } eos && text.EndsWith(eos, StringComparison.Ordinal) ? text[..^eos.Length] : text;
     }
 }
