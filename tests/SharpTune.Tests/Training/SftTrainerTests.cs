@@ -94,3 +94,50 @@ public class SftTrainerTests
         Assert.Contains("did you mean 'learning_rate'", e.Message);
     }
 }
+
+public class RecipeTests
+{
+    static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "SharpTune.slnx"))) dir = dir.Parent;
+        return dir?.FullName ?? throw new InvalidOperationException("repository root not found");
+    }
+
+    [Fact]
+    public void MedicalRecipeMatchesTheKnownFineTune()
+    {
+        var o = TrainOptions.FromYaml(Path.Combine(RepoRoot(), "recipes", "r1-distill-llama-8b-medical.yaml"));
+        o.Validate();
+        Assert.Equal("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", o.Model);
+        Assert.Equal((16, 16.0, 0.0), (o.LoraRank, o.LoraAlpha, o.LoraDropout));
+        Assert.Equal(7, o.Lora.Targets.Count);
+        Assert.Equal((2, 4, 5, 60, 2e-4, 0.01, "linear", 3407L, 2048), (o.BatchSize, o.GradientAccumulation, o.WarmupSteps, o.MaxSteps, o.LearningRate, o.WeightDecay, o.LrScheduler, o.Seed, o.MaxLength));
+        var d = Assert.Single(o.Datasets);
+        Assert.Equal(("FreedomIntelligence/medical-o1-reasoning-SFT", "en", 500), (d.Source, d.Config, d.Rows));
+    }
+
+    [Fact]
+    public void FlagsOverrideTheRecipe()
+    {
+        var o = TrainOptions.FromYaml(Path.Combine(RepoRoot(), "recipes", "r1-distill-llama-8b-medical.yaml"))
+            .With("max-steps", "10", "--max-steps").With("learning_rate", "1e-4", "--learning-rate");
+        Assert.Equal((10, 1e-4), (o.MaxSteps, o.LearningRate));
+        var e = Assert.Throws<SharpTuneException>(() => o.With("max_steps", "ten", "--max-steps"));
+        Assert.Contains("whole number", e.Message);
+    }
+
+    [Theory]
+    [InlineData("Qwen2ForCausalLM", 1536, 8960, 28, 12, 2, 151936, 18_464_768)]   // DeepSeek-R1-Distill-Qwen-1.5B
+    [InlineData("LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 41_943_040)]   // DeepSeek-R1-Distill-Llama-8B
+    public void TrainableParameterCountsOfRealShapes(string arch, int h, int i, int l, int nh, int nkv, int v, long expected)
+    {
+        _ = TestPaths.Cpu;
+        var c = new SharpTune.Models.ModelConfig(arch, h, i, l, nh, nkv, h / nh, v, 1e-6, 10000, null, 4096, false, arch.StartsWith("Qwen"), false, false, "bfloat16", 1, [2]);
+        // Weights on the meta device: shapes without memory.
+        using var model = new SharpTune.Models.CausalLM(c, TorchSharp.torch.META, TorchSharp.torch.bfloat16,
+            (_, shape) => TorchSharp.torch.empty(shape, TorchSharp.torch.bfloat16, TorchSharp.torch.META).DetachFromDisposeScope());
+        using var adapter = SharpTune.Peft.LoraAdapter.Attach(model, new SharpTune.Peft.LoraOptions(Rank: 16, Alpha: 16));
+        Assert.Equal(expected, adapter.TrainableParameterCount);
+    }
+}
