@@ -1,7 +1,6 @@
-namespace SharpTune.Data;
+using SharpTune.Tokenization;
 
-/// <summary>One message of a conversation; roles are <c>system</c>, <c>user</c> and <c>assistant</c>.</summary>
-public sealed record ChatMessage(string Role, string Content);
+namespace SharpTune.Data;
 
 /// <summary>
 /// A training example before prompt formatting: either a question with its answer (and optional context and

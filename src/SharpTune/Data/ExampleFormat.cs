@@ -1,3 +1,5 @@
+using SharpTune.Tokenization;
+
 namespace SharpTune.Data;
 
 /// <summary>

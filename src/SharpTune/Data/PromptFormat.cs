@@ -1,3 +1,5 @@
+using SharpTune.Tokenization;
+
 namespace SharpTune.Data;
 
 /// <summary>A piece of an example's text; the loss is taken on the tokens of trained pieces.</summary>

@@ -92,7 +92,7 @@ public sealed class SftTrainer : IDisposable
         var prompt = o.PromptFormat == "chat-template"
             ? SharpTune.Data.PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
                 ? throw new SharpTuneException($"{model.Directory}: prompt_format chat-template needs a chat_template in tokenizer_config.json")
-                : model.ChatTemplate.RenderChat(messages.Select(m => new Tokenization.ChatMessage(m.Role, m.Content)).ToList(), generation, tokenizer.BosToken, tokenizer.EosToken),
+                : model.ChatTemplate.RenderChat(messages, generation, tokenizer.BosToken, tokenizer.EosToken),
                 model.ChatTemplate?.Source ?? "")
             : SharpTune.Data.PromptFormat.Get(o.PromptFormat);
         var sources = o.Datasets.Select(d => new DatasetSource(d.Source == "sample" ? SampleData.MedicalCalculations.Path : d.Source)

@@ -4,6 +4,8 @@ using Parquet.Serialization;
 using SharpTune.Data;
 using Xunit;
 
+using SharpTune.Tokenization;
+
 namespace SharpTune.Tests.Data;
 
 public class ParquetReaderTests

@@ -1,6 +1,8 @@
 using SharpTune.Data;
 using Xunit;
 
+using SharpTune.Tokenization;
+
 namespace SharpTune.Tests.Data;
 
 public class PromptFormatTests
