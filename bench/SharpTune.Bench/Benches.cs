@@ -113,6 +113,16 @@ static class Benches
             if (!ok) failures++;
             Emit(new { bench = "parity_bf16", model = Path.GetFileName(dir), max_abs_diff_vs_hf_bf16 = maxDiff, hf_bf16_vs_fp32 = hfVsFp32,
                 ours_bf16_vs_fp32 = oursVsFp32, argmax_agreement = argmaxAgree, tolerance = 0.05, ok });
+
+            // A PEFT-made adapter, loaded by us on the GPU in bf16, against PEFT's fp32 logits with it.
+            string peft = Path.Combine(dir, "peft_adapter");
+            if (!Directory.Exists(peft)) continue;
+            using var adapter = LoraAdapter.Load(peft, model);
+            using var peftLogits = SafetensorsFile.Open(Path.Combine(peft, "logits.safetensors"));
+            double adapterDiff = (model.Forward(ids).to(float32).cpu() - peftLogits.Read("logits_fp32")).abs().max().item<float>();
+            bool adapterOk = adapterDiff <= 0.05;
+            if (!adapterOk) failures++;
+            Emit(new { bench = "peft_adapter_bf16", model = Path.GetFileName(dir), max_abs_diff_vs_peft_fp32 = adapterDiff, tolerance = 0.05, ok = adapterOk });
         }
         return failures == 0 ? 0 : 1;
     }
