@@ -141,3 +141,59 @@ public class RecipeTests
         Assert.Equal(expected, adapter.TrainableParameterCount);
     }
 }
+
+public class TrainerModesTests
+{
+    sealed class Recorder : ITrainingSink
+    {
+        public readonly List<StepMetrics> Steps = [];
+        public readonly List<EvalMetrics> Evals = [];
+        public TrainSummary? End;
+        public void OnStep(StepMetrics step) => Steps.Add(step);
+        public void OnEval(EvalMetrics eval) => Evals.Add(eval);
+        public void OnEnd(TrainSummary summary) => End = summary;
+    }
+
+    static string Tiny()
+    {
+        _ = TestPaths.Cpu;
+        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
+        SharpTune.Models.TinyModel.Create(dir, new SharpTune.Models.TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
+        return dir;
+    }
+
+    [Fact]
+    public void EpochsModeRunsEveryBatchOnceAndEndsShort()
+    {
+        var recorder = new Recorder();
+        var options = new TrainOptions
+        {
+            Datasets = [new DatasetSpec { Source = "sample", Rows = 10 }], OutputDir = TestPaths.TempDir(), Device = "cpu",
+            MaxLength = 256, MaxSteps = 0, Epochs = 2, BatchSize = 2, GradientAccumulation = 3, SaveEvery = 0, LoraRank = 4,
+        };
+        using var trainer = SftTrainer.Setup(options, Tiny(), recorder);
+        trainer.Train();
+        // 10 sequences → 5 batches per epoch, 10 in all, 3 per step → 4 steps, the last one with a single batch.
+        Assert.Equal(4, trainer.MaxSteps);
+        Assert.Equal([1, 2, 3, 4], recorder.Steps.Select(s => s.Step));
+        Assert.Equal("epochs", recorder.End!.Reason);
+    }
+
+    [Fact]
+    public void EarlyStoppingEndsARunWhoseEvalLossRises()
+    {
+        var recorder = new Recorder();
+        var options = new TrainOptions
+        {
+            Datasets = [new DatasetSpec { Source = "sample", Rows = 40 }], OutputDir = TestPaths.TempDir(), Device = "cpu",
+            MaxLength = 256, MaxSteps = 40, BatchSize = 2, GradientAccumulation = 1, SaveEvery = 0, LoraRank = 4,
+            LearningRate = 0.5, WarmupSteps = 0, MaxGradNorm = 0,   // a learning rate that diverges
+            ValidationFraction = 0.2, EvalEvery = 2, EarlyStoppingPatience = 2,
+        };
+        using var trainer = SftTrainer.Setup(options, Tiny(), recorder);
+        trainer.Train();
+        Assert.Equal("early_stopping", recorder.End!.Reason);
+        Assert.True(recorder.Steps.Count < 40);
+        Assert.True(recorder.Evals.Count >= 3);
+    }
+}

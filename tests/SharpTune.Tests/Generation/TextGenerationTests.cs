@@ -1,0 +1,40 @@
+using SharpTune.Generation;
+using SharpTune.Models;
+
+namespace SharpTune.Tests.Generation;
+
+public class TextGenerationTests
+{
+    [Fact]
+    public void StreamedPiecesAddUpToTheTextAndStopStringsCut()
+    {
+        _ = TestPaths.Cpu;
+        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
+        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128, Seed: 3));
+        using var m = PretrainedModel.Load(dir, "cpu");
+        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var prompt = m.EncodeText("Weight 70 kg");
+        var streamed = new System.Text.StringBuilder();
+        var full = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40), (_, piece) => streamed.Append(piece))[0];
+        Assert.Equal(full.Text, streamed.ToString());
+        Assert.True(full.Text.Length > 4);
+
+        string stop = full.Text.Substring(full.Text.Length / 2, 2);
+        var cut = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40, StopStrings: [stop]))[0];
+        Assert.Equal("stop", cut.FinishReason);
+        Assert.Equal(full.Text[..full.Text.IndexOf(stop, StringComparison.Ordinal)], cut.Text);
+    }
+
+    [Theory]
+    [InlineData(true, new[] { "plan", "</th", "ink>\n\nThe answer" }, "plan", "\n\nThe answer")]
+    [InlineData(false, new[] { "<thi", "nk>why</think>", "42" }, "why", "42")]
+    [InlineData(false, new[] { "no reasoning at all" }, "", "no reasoning at all")]
+    public void ReasoningIsSeparatedFromTheAnswer(bool startsInReasoning, string[] pieces, string reasoning, string answer)
+    {
+        var splitter = new ReasoningSplitter(startsInReasoning);
+        var segments = pieces.SelectMany(splitter.Push).ToList();
+        if (splitter.Flush() is { } rest) segments.Add(rest);
+        Assert.Equal(reasoning, string.Concat(segments.Where(s => s.IsReasoning).Select(s => s.Text)));
+        Assert.Equal(answer, string.Concat(segments.Where(s => !s.IsReasoning).Select(s => s.Text)));
+    }
+}
