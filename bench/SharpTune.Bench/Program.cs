@@ -2,6 +2,7 @@
 //   bench decode  --shape qwen1.5b|llama8b|tiny [--device cuda] [--prefill 128] [--gen 128]
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
+//   bench tokenize --model DIR [--corpus FILE]          single-thread encode speed
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
@@ -12,5 +13,6 @@ return a.Command switch
     "parity" => Benches.Parity(a),
     "load" => Benches.Load(a),
     "train" => Benches.Train(a),
+    "tokenize" => Benches.Tokenize(a),
     _ => Args.Usage(),
 };
