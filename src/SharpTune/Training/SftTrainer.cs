@@ -75,6 +75,8 @@ public sealed class SftTrainer : IDisposable
             var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
             if (options.Resume) trainer.ResumeFromNewest();
+            else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
+                throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
             return trainer;
         }
         catch
