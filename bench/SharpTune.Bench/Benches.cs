@@ -53,8 +53,7 @@ static class Benches
             (name.Contains("norm") ? ones(shape, dtype, device) : empty(shape, dtype, device).normal_(0, 0.02)).DetachFromDisposeScope());
         using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 16, Alpha: 16), seed: 0);
         if (ckpt)
-            model.Checkpointing = new ActivationCheckpointing(layer =>
-                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
+            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
         using var optimizer = new AdamW([(adapter.Values, adapter.Gradients)]);
         var rng = new Random(0);
         Batch RandomBatch()

@@ -123,6 +123,10 @@ public sealed class LoraAdapter : IDisposable
         target.Adapter = pair.Forward;
     }
 
+    /// <summary>The A and B tensors of one decoder layer's adapters (what activation checkpointing must route gradients to).</summary>
+    public IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer) =>
+        _pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList();
+
     /// <summary>Whether the adapters take part in the model's forward (off: the base model's outputs).</summary>
     public bool Enabled
     {

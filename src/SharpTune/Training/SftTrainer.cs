@@ -55,8 +55,7 @@ public sealed class SftTrainer : IDisposable
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.Model.Checkpointing = new ActivationCheckpointing(layer =>
-                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
+            model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the

@@ -15,13 +15,7 @@ public class CliTests
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    static readonly Lazy<string> Tiny = new(() =>
-    {
-        _ = TestPaths.Cpu;
-        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
-        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
-        return dir;
-    });
+    static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel());
 
     static void AssertOneLineError((int Code, string Out, string Err) r, string expected)
     {

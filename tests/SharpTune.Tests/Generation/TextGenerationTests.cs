@@ -8,9 +8,7 @@ public class TextGenerationTests
     [Fact]
     public void StreamedPiecesAddUpToTheTextAndStopStringsCut()
     {
-        _ = TestPaths.Cpu;
-        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
-        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128, Seed: 3));
+        string dir = TestPaths.NewTinyModel(seed: 3);
         using var m = PretrainedModel.Load(dir, "cpu");
         var generator = new TextGenerator(m.Model, m.Tokenizer);
         var prompt = m.EncodeText("Weight 70 kg");

@@ -44,8 +44,7 @@ public class LoraParityTests
         using var model = LoadBase();
         using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
         if (checkpointing)
-            model.Checkpointing = new ActivationCheckpointing(layer =>
-                adapter.Pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList());
+            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
         using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
         using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
         using var scope = NewDisposeScope();

@@ -34,9 +34,7 @@ public class KillResumeTests
     [Fact]
     public void KilledRunResumesWithIdenticalLosses()
     {
-        _ = TestPaths.Cpu;
-        string model = Path.Combine(TestPaths.TempDir(), "tiny");
-        TinyModel.Create(model, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
+        string model = TestPaths.NewTinyModel();
 
         string straight = TestPaths.TempDir();
         using (var p = Start(TrainArgs(model, straight))) { Assert.True(p.WaitForExit(180_000)); Assert.Equal(0, p.ExitCode); }

@@ -16,13 +16,7 @@ public class SftTrainerTests
         public void OnCheckpoint(int step, string dir) { Checkpoints.Add(step); AfterCheckpoint?.Invoke(step); }
     }
 
-    static readonly Lazy<string> Tiny = new(() =>
-    {
-        _ = TestPaths.Cpu;
-        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
-        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
-        return dir;
-    });
+    static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel());
 
     static TrainOptions Options(string output) => new()
     {
@@ -154,13 +148,7 @@ public class TrainerModesTests
         public void OnEnd(TrainSummary summary) => End = summary;
     }
 
-    static string Tiny()
-    {
-        _ = TestPaths.Cpu;
-        string dir = Path.Combine(TestPaths.TempDir(), "tiny");
-        SharpTune.Models.TinyModel.Create(dir, new SharpTune.Models.TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128));
-        return dir;
-    }
+    static string Tiny() => TestPaths.NewTinyModel();
 
     [Fact]
     public void EpochsModeRunsEveryBatchOnceAndEndsShort()
