@@ -15,15 +15,17 @@ static class ChatCommand
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var adapter = CommonOptions.Adapter();
+        var promptFormat = CommonOptions.PromptFormat();
         var system = new Option<string?>("--system") { Description = "System message" };
         var hideReasoning = new Option<bool>("--hide-reasoning") { Description = "Do not print the <think> reasoning" };
         var sampling = new SamplingFlags();
-        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, adapter, system, device, dtype, hideReasoning };
+        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, adapter, system, promptFormat, device, dtype, hideReasoning };
         sampling.AddTo(cmd);
         cmd.SetAction(p =>
         {
             using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!, p.GetValue(adapter));
             var options = sampling.Resolve(p, m);
+            var format = p.GetValue(promptFormat) is { } f ? SharpTune.Data.PromptFormat.Get(f) : null;
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             var history = new List<ChatMessage>();
@@ -40,10 +42,12 @@ static class ChatCommand
                 if (line.Trim().Length == 0) continue;
 
                 history.Add(new ChatMessage("user", line));
-                string prompt = m.RenderChat(history);
-                var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: false);
+                // With a training prompt format each turn stands alone (those formats have no history).
+                string prompt = format is not null ? format.Prompt(line) : m.RenderChat(history);
+                var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: format is not null);
                 var display = new ReasoningDisplay(stdout, terminal, p.GetValue(hideReasoning), ReasoningSplitter.PromptOpensReasoning(prompt));
-                var result = generator.Generate([ids], options, (_, piece) => display.Write(piece))[0];
+                // Special tokens stay in the text so that the <think> tags reach the display.
+                var result = generator.Generate([ids], options with { SkipSpecialTokens = false }, (_, piece) => display.Write(piece))[0];
                 display.Finish();
                 history.Add(new ChatMessage("assistant", result.Text));
             }

@@ -14,18 +14,21 @@ static class GenerateCommand
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var adapter = CommonOptions.Adapter();
+        var promptFormat = CommonOptions.PromptFormat();
         var json = CommonOptions.Json();
         var prompts = new Option<string[]>("--prompt", "-p") { Description = "Prompt text (repeat for a batch)", Required = true };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt as a user message with the model's chat template" };
         var system = new Option<string?>("--system") { Description = "System message (with --chat)" };
         var sampling = new SamplingFlags();
-        var cmd = new Command("generate", "Generate text from a prompt") { model, adapter, prompts, chat, system, device, dtype, json };
+        var cmd = new Command("generate", "Generate text from a prompt") { model, adapter, prompts, chat, system, promptFormat, device, dtype, json };
         sampling.AddTo(cmd);
         cmd.SetAction(p =>
         {
             using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!, p.GetValue(adapter));
             var texts = p.GetValue(prompts)!;
-            var ids = texts.Select(t => p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
+            var format = p.GetValue(promptFormat) is { } f ? SharpTune.Data.PromptFormat.Get(f) : null;
+            var ids = texts.Select(t => format is not null ? m.EncodeText(format.Prompt(t))
+                : p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
             var options = sampling.Resolve(p, m);
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool stream = !p.GetValue(json) && texts.Length == 1;

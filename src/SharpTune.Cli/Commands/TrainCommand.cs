@@ -57,7 +57,9 @@ static class TrainCommand
             stdout.WriteLine();
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
-            stdout.WriteLine($"Next: sharptune chat --model {(string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model)} --adapter {result.Summary.AdapterDir}");
+            string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
+            string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
+            stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
             return Task.FromResult(0);
         });
         return cmd;

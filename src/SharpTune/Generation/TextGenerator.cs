@@ -10,7 +10,8 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
 
     public GenerationTimings? LastTimings => _tokens.LastTimings;
 
-    /// <summary>Generates for each prompt. <paramref name="onText"/>(row, newText) streams decoded text as it forms.</summary>
+    /// <summary>Generates for each prompt. <paramref name="onText"/>(row, newText) streams decoded text as it forms.
+    /// With SkipSpecialTokens off, special tokens such as &lt;think&gt; show in the text; the closing EOS never does.</summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Action<int, string>? onText = null)
     {
         var stops = options.StopStrings ?? [];
@@ -19,8 +20,10 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
         var stoppedByString = new bool[prompts.Count];
         int longestStop = stops.Count == 0 ? 0 : stops.Max(s => s.Length);
 
+        var eos = (options.EosTokenIds ?? []).ToHashSet();
         var ids = _tokens.Generate(prompts, options, (row, token) =>
         {
+            if (eos.Contains(token)) return true;   // the EOS that ends a row is in its ids, not in its text
             string piece = decoders[row].Push(token);
             if (piece.Length == 0) return true;
             var text = texts[row];

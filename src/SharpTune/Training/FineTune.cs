@@ -92,8 +92,7 @@ public static class FineTune
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
         var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
         var generator = new TextGenerator(m.Model, m.Tokenizer);
-        // Special tokens are kept so that <think> … </think> shows; the closing EOS is not.
-        string text = generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;
-        return m.Tokenizer.EosToken is { } eos && text.EndsWith(eos, StringComparison.Ordinal) ? text[..^eos.Length] : text;
+        // Special tokens are kept so that <think> … </think> shows.
+        return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;
     }
 }
