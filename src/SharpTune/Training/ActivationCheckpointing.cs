@@ -8,18 +8,24 @@ namespace SharpTune.Training;
 /// Activation checkpointing: a layer's forward keeps only its input; backward recomputes the layer with
 /// gradients on and differentiates it. Activations of all layers are then never alive together, at the cost
 /// of a second forward per layer. The layer's trainable tensors are passed as inputs of the autograd node so
-/// that their gradients flow through it. Dropout masks are reproduced by re-seeding before both passes.
+/// that their gradients flow through it. With dropout, masks are reproduced by seeding both passes alike
+/// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
-public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf)
+/// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
+public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
-    long _calls;
+    long _stepSeed, _calls;
+
+    /// <summary>Call at the start of each optimizer step.</summary>
+    public void BeginStep(long seed) => (_stepSeed, _calls) = (seed, 0);
 
     /// <summary>x (B, T, H) → (B, T, H), like <see cref="CausalLM.LayerForward"/> without a KV cache.</summary>
     public Tensor Run(CausalLM model, DecoderLayer layer, Tensor x, Tensor cos, Tensor sin, Tensor? mask)
     {
         var trainable = TrainableOf(layer);
-        var args = new List<object> { new LayerCall(model, layer, cos, sin, mask, Interlocked.Increment(ref _calls)), x };
+        long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
+        var args = new List<object> { new LayerCall(model, layer, cos, sin, mask, seed), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
@@ -31,7 +37,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>The non-tensor context of one call; cos, sin and the mask travel as saved tensors, since the
     /// caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, Tensor Cos, Tensor Sin, Tensor? Mask, long Seed);
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, Tensor Cos, Tensor Sin, Tensor? Mask, long? Seed);
 
     sealed class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
@@ -46,13 +52,16 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
             var x = (Tensor)vars[1];
             ctx.save_for_backward(call.Mask is null ? [x, call.Cos, call.Sin] : [x, call.Cos, call.Sin, call.Mask]);
             ctx.save_data("call", call);
-            random.manual_seed(call.Seed);
+            ctx.save_data("needx", x.requires_grad);
+            if (call.Seed is { } seed) random.manual_seed(seed);
             return [call.Model.LayerForward(call.Layer, x, call.Cos, call.Sin, null, call.Mask)];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
             var call = (LayerCall)ctx.get_data("call");
+            bool needx = (bool)ctx.get_data("needx");
+            ReleaseHanded();   // the previous call's gradients were consumed when it returned
             try
             {
                 using var scope = NewDisposeScope();   // backward runs on autograd's thread: its own scope
@@ -61,14 +70,15 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                 List<Tensor> result;
                 using (enable_grad())
                 {
-                    var xd = x.detach().requires_grad_(true);
-                    random.manual_seed(call.Seed);
+                    var xd = x.detach().requires_grad_(needx);
+                    if (call.Seed is { } seed) random.manual_seed(seed);
                     var y = call.Model.LayerForward(call.Layer, xd, cos, sin, null, mask);
-                    var inputs = new List<Tensor> { xd };
+                    var inputs = new List<Tensor>();
+                    if (needx) inputs.Add(xd);   // the first layer's input (embeddings) needs no gradient
                     inputs.AddRange(call.Model.Checkpointing!.TrainableOf(call.Layer));
                     var g = autograd.grad([y], inputs, [grads[0]], allow_unused: true);
-                    result = [null!, g[0]];
-                    result.AddRange(g.Skip(1));
+                    result = [null!, needx ? g[0] : null!];
+                    result.AddRange(g.Skip(needx ? 1 : 0));
                 }
                 foreach (var t in result.Where(t => t is not null)) t.MoveToOuterDisposeScope();
                 lock (Handed) Handed.AddRange(result.Where(t => t is not null));
@@ -84,13 +94,18 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
             }
         }
 
-        public static void AfterBackward()
+        static void ReleaseHanded()
         {
             lock (Handed)
             {
                 foreach (var t in Handed) t.Dispose();
                 Handed.Clear();
             }
+        }
+
+        public static void AfterBackward()
+        {
+            ReleaseHanded();
             if (Interlocked.Exchange(ref _failure, null) is { } e)
                 throw new InvalidOperationException("activation checkpointing: recomputing a layer in backward failed", e);
         }

@@ -55,7 +55,7 @@ public sealed class SftTrainer : IDisposable
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
+            model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -157,6 +157,7 @@ public sealed class SftTrainer : IDisposable
             if (ct.IsCancellationRequested) { reason = "cancelled"; break; }
             using var scope = NewDisposeScope();
             manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
+            Model.Model.Checkpointing?.BeginStep(Options.Seed + _step);
             double lr = _schedule.At(_step);
 
             var micro = new List<Batch>();
