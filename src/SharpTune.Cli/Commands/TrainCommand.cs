@@ -55,6 +55,11 @@ static class TrainCommand
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }
             stdout.WriteLine();
+            if (result.Summary.Reason == "cancelled")
+            {
+                stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
+                return Task.FromResult(130);
+            }
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;

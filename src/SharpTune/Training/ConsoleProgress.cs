@@ -76,7 +76,6 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
         if (summary.BestEvalLoss is double best)
             line += $", best eval loss {Loss(best)}";
         WriteLine(line);
-        WriteLine($"Adapter: {summary.AdapterDir}");
     }
 
     /// <summary>Writes a whole line; on a terminal it goes above the status line, which is then drawn again.</summary>

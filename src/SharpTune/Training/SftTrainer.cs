@@ -148,7 +148,7 @@ public sealed class SftTrainer : IDisposable
         var clock = Stopwatch.StartNew();
         long tokensAtStart = _tokens;
         int stepsAtStart = _step;
-        string reason = "max_steps";
+        string reason = Options.MaxSteps > 0 ? "max_steps" : "epochs";
         double? lastLoss = null;
         using var batches = _batcher.Read(_position, int.MaxValue).GetEnumerator();
 
@@ -191,11 +191,12 @@ public sealed class SftTrainer : IDisposable
             if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
                 SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
-        if (_validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
+        bool finished = reason != "cancelled";
+        if (finished && _validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
         SaveCheckpoint(elapsed);
-        Adapter.Save(AdapterDir, Model.Directory);
-        var summary = new TrainSummary(_step, _maxSteps == _step && reason == "max_steps" && Options.MaxSteps == 0 ? "epochs" : reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
+        if (finished) Adapter.Save(AdapterDir, Model.Directory);   // an interrupted run leaves only its checkpoint
+        var summary = new TrainSummary(_step, reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
             (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed));
         _sink.OnEnd(summary);
         return summary;
