@@ -21,9 +21,9 @@ static class TrainCommand
 
         cmd.SetAction((p, ct) =>
         {
-            var options = p.GetValue(recipe) is { } file ? TrainOptions.FromYaml(file, FineTune.Demo with { Model = "" }) : FineTune.Demo;
-            if (p.GetValue(recipe) is null && settings.Any(s => s.Key == "model" && p.GetValue(s.Option) is not null))
-                options = new TrainOptions();   // a real model: the recipe defaults, not the demo's
+            // A recipe or a --model starts from the documented defaults; no arguments at all is the demo.
+            bool demo = p.GetValue(recipe) is null && !settings.Any(s => s.Key == "model" && p.GetValue(s.Option) is not null);
+            var options = p.GetValue(recipe) is { } file ? TrainOptions.FromYaml(file) : demo ? FineTune.Demo : new TrainOptions();
             foreach (var (key, option) in settings)
                 if (p.GetValue(option) is { } value) options = options.With(key, value, "--" + key.Replace('_', '-'));
             if (p.GetValue(dataset) is { } source)
