@@ -218,9 +218,6 @@ public sealed class LoraAdapter : IDisposable
             (file.Read(PeftName(linear.Name, "lora_A")).to(float32), file.Read(PeftName(linear.Name, "lora_B")).to(float32)));
     }
 
-    /// <summary>The update the adapter adds to a projection's weight: scaling · B A, in fp32 [out, in].</summary>
-    public Tensor DeltaWeight(Pair pair) => matmul(pair.B.detach(), pair.A.detach()) * Options.Scaling;
-
     public void Dispose()
     {
         Detach();

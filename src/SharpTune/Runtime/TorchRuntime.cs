@@ -24,8 +24,6 @@ public static partial class TorchRuntime
     /// <summary>Where libtorch came from and which device is in use, for `info` output and error reports.</summary>
     public static string Description { get; private set; } = "not loaded";
 
-    public static bool IsInitialized => _device is not null;
-
     /// <summary>Loads libtorch for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N") and returns
     /// the device to use. Later calls return the first answer when they ask for the same kind.</summary>
     public static torch.Device Initialize(string device = "auto")

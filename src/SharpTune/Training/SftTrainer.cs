@@ -170,7 +170,9 @@ public sealed class SftTrainer : IDisposable
             }
             if (micro.Count == 0) { reason = "epochs"; break; }
 
+            Adapter.Training = true;   // LoRA dropout on for the step, off for evaluation and generation
             var (lossSum, gradNorm, scored) = TrainStep.Run(Model.Model, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            Adapter.Training = false;
             _tokens += micro.Sum(b => b.TokenCount);
             _step++;
 

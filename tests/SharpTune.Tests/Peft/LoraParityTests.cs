@@ -105,6 +105,21 @@ public class LoraParityTests
     }
 
     [Fact]
+    public void DropoutActsOnlyWhileTraining()
+    {
+        using var model = LoadBase();
+        using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8, Dropout: 0.5), seed: 1);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        foreach (var p in adapter.Pairs) p.B.normal_(0, 0.1);
+        var ids = tensor(new long[] { 5, 9, 33, 41, 7 }).view(1, -1);
+        double Diff(Tensor a, Tensor b) => (a - b).abs().max().item<float>();
+        Assert.Equal(0, Diff(model.Forward(ids), model.Forward(ids)));
+        adapter.Training = true;
+        Assert.True(Diff(model.Forward(ids), model.Forward(ids)) > 1e-4);
+    }
+
+    [Fact]
     public void AdapterForAnotherModelIsRejectedClearly()
     {
         using var ckpt = Checkpoint.Open(TestPaths.Model("qwen3"));   // head_dim 24: other q/k/v/o shapes

@@ -64,6 +64,15 @@ public class SftTrainerTests
     }
 
     [Fact]
+    public void LoraDropoutIsAppliedDuringTraining()
+    {
+        var plain = Run(Options(TestPaths.TempDir()) with { MaxSteps = 3, SaveEvery = 0, ValidationFraction = 0 }, new Recorder());
+        var dropped = Run(Options(TestPaths.TempDir()) with { MaxSteps = 3, SaveEvery = 0, ValidationFraction = 0, LoraDropout = 0.3 }, new Recorder());
+        Assert.Equal(plain[0].Loss, dropped[0].Loss);      // B starts at zero: dropout cannot change the first step
+        Assert.NotEqual(plain[2].Loss, dropped[2].Loss);
+    }
+
+    [Fact]
     public void InterruptedSaveLeavesThePreviousCheckpoint()
     {
         string output = TestPaths.TempDir();
