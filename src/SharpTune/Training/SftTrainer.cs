@@ -27,7 +27,7 @@ public sealed class SftTrainer : IDisposable
     readonly LearningRateSchedule _schedule;
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
-    readonly int _epochs;
+    readonly int _padId;
 
     // Progress, saved in checkpoints.
     int _step;
@@ -47,11 +47,10 @@ public sealed class SftTrainer : IDisposable
         Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
         var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
         _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
-        int pad = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
-        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, pad) { Seed = (ulong)options.Seed });
+        _padId = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
+        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed });
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
-        _epochs = (microBatches + _batcher.BatchesPerEpoch - 1) / _batcher.BatchesPerEpoch;
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
@@ -213,7 +212,7 @@ public sealed class SftTrainer : IDisposable
         long count = 0, tokens = 0;
         for (int i = 0; i < _validation.Count; i += Options.BatchSize)
         {
-            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), Model.Tokenizer.PadTokenId ?? 0);
+            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId);
             var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
             var (s, n) = CausalLoss.Evaluate(Model.Model, ids, labels, positions, mask, Options.LossChunk);
             sum.add_(s);
