@@ -26,6 +26,8 @@ static class TrainCommand
             var options = p.GetValue(recipe) is { } file ? TrainOptions.FromYaml(file) : demo ? FineTune.Demo : new TrainOptions();
             foreach (var (key, option) in settings)
                 if (p.GetValue(option) is { } value) options = options.With(key, value, "--" + key.Replace('_', '-'));
+            if (p.GetValue(dataset) is null && (p.GetValue(config) is not null || p.GetValue(split) is not null || p.GetValue(rows) is not null || p.GetValue(format) is not null))
+                throw new SharpTuneException("--dataset-config, --dataset-split, --dataset-rows and --dataset-format describe --dataset; give --dataset too (or set them in the recipe's datasets)");
             if (p.GetValue(dataset) is { } source)
                 options = options with
                 {
@@ -50,7 +52,7 @@ static class TrainCommand
             foreach (var c in result.Comparisons)
             {
                 stdout.WriteLine();
-                stdout.WriteLine($"Held-out question: {c.Question}");
+                stdout.WriteLine($"{(c.HeldOut ? "Held-out question" : "Example question (from the training data)")}: {c.Question}");
                 stdout.WriteLine($"--- before fine-tuning:\n{c.Before.Trim()}");
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }

@@ -14,37 +14,62 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
     /// With SkipSpecialTokens off, special tokens such as &lt;think&gt; show in the text; the closing EOS never does.</summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Action<int, string>? onText = null)
     {
-        var stops = options.StopStrings ?? [];
-        var decoders = prompts.Select(_ => new StreamingDecoder(tokenizer, options.SkipSpecialTokens)).ToArray();
-        var texts = prompts.Select(_ => new System.Text.StringBuilder()).ToArray();
-        var stoppedByString = new bool[prompts.Count];
-        int longestStop = stops.Count == 0 ? 0 : stops.Max(s => s.Length);
-
+        var rows = prompts.Select((_, row) => new RowText(new StreamingDecoder(tokenizer, options.SkipSpecialTokens), options.StopStrings ?? [],
+            piece => onText?.Invoke(row, piece))).ToArray();
         var eos = (options.EosTokenIds ?? []).ToHashSet();
         var ids = _tokens.Generate(prompts, options, (row, token) =>
-        {
-            if (eos.Contains(token)) return true;   // the EOS that ends a row is in its ids, not in its text
-            string piece = decoders[row].Push(token);
-            if (piece.Length == 0) return true;
-            var text = texts[row];
-            int searchFrom = Math.Max(0, text.Length - longestStop);
-            text.Append(piece);
-            foreach (var stop in stops)
-            {
-                int at = text.ToString(searchFrom, text.Length - searchFrom).IndexOf(stop, StringComparison.Ordinal);
-                if (at < 0) continue;
-                int cut = searchFrom + at;
-                int before = text.Length - piece.Length;
-                if (cut > before) onText?.Invoke(row, text.ToString(before, cut - before));
-                text.Length = cut;
-                stoppedByString[row] = true;
-                return false;
-            }
-            onText?.Invoke(row, piece);
-            return true;
-        });
+            eos.Contains(token) || rows[row].Add(token));   // the EOS that ends a row is in its ids, not in its text
+        foreach (var r in rows) r.Finish();
+        return prompts.Select((p, row) => new GenerationResult(p, ids[row].Ids, rows[row].Text,
+            rows[row].Stopped ? "stop" : ids[row].FinishReason)).ToList();
+    }
 
-        return prompts.Select((p, row) => new GenerationResult(p, ids[row].Ids, texts[row].ToString(),
-            stoppedByString[row] ? "stop" : ids[row].FinishReason)).ToList();
+    /// <summary>One row's text as it forms: decoded incrementally, cut at the earliest stop string, and streamed
+    /// without ever emitting the start of a stop string that may still complete.</summary>
+    sealed class RowText(StreamingDecoder decoder, IReadOnlyList<string> stops, Action<string> emit)
+    {
+        readonly System.Text.StringBuilder _text = new();
+        readonly int _holdBack = stops.Count == 0 ? 0 : stops.Max(s => s.Length) - 1;
+        int _streamed;
+
+        public bool Stopped { get; private set; }
+        public string Text => _text.ToString();
+
+        /// <summary>Adds a token; false when a stop string completed.</summary>
+        public bool Add(int token)
+        {
+            Append(decoder.Push(token));
+            return !Stopped;
+        }
+
+        public void Finish()
+        {
+            if (!Stopped) Append(decoder.Flush());
+            Emit(_text.Length);
+        }
+
+        void Append(string piece)
+        {
+            if (piece.Length == 0 || Stopped) return;
+            int searchFrom = Math.Max(0, _text.Length - _holdBack);
+            _text.Append(piece);
+            string window = _text.ToString(searchFrom, _text.Length - searchFrom);
+            int cut = stops.Select(stop => window.IndexOf(stop, StringComparison.Ordinal)).Where(at => at >= 0).DefaultIfEmpty(-1).Min();
+            if (cut >= 0)
+            {
+                _text.Length = searchFrom + cut;
+                Stopped = true;
+                Emit(_text.Length);
+                return;
+            }
+            Emit(_text.Length - _holdBack);
+        }
+
+        void Emit(int upTo)
+        {
+            if (upTo <= _streamed) return;
+            emit(_text.ToString(_streamed, upTo - _streamed));
+            _streamed = upTo;
+        }
     }
 }

@@ -58,17 +58,22 @@ public sealed class TokenGenerator(CausalLM model)
         var padded = new long[B * P];
         var valid = new bool[B * P];
         for (int b = 0; b < B; b++)
+        {
+            // Pads repeat the row's first token: masked out of attention, and harmless in the repetition-penalty
+            // scatter (a pad id of 0 would fight over the slot of a real token 0).
+            Array.Fill(padded, prompts[b][0], b * P, P - prompts[b].Length);
             for (int t = 0; t < prompts[b].Length; t++)
             {
                 padded[b * P + P - prompts[b].Length + t] = prompts[b][t];
                 valid[b * P + P - prompts[b].Length + t] = true;
             }
+        }
         bool anyPadding = prompts.Any(p => p.Length < P);
         var keyValid = tensor(valid, [B, P], device: device);                                  // [B, S]
         var positions = (keyValid.to(int64).cumsum(1) - 1).clamp_min(0);                        // [B, P]
         var seen = sampling.RepetitionPenalty != 1 ? zeros([B, model.Config.VocabSize], ScalarType.Bool, device) : null;
         var input = tensor(padded, [B, P], device: device);
-        seen?.scatter_(1, input, keyValid);
+        seen?.scatter_(1, input, ones([B, P], ScalarType.Bool, device));
 
         Tensor? mask = anyPadding ? PrefillMask(keyValid, P) : null;
         var hidden = model.Hidden(input, positions, cache, mask);

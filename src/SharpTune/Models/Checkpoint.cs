@@ -89,6 +89,7 @@ public sealed class Checkpoint : IDisposable
     public CausalLM LoadModel(Device device, ScalarType dtype)
     {
         var used = new HashSet<string>();
+        var loaded = new List<Tensor>();
         Tensor Fetch(string name, long[] shape)
         {
             if (!_byName.TryGetValue(name, out var file))
@@ -98,10 +99,18 @@ public sealed class Checkpoint : IDisposable
                 throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", e.Shape)}], config.json implies [{string.Join(", ", shape)}]");
             used.Add(name);
             using var raw = file.Read(name);
-            return raw.to(dtype, device).DetachFromDisposeScope();
+            var t = raw.to(dtype, device).DetachFromDisposeScope();
+            loaded.Add(t);
+            return t;
         }
 
-        var model = new CausalLM(Config, device, dtype, Fetch);
+        CausalLM model;
+        try { model = new CausalLM(Config, device, dtype, Fetch); }
+        catch
+        {
+            foreach (var t in loaded) t.Dispose();   // a missing or misshapen weight: free what was loaded
+            throw;
+        }
         var unexpected = Tensors.Keys.Where(n => !used.Contains(n) && !n.EndsWith("rotary_emb.inv_freq")
             && !(Config.TieWordEmbeddings && n == "lm_head.weight")).Order().ToList();
         if (unexpected.Count > 0)

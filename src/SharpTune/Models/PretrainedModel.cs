@@ -24,6 +24,8 @@ public sealed class PretrainedModel : IDisposable
     {
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
+        var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
+        var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var checkpoint = Checkpoint.Open(dir);
         var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
         Peft.LoraAdapter? adapter = null;
@@ -35,8 +37,8 @@ public sealed class PretrainedModel : IDisposable
             Directory = dir,
             Model = model,
             Tokenizer = tokenizer,
-            Defaults = GenerationDefaults.Load(dir),
-            ChatTemplate = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null,
+            Defaults = defaults,
+            ChatTemplate = template,
         };
     }
 

@@ -64,6 +64,7 @@ public static class CausalLoss
         var total = zeros([], float32, model.Device);
         for (long start = 0; start < target.shape[0]; start += chunk)
         {
+            using var chunkScope = NewDisposeScope();   // one chunk's logits alive at a time
             long len = Math.Min(chunk, target.shape[0] - start);
             var logits = F.linear(flat.narrow(0, start, len), model.LmHead).to(float32);
             total.add_(F.cross_entropy(logits, target.narrow(0, start, len), ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum));

@@ -4,8 +4,8 @@ using SharpTune.Models;
 
 namespace SharpTune.Training;
 
-/// <summary>A held-out question answered before and after fine-tuning.</summary>
-public sealed record Comparison(string Question, string Before, string After, string? Reference);
+/// <summary>A question answered before and after fine-tuning; <see cref="HeldOut"/> when it was not trained on.</summary>
+public sealed record Comparison(string Question, string Before, string After, string? Reference, bool HeldOut);
 
 public sealed record FineTuneResult(TrainSummary Summary, IReadOnlyList<Comparison> Comparisons, string OutputDir);
 
@@ -61,22 +61,24 @@ public static class FineTune
         var summary = trainer.Train(ct);
         if (summary.Reason == "cancelled") return new FineTuneResult(summary, [], options.OutputDir);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
-            Answer(trainer, q.Question), q.Reference)).ToList();
+            Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();
         return new FineTuneResult(summary, results, options.OutputDir);
     }
 
-    /// <summary>Questions from the sample's test split when training on the sample, else from the training data's end.</summary>
-    static List<(string Question, string? Reference)> HeldOutQuestions(TrainOptions options, int count)
+    /// <summary>Questions from the sample's test split when training on the sample (held out); otherwise the first
+    /// rows of the first dataset, read with its format and columns (likely trained on, and labelled so).</summary>
+    static List<(string Question, string? Reference, bool HeldOut)> HeldOutQuestions(TrainOptions options, int count)
     {
         if (count <= 0) return [];
         var first = options.Datasets[0];
-        var source = first.Source == "sample"
+        bool sample = first.Source == "sample";
+        var source = sample
             ? SampleData.MedicalCalculations with { Split = "test" }
-            : new DatasetSource(first.Source) { Subset = first.Config, Split = first.Split };
+            : new DatasetSource(first.Source) { Subset = first.Config, Split = first.Split, Format = first.Format == "auto" ? null : first.Format, Columns = SftTrainer.ParseColumns(first.Columns) };
         try
         {
             return DatasetReader.ReadExamples(source).Where(e => !e.IsChat).Take(count)
-                .Select(e => (e.Question, (string?)(e.Reasoning.Length > 0 ? $"<think>\n{e.Reasoning}\n</think>\n{e.Answer}" : e.Answer))).ToList();
+                .Select(e => (e.Question, (string?)(e.Reasoning.Length > 0 ? $"<think>\n{e.Reasoning}\n</think>\n{e.Answer}" : e.Answer), sample)).ToList();
         }
         catch (SharpTuneException)
         {

@@ -28,6 +28,7 @@ public sealed class SftTrainer : IDisposable
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
     readonly int _padId;
+    readonly int _trainSequences;
 
     // Progress, saved in checkpoints.
     int _step;
@@ -38,6 +39,8 @@ public sealed class SftTrainer : IDisposable
     double _previousSeconds;
 
     public string CheckpointsDir => Path.Combine(Options.OutputDir, "checkpoints");
+    /// <summary>What adapter_config.json names as the base: the Hub id when the model came from the Hub (a cache path means nothing elsewhere).</summary>
+    string BaseModelName => string.IsNullOrEmpty(Options.Model) || Directory.Exists(Options.Model) ? Model.Directory : Options.Model;
     public string AdapterDir => Path.Combine(Options.OutputDir, "adapter");
     public int Step => _step;
     public int MaxSteps => _maxSteps;
@@ -46,6 +49,7 @@ public sealed class SftTrainer : IDisposable
     {
         Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
         var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
+        _trainSequences = train.Count;
         _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
         _padId = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
         _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed });
@@ -116,7 +120,7 @@ public sealed class SftTrainer : IDisposable
         }, spec);
     }
 
-    static IReadOnlyDictionary<string, string>? ParseColumns(string? spec) => string.IsNullOrWhiteSpace(spec) ? null
+    internal static IReadOnlyDictionary<string, string>? ParseColumns(string? spec) => string.IsNullOrWhiteSpace(spec) ? null
         : spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(pair =>
         {
             var parts = pair.Split('=', 2, StringSplitOptions.TrimEntries);
@@ -143,7 +147,7 @@ public sealed class SftTrainer : IDisposable
     {
         var device = Model.Model.Device;
         _sink.OnStart(new TrainStart(Model.Directory, TorchRuntime.Description, Adapter.TrainableParameterCount, Model.Config.ParameterCount,
-            _batcher.BatchesPerEpoch * Options.BatchSize, _validation.Count, _maxSteps, _step, Options.OutputDir));
+            _trainSequences, _validation.Count, _maxSteps, _step, Options.OutputDir));
         var clock = Stopwatch.StartNew();
         long tokensAtStart = _tokens;
         int stepsAtStart = _step;
@@ -196,7 +200,7 @@ public sealed class SftTrainer : IDisposable
         if (finished && _validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
         SaveCheckpoint(elapsed);
-        if (finished) Adapter.Save(AdapterDir, Model.Directory);   // an interrupted run leaves only its checkpoint
+        if (finished) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
         var summary = new TrainSummary(_step, reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
             (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed));
         _sink.OnEnd(summary);
@@ -235,7 +239,7 @@ public sealed class SftTrainer : IDisposable
         string tmp = $"{final}.tmp-{Guid.NewGuid():N}";
         try
         {
-            Adapter.Save(tmp, Model.Directory);
+            Adapter.Save(tmp, BaseModelName);
             SafetensorsFile.Write(Path.Combine(tmp, "optimizer.safetensors"), _optimizer.State().ToList());
             var state = new JsonObject
             {
@@ -280,6 +284,13 @@ public sealed class SftTrainer : IDisposable
         catch (JsonException e) { throw new SharpTuneException($"{statePath}: unreadable trainer state ({e.Message}); delete the checkpoint to start over"); }
         if (state["max_steps"]?.GetValue<int>() != _maxSteps)
             throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
+        // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.
+        var saved = state["options"] as JsonObject;
+        var current = JsonSerializer.SerializeToNode(Options with { Resume = true }) as JsonObject;
+        foreach (var key in ResumeSensitive)
+            if (!JsonNode.DeepEquals(saved?[key], current?[key]))
+                throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {saved?[key]?.ToJsonString() ?? "(unset)"}, "
+                    + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
 
         using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
         using (no_grad())
@@ -300,6 +311,13 @@ public sealed class SftTrainer : IDisposable
         _previousSeconds = state["elapsed_seconds"]!.GetValue<double>();
         _sink.OnMessage($"resuming from {newest} (step {_step} of {_maxSteps})");
     }
+
+    static readonly string[] ResumeSensitive =
+    [
+        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora),
+        nameof(TrainOptions.BatchSize), nameof(TrainOptions.GradientAccumulation), nameof(TrainOptions.Packing), nameof(TrainOptions.MaxLength),
+        nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed),
+    ];
 
     public void Dispose()
     {

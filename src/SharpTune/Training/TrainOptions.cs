@@ -99,7 +99,7 @@ public sealed record TrainOptions
 
     static readonly Dictionary<string, PropertyInfo> Settable = typeof(TrainOptions)
         .GetProperties(BindingFlags.Public | BindingFlags.Instance)
-        .Where(p => p.Name != nameof(Datasets) && p.Name != "EqualityContract")
+        .Where(p => p.CanWrite && p.Name != nameof(Datasets))
         .ToDictionary(p => SnakeCase(p.Name));
 
     /// <summary>The snake_case keys a recipe may set (besides <c>datasets</c>).</summary>
@@ -230,6 +230,9 @@ public sealed record TrainOptions
         Require(GradientAccumulation >= 1, $"gradient_accumulation must be at least 1, got {GradientAccumulation}");
         Require(MaxSteps >= 0, $"max_steps must be >= 0, got {MaxSteps}");
         Require(MaxSteps > 0 || Epochs >= 1, "set max_steps or epochs");
+        Require(MaxSteps == 0 || Epochs == 1, $"epochs {Epochs} would be ignored because max_steps is {MaxSteps}; set max_steps: 0 to train by epochs");
+        Require(LogEvery >= 1, $"log_every must be at least 1, got {LogEvery}");
+        Require(EvalEvery >= 0 && SaveEvery >= 0 && EarlyStoppingPatience >= 0, "eval_every, save_every and early_stopping_patience must be >= 0");
         Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
         Require(WarmupSteps >= 0, $"warmup_steps must be >= 0, got {WarmupSteps}");
         Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got '{LrScheduler}'");

@@ -105,6 +105,10 @@ public class CliTests
     }
 
     [Fact]
+    public void DatasetDetailsWithoutDatasetAreRefused() =>
+        AssertOneLineError(Run("train", "--dataset-rows", "5"), "give --dataset too");
+
+    [Fact]
     public void UnknownTrainSettingSuggestsTheRightOne()
     {
         string recipe = Path.Combine(TestPaths.TempDir(), "r.yaml");

@@ -17,10 +17,13 @@ public class TextGenerationTests
         Assert.Equal(full.Text, streamed.ToString());
         Assert.True(full.Text.Length > 4);
 
-        string stop = full.Text.Substring(full.Text.Length / 2, 2);
-        var cut = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40, StopStrings: [stop]))[0];
+        string late = full.Text.Substring(full.Text.Length / 2, 3), early = full.Text.Substring(1, 2);
+        var streamedCut = new System.Text.StringBuilder();
+        var cut = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40, StopStrings: [late, early]), (_, piece) => streamedCut.Append(piece))[0];
         Assert.Equal("stop", cut.FinishReason);
-        Assert.Equal(full.Text[..full.Text.IndexOf(stop, StringComparison.Ordinal)], cut.Text);
+        int first = Math.Min(full.Text.IndexOf(late, StringComparison.Ordinal), full.Text.IndexOf(early, StringComparison.Ordinal));
+        Assert.Equal(full.Text[..first], cut.Text);              // cut at the earliest stop string, whatever the list order
+        Assert.Equal(cut.Text, streamedCut.ToString());          // and no part of a stop string was streamed
     }
 
     [Theory]

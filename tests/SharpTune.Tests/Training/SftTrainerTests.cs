@@ -64,6 +64,16 @@ public class SftTrainerTests
     }
 
     [Fact]
+    public void ResumingWithOtherAdapterShapesIsRefusedClearly()
+    {
+        string output = TestPaths.TempDir();
+        Run(Options(output) with { MaxSteps = 3 }, new Recorder());
+        var e = Assert.Throws<SharpTuneException>(() => Run(Options(output) with { MaxSteps = 3, LoraRank = 4 }, new Recorder()));
+        Assert.Contains("lora_rank", e.Message);
+        Assert.Contains("checkpoints", e.Message);
+    }
+
+    [Fact]
     public void LoraDropoutIsAppliedDuringTraining()
     {
         var plain = Run(Options(TestPaths.TempDir()) with { MaxSteps = 3, SaveEvery = 0, ValidationFraction = 0 }, new Recorder());
@@ -128,6 +138,9 @@ public class RecipeTests
         Assert.Equal((10, 1e-4), (o.MaxSteps, o.LearningRate));
         var e = Assert.Throws<SharpTuneException>(() => o.With("max_steps", "ten", "--max-steps"));
         Assert.Contains("whole number", e.Message);
+        Assert.DoesNotContain("lora", TrainOptions.Keys);   // a computed property is not a setting
+        Assert.Contains("log_every", Assert.Throws<SharpTuneException>(() => o.With("log_every", "0", "--log-every").Validate()).Message);
+        Assert.Contains("max_steps: 0", Assert.Throws<SharpTuneException>(() => o.With("epochs", "3", "--epochs").Validate()).Message);
     }
 
     [Theory]
