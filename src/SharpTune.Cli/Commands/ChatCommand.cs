@@ -11,21 +11,18 @@ static class ChatCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = CommonOptions.Model();
-        var device = CommonOptions.Device();
-        var dtype = CommonOptions.DType();
-        var adapter = CommonOptions.Adapter();
-        var promptFormat = CommonOptions.PromptFormat();
+        var modelFlags = new ModelFlags();
         var system = new Option<string?>("--system") { Description = "System message" };
         var hideReasoning = new Option<bool>("--hide-reasoning") { Description = "Do not print the <think> reasoning" };
         var sampling = new SamplingFlags();
-        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { model, adapter, system, promptFormat, device, dtype, hideReasoning };
+        var cmd = new Command("chat", "Chat with a model (/reset clears the conversation, /exit or Ctrl-D quits)") { system, hideReasoning };
+        modelFlags.AddTo(cmd);
         sampling.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!, p.GetValue(adapter));
+            using var m = modelFlags.Load(p);
             var options = sampling.Resolve(p, m);
-            var format = p.GetValue(promptFormat) is { } f ? SharpTune.Data.PromptFormat.Get(f) : null;
+            var format = modelFlags.PromptFormat(p);
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             var history = new List<ChatMessage>();

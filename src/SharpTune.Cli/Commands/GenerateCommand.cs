@@ -10,23 +10,20 @@ static class GenerateCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var model = CommonOptions.Model();
-        var device = CommonOptions.Device();
-        var dtype = CommonOptions.DType();
-        var adapter = CommonOptions.Adapter();
-        var promptFormat = CommonOptions.PromptFormat();
+        var modelFlags = new ModelFlags();
         var json = CommonOptions.Json();
         var prompts = new Option<string[]>("--prompt", "-p") { Description = "Prompt text (repeat for a batch)", Required = true };
         var chat = new Option<bool>("--chat") { Description = "Wrap the prompt as a user message with the model's chat template" };
         var system = new Option<string?>("--system") { Description = "System message (with --chat)" };
         var sampling = new SamplingFlags();
-        var cmd = new Command("generate", "Generate text from a prompt") { model, adapter, prompts, chat, system, promptFormat, device, dtype, json };
+        var cmd = new Command("generate", "Generate text from a prompt") { prompts, chat, system, json };
+        modelFlags.AddTo(cmd);
         sampling.AddTo(cmd);
         cmd.SetAction(p =>
         {
-            using var m = PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), p.GetValue(device)!, p.GetValue(dtype)!, p.GetValue(adapter));
+            using var m = modelFlags.Load(p);
             var texts = p.GetValue(prompts)!;
-            var format = p.GetValue(promptFormat) is { } f ? SharpTune.Data.PromptFormat.Get(f) : null;
+            var format = modelFlags.PromptFormat(p);
             var ids = texts.Select(t => format is not null ? m.EncodeText(format.Prompt(t))
                 : p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
             var options = sampling.Resolve(p, m);

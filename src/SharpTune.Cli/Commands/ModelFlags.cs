@@ -1,0 +1,29 @@
+using System.CommandLine;
+using SharpTune.Data;
+using SharpTune.Models;
+
+namespace SharpTune.Cli.Commands;
+
+/// <summary>--model, --adapter, --prompt-format, --device, --dtype: what the commands that run a model share.</summary>
+sealed class ModelFlags
+{
+    readonly Option<string> _model = CommonOptions.Model();
+    readonly Option<string?> _adapter = new("--adapter") { Description = "LoRA adapter folder (PEFT format: adapter_config.json, adapter_model.safetensors)" };
+    readonly Option<string?> _promptFormat = new("--prompt-format")
+    {
+        Description = "Wrap each prompt in a training prompt format (r1-reasoning, alpaca) instead of the chat template, as a model fine-tuned with that format expects",
+    };
+    readonly Option<string> _device = new("--device") { Description = "auto, cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
+    readonly Option<string> _dtype = new("--dtype") { Description = "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16", DefaultValueFactory = _ => "auto" };
+
+    public void AddTo(Command cmd)
+    {
+        foreach (var o in new Option[] { _model, _adapter, _promptFormat, _device, _dtype }) cmd.Options.Add(o);
+    }
+
+    public PretrainedModel Load(ParseResult p) =>
+        PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(_model)!), p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter));
+
+    /// <summary>The training prompt format to wrap prompts in, or null for raw text / the chat template.</summary>
+    public PromptFormat? PromptFormat(ParseResult p) => p.GetValue(_promptFormat) is { } name ? Data.PromptFormat.Get(name) : null;
+}
