@@ -19,7 +19,7 @@ static class TrainCommand
         var settings = TrainOptions.Keys.Order().Select(k => (Key: k, Option: new Option<string?>("--" + k.Replace('_', '-')) { Description = $"recipe setting {k}" })).ToList();
         foreach (var s in settings) cmd.Options.Add(s.Option);
 
-        cmd.SetAction((p, ct) =>
+        cmd.SetAction(p =>
         {
             // A recipe or a --model starts from the documented defaults; no arguments at all is the demo.
             bool demo = p.GetValue(recipe) is null && !settings.Any(s => s.Key == "model" && p.GetValue(s.Option) is not null);
@@ -44,7 +44,8 @@ static class TrainCommand
             Directory.CreateDirectory(options.OutputDir);
             using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, ct);
+            using var stop = new GracefulStop(stdout);
+            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c.Question, c.Before, c.After, c.Reference);
             var files = report.Write(metrics.FilePath);
@@ -60,14 +61,14 @@ static class TrainCommand
             if (result.Summary.Reason == "cancelled")
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
-                return Task.FromResult(130);
+                return 130;
             }
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
             string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
-            return Task.FromResult(0);
+            return 0;
         });
         return cmd;
     }
