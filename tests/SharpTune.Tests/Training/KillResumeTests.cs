@@ -57,4 +57,23 @@ public class KillResumeTests
         Assert.Equal(Enumerable.Range(1, 24), resumed.Keys.Order());
         foreach (var (step, loss) in expected) Assert.Equal(loss, resumed[step]);
     }
+
+    [Fact]
+    public void TerminatedRunStopsAfterItsStepWithACheckpoint()
+    {
+        string model = TestPaths.NewTinyModel();
+        string output = TestPaths.TempDir();
+        using var p = Start(TrainArgs(model, output));
+        var clock = Stopwatch.StartNew();
+        while (!Directory.Exists(Path.Combine(output, "checkpoints", "step-000004")) && !p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(3)) Thread.Sleep(20);
+        Assert.False(p.HasExited, "the run finished before it could be stopped");
+        using (var kill = Process.Start("kill", ["-TERM", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(130, p.ExitCode);
+        var steps = MetricsLog.ReadSteps(Path.Combine(output, "metrics.jsonl"));
+        int last = steps[^1].Step;
+        Assert.InRange(last, 4, 23);
+        Assert.Equal(last, int.Parse(Path.GetFileName(SftTrainer.Checkpoints(Path.Combine(output, "checkpoints"))[^1])["step-".Length..]));
+        Assert.False(Directory.Exists(Path.Combine(output, "adapter")));
+    }
 }
