@@ -53,10 +53,7 @@ public sealed class Checkpoint : IDisposable
         string index = Path.Combine(dir, "model.safetensors.index.json");
         if (File.Exists(index))
         {
-            JsonObject? map;
-            try { map = (JsonNode.Parse(File.ReadAllText(index)) as JsonObject)?["weight_map"] as JsonObject; }
-            catch (JsonException e) { throw new SharpTuneException($"{index}: invalid JSON ({e.Message})"); }
-            if (map is null) throw new SharpTuneException($"{index}: expected a \"weight_map\" object");
+            if (JsonFile.ReadObject(index)["weight_map"] is not JsonObject map) throw new SharpTuneException($"{index}: expected a \"weight_map\" object");
             var shards = map.Select(kv => kv.Value?.GetValue<string>() ?? "").Distinct().Order().ToList();
             foreach (var shard in shards)
             {

@@ -41,9 +41,7 @@ public sealed record ModelConfig(
         string path = Path.Combine(modelDir, "config.json");
         if (!Directory.Exists(modelDir)) throw new SharpTuneException($"{modelDir}: model folder not found");
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: not found; a model folder needs the config.json of a Hugging Face checkpoint");
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object"); }
-        catch (JsonException e) { throw new SharpTuneException($"{path}: invalid JSON ({e.Message})"); }
+        var json = JsonFile.ReadObject(path);
         return Parse(json, path);
     }
 
@@ -61,6 +59,10 @@ public sealed record ModelConfig(
         double? Num(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
         bool Flag(string key, bool fallback) => json[key] is JsonValue v && v.GetValueKind() is JsonValueKind.True or JsonValueKind.False ? v.GetValue<bool>() : fallback;
 
+        if (Flag("use_sliding_window", false))
+            throw new SharpTuneException($"{source}: use_sliding_window is true; sliding-window attention is not supported (the DeepSeek-R1 distills and Qwen2.5 set it false)");
+        if ((json["hidden_act"]?.GetValue<string>() ?? "silu") is not "silu" and var act)
+            throw new SharpTuneException($"{source}: hidden_act '{act}' is not supported (only silu)");
         int hidden = Int("hidden_size"), heads = Int("num_attention_heads");
         // transformers 5 writes rope settings as "rope_parameters"; checkpoints on the Hub use rope_theta + rope_scaling.
         var ropeParams = json["rope_parameters"] as JsonObject;
@@ -133,9 +135,7 @@ public sealed record GenerationDefaults(int[] EosTokenIds, int? BosTokenId, doub
     {
         string path = Path.Combine(modelDir, "generation_config.json");
         if (!File.Exists(path)) return new([], null, null, null, null, null);
-        JsonObject json;
-        try { json = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new SharpTuneException($"{path}: expected a JSON object"); }
-        catch (JsonException e) { throw new SharpTuneException($"{path}: invalid JSON ({e.Message})"); }
+        var json = JsonFile.ReadObject(path);
         double? Num(string k) => json[k] is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
         return new(ModelConfig.TokenIds(json["eos_token_id"]), json["bos_token_id"] is JsonValue b && b.GetValueKind() == JsonValueKind.Number ? b.GetValue<int>() : null,
             Num("temperature"), Num("top_p"), Num("top_k") is { } k ? (int)k : null,

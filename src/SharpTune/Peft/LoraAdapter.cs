@@ -173,9 +173,7 @@ public sealed class LoraAdapter : IDisposable
         string configPath = Path.Combine(dir, "adapter_config.json");
         string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
         if (!File.Exists(configPath)) throw new SharpTuneException($"{configPath}: not found; an adapter folder needs adapter_config.json and adapter_model.safetensors");
-        JsonObject config;
-        try { config = JsonNode.Parse(File.ReadAllText(configPath)) as JsonObject ?? throw new SharpTuneException($"{configPath}: expected a JSON object"); }
-        catch (JsonException e) { throw new SharpTuneException($"{configPath}: invalid JSON ({e.Message})"); }
+        var config = JsonFile.ReadObject(configPath);
 
         string type = config["peft_type"]?.GetValue<string>() ?? "LORA";
         if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {type} is not supported (only LORA)");

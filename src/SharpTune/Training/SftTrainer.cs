@@ -279,9 +279,7 @@ public sealed class SftTrainer : IDisposable
         var newest = Checkpoints(CheckpointsDir).LastOrDefault();
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
-        JsonObject state;
-        try { state = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new JsonException("not an object"); }
-        catch (JsonException e) { throw new SharpTuneException($"{statePath}: unreadable trainer state ({e.Message}); delete the checkpoint to start over"); }
+        var state = JsonFile.ReadObject(statePath);
         if (state["max_steps"]?.GetValue<int>() != _maxSteps)
             throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
         // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.

@@ -51,6 +51,20 @@ public class CheckpointErrorTests
         Assert.Contains("LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM", e.Message);
     }
 
+    [Theory]
+    [InlineData("\"use_sliding_window\": false", "\"use_sliding_window\": true", "use_sliding_window")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "gelu")]
+    [InlineData("\"hidden_act\": \"silu\"", "\"hidden_act\": \"silu\", \"hidden_act\": \"silu\"", "invalid JSON")]   // a duplicate key
+    public void UnsupportedConfigSwitchesAreNamed(string find, string replace, string expected)
+    {
+        string dir = CopyOf("qwen2");
+        string path = Path.Combine(dir, "config.json");
+        string text = File.ReadAllText(path);
+        Assert.Contains(find, text);
+        File.WriteAllText(path, text.Replace(find, replace));
+        Assert.Contains(expected, Fails(() => Checkpoint.Open(dir).Dispose()).Message);
+    }
+
     [Fact]
     public void UnsupportedDType()
     {
