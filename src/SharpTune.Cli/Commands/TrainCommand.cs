@@ -47,7 +47,7 @@ static class TrainCommand
             using var stop = new GracefulStop(stdout);
             var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
             var report = new TrainingReport(options.OutputDir);
-            foreach (var c in result.Comparisons) report.AddComparison(c.Question, c.Before, c.After, c.Reference);
+            foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
 
             foreach (var c in result.Comparisons)

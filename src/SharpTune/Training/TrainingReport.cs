@@ -5,7 +5,6 @@ using System.Text;
 namespace SharpTune.Training;
 
 /// <summary>An answer of the model to one question before and after fine-tuning.</summary>
-public sealed record ReportComparison(string Question, string Before, string After, string? Reference);
 
 /// <summary>What <see cref="TrainingReport.Write"/> wrote. A chart is null when it could not be drawn; Notes say why.</summary>
 public sealed record TrainingReportFiles(
@@ -28,7 +27,7 @@ public sealed class TrainingReport(string outputDir)
     public const string MarkdownFile = "report.md";
     public const string HtmlFile = "report.html";
 
-    readonly List<ReportComparison> _comparisons = [];
+    readonly List<Comparison> _comparisons = [];
 
     /// <summary>Draws the charts of a run as PNG bytes; replaceable so tests can make drawing fail.</summary>
     internal Func<RunHistory, TrainingCharts.Images> DrawCharts { get; init; } = TrainingCharts.Draw;
@@ -37,8 +36,7 @@ public sealed class TrainingReport(string outputDir)
 
     /// <summary>Adds a question with the model's answer before and after fine-tuning (and the dataset's answer,
     /// when there is one); they appear in the order added.</summary>
-    public void AddComparison(string question, string before, string after, string? reference = null) =>
-        _comparisons.Add(new ReportComparison(question, before, after, reference));
+    public void AddComparison(Comparison comparison) => _comparisons.Add(comparison);
 
     public TrainingReportFiles Write(string metricsPath)
     {
@@ -92,7 +90,7 @@ public sealed class TrainingReport(string outputDir)
         IReadOnlyList<(string Label, string Value)> Summary,
         TrainingCharts.Images? Charts,
         IReadOnlyList<string> Notes,
-        IReadOnlyList<ReportComparison> Comparisons,
+        IReadOnlyList<Comparison> Comparisons,
         DateTime GeneratedUtc)
     {
         public string Title => $"Training report: {Run.Start?.Model ?? "unknown model"}";
@@ -168,7 +166,7 @@ public sealed class TrainingReport(string outputDir)
             for (int i = 0; i < c.Comparisons.Count; i++)
             {
                 var cmp = c.Comparisons[i];
-                md.Append("### Example ").Append(i + 1).Append("\n\n");
+                md.Append("### Example ").Append(i + 1).Append(cmp.HeldOut ? " (held out)" : " (from the training data)").Append("\n\n");
                 AppendBlock(md, "Question", cmp.Question);
                 AppendBlock(md, "Before fine-tuning", cmp.Before);
                 AppendBlock(md, "After fine-tuning", cmp.After);
@@ -221,7 +219,7 @@ public sealed class TrainingReport(string outputDir)
             for (int i = 0; i < c.Comparisons.Count; i++)
             {
                 var cmp = c.Comparisons[i];
-                html.Append("<section class=\"example\">\n<h3>Example ").Append(i + 1).Append("</h3>\n");
+                html.Append("<section class=\"example\">\n<h3>Example ").Append(i + 1).Append(cmp.HeldOut ? " (held out)" : " (from the training data)").Append("</h3>\n");
                 html.Append("<pre class=\"question\">").Append(Html(cmp.Question)).Append("</pre>\n<div class=\"answers\">\n");
                 AppendAnswer(html, "Before fine-tuning", cmp.Before);
                 AppendAnswer(html, "After fine-tuning", cmp.After);

@@ -21,9 +21,9 @@ public class TrainingReportTests
         string dir = TestPaths.TempDir();
         string metrics = WriteMetrics(dir);
         var report = new TrainingReport(dir);
-        report.AddComparison("What causes scurvy?", "<think>\nhmm</think>\nNot sure.",
-            "<think>\nVitamin C is needed for collagen.\n</think>\nA lack of vitamin C.", "Vitamin C deficiency.");
-        report.AddComparison("Print hello in C#", "```cs\nConsole.WriteLine(\"hello\");\n```", "Console.WriteLine(\"hello\");", null);
+        report.AddComparison(new Comparison("What causes scurvy?", "<think>\nhmm</think>\nNot sure.",
+            "<think>\nVitamin C is needed for collagen.\n</think>\nA lack of vitamin C.", "Vitamin C deficiency.", HeldOut: true));
+        report.AddComparison(new Comparison("Print hello in C#", "```cs\nConsole.WriteLine(\"hello\");\n```", "Console.WriteLine(\"hello\");", null, HeldOut: false));
 
         TrainingReportFiles files = report.Write(metrics);
 
