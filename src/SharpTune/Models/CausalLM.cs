@@ -103,7 +103,7 @@ public sealed class CausalLM : IDisposable
     /// <param name="positions">position of each token [B, T]; null means 0..T-1 after the cache's length</param>
     /// <param name="cache">keys and values of earlier tokens, extended in place; null for a full-sequence pass</param>
     /// <param name="mask">which keys each query may see [B, 1, T, S] (bool); null means plain causal attention</param>
-    public Tensor Hidden(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    public Tensor Hidden(Tensor ids, Tensor? positions = null, IKvCache? cache = null, Tensor? mask = null)
     {
         using var scope = NewDisposeScope();
         long B = ids.shape[0], T = ids.shape[1];
@@ -125,14 +125,14 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>
-    public Tensor Forward(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    public Tensor Forward(Tensor ids, Tensor? positions = null, IKvCache? cache = null, Tensor? mask = null)
     {
         using var scope = NewDisposeScope();
         return F.linear(Hidden(ids, positions, cache, mask), LmHead).MoveToOuterDisposeScope();
     }
 
     /// <summary>One decoder block. x [B, T, H] → [B, T, H].</summary>
-    public Tensor LayerForward(DecoderLayer l, Tensor x, Tensor cos, Tensor sin, KvCache.LayerCache? cache, Tensor? mask)
+    public Tensor LayerForward(DecoderLayer l, Tensor x, Tensor cos, Tensor sin, IKvLayer? cache, Tensor? mask)
     {
         using var scope = NewDisposeScope();
         var c = Config;
