@@ -52,9 +52,18 @@ public sealed class BatchEngine : IDisposable
             throw new SharpTuneException($"engine options must be positive: {options}");
         _model = model; _tokenizer = tokenizer; _adapters = adapters; Options = options;
         _pool = new KvPool(model.Config, options.KvTokens, model.DType, model.Device);
+        _freeKv = _pool.FreeSlots;
         _thread = new Thread(Loop) { IsBackground = true, Name = "sharptune-batch-engine" };
         _thread.Start();
     }
+
+    /// <summary>Sequences waiting for room in the batch.</summary>
+    public int Waiting { get { lock (_waiting) return _waiting.Count; } }
+    /// <summary>Sequences in the batch (as of the last step).</summary>
+    public int Running => _running;
+    /// <summary>KV-cache token slots not held by any sequence.</summary>
+    public int FreeKvTokens => _freeKv;
+    volatile int _running, _freeKv;
 
     /// <summary>Most tokens (prompt + answer) one sequence may hold.</summary>
     public int MaxSequenceTokens => _pool.Capacity;
@@ -91,6 +100,8 @@ public sealed class BatchEngine : IDisposable
                 foreach (var s in _active) { ReleaseMemory(s); s.Output.TryComplete(e); }
                 _active.Clear();
             }
+            _running = _active.Count;
+            _freeKv = _pool.FreeSlots;
             if (_active.Count == 0)
             {
                 bool idle;
