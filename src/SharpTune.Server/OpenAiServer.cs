@@ -78,6 +78,7 @@ public static class OpenAiServer
         }
         catch (ServingException e)
         {
+            if (e.Status == 413) ctx.Response.Headers.Connection = "close";   // the rest of the body is not read
             await Error(ctx, e.Status, e.Code, e.Message, e.Param);
             return;
         }

@@ -61,7 +61,7 @@ internal sealed class EngineSequence
         NextToken = id;
         bool eos = EosIds.Contains(id);
         bool more = eos || _text!.Add(id);   // the EOS that ends a row stays out of its text
-        var token = logprob is { } lp ? new TokenLogprob(id, tokenizer.Decode([id]), lp) : null;
+        var token = logprob is { } lp ? new TokenLogprob(id, tokenizer.Decode([id], SkipSpecialTokens), lp) : null;
         Publish(token, null);
         if (eos) Finish = "stop";
         else if (!more) Finish = "stop";

@@ -239,7 +239,7 @@ public class OpenAiServerTests
         Assert.Equal(12, logprobs.Length);
         Assert.Equal(string.Concat(choice["logprobs"]!["tokens"]!.AsArray().Select(t => t!.GetValue<string>())), choice["text"]!.GetValue<string>());
 
-        // the chosen tokens' log-probabilities, against a full forward pass over prompt + answer (float64: 1e-9)
+        // the chosen tokens' log-probabilities, against a full forward pass over prompt + answer (the engine scores in fp32: 1e-5)
         var prompt = s.Model.EncodeText("Weight 70 kg");
         var answer = s.Model.Tokenizer.Encode(choice["text"]!.GetValue<string>(), addSpecialTokens: false);
         using (var scope = NewDisposeScope())
@@ -249,7 +249,7 @@ public class OpenAiServerTests
             var ids = tensor(prompt.Concat(answer).Select(i => (long)i).ToArray()).view(1, -1);
             var logp = reference.Model.Forward(ids).log_softmax(-1)[0];
             for (int t = 0; t < answer.Length && t < logprobs.Length; t++)
-                Assert.Equal(logp[prompt.Length - 1 + t, answer[t]].item<double>(), logprobs[t], 1e-9);
+                Assert.Equal(logp[prompt.Length - 1 + t, answer[t]].item<double>(), logprobs[t], 1e-5);
         }
 
         // n choices with a seed: reproducible, and each choice its own sample
