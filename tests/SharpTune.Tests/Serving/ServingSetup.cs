@@ -84,11 +84,17 @@ sealed class ServingSetup : IDisposable
         var ids = m.Tokenizer.Encode(rendered, addSpecialTokens: false);
         var result = new TextGenerator(m.Model, m.Tokenizer).Generate([ids],
             new GenerationOptions(maxTokens, new SamplingOptions(), m.EosTokenIds, stops, SkipSpecialTokens: false))[0];
-        var splitter = new ReasoningSplitter(ReasoningSplitter.PromptOpensReasoning(rendered));
-        var segments = splitter.Push(result.Text).ToList();
+        var (reasoning, content) = Split(rendered, result.Text);
+        return (reasoning, content, result.OutputIds.Length, result.FinishReason == "length" ? "length" : "stop");
+    }
+
+    /// <summary>Generated text split into reasoning and answer, as the server does.</summary>
+    public static (string Reasoning, string Content) Split(string renderedPrompt, string text)
+    {
+        var splitter = new ReasoningSplitter(ReasoningSplitter.PromptOpensReasoning(renderedPrompt));
+        var segments = splitter.Push(text).ToList();
         if (splitter.Flush() is { } rest) segments.Add(rest);
-        return (string.Concat(segments.Where(s => s.IsReasoning).Select(s => s.Text)), string.Concat(segments.Where(s => !s.IsReasoning).Select(s => s.Text)),
-            result.OutputIds.Length, result.FinishReason == "length" ? "length" : "stop");
+        return (string.Concat(segments.Where(s => s.IsReasoning).Select(s => s.Text)), string.Concat(segments.Where(s => !s.IsReasoning).Select(s => s.Text)));
     }
 
     public void Dispose()
