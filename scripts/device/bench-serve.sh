@@ -18,7 +18,11 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 "$app" serve --model "$model" --device cuda --port $port --kv-tokens "$KV_TOKENS" --max-batch "$CLIENTS" > "$runs/server.log" 2>&1 &
 server=$!
-for _ in $(seq 240); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.5; done
+for _ in $(seq 240); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null && break
+    kill -0 $server 2>/dev/null || { echo "the server exited:"; tail -20 "$runs/server.log"; exit 1; }
+    sleep 0.5
+done
 used() { nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1; }
 idle=$(used)
 ( peak=0; while kill -0 $server 2>/dev/null; do m=$(used); (( m > peak )) && peak=$m && echo $peak > "$runs/peak"; sleep 0.3; done ) &

@@ -211,15 +211,23 @@ public sealed class BatchEngine : IDisposable
     }
 
     /// <summary>Samples each row's next token from its hidden state h [B, H]: greedy rows in one argmax for the
-    /// batch (the one host sync), others with their own sampler (seeded per request).</summary>
+    /// batch (the one host sync), unseeded rows with the same settings in one sampler call, and rows with a seed or
+    /// a repetition penalty with their own sampler (its generator and seen-token mask are per request).</summary>
     void ChooseNext(List<EngineSequence> rows, Tensor h)
     {
         var logits = F.linear(h, _model.LmHead).to(float32);                                    // [B, V]
         var chosen = logits.argmax(-1).cpu().data<long>().ToArray();
-        for (int b = 0; b < rows.Count; b++)
+        var sampled = Enumerable.Range(0, rows.Count).Where(b => !(rows[b].Sampling.Greedy && rows[b].Sampling.RepetitionPenalty == 1)).ToList();
+        foreach (var group in sampled.Where(b => rows[b].Sampling is { Seed: null, RepetitionPenalty: 1 }).GroupBy(b => rows[b].Sampling))
+        {
+            using var sampler = new Sampler(group.Key);
+            var members = group.ToArray();
+            var picked = sampler.Next(logits.index_select(0, tensor(members.Select(b => (long)b).ToArray(), device: logits.device)), null).data<long>().ToArray();
+            for (int i = 0; i < members.Length; i++) chosen[members[i]] = picked[i];
+        }
+        foreach (int b in sampled.Where(b => rows[b].Sampling is not { Seed: null, RepetitionPenalty: 1 }))
         {
             var s = rows[b];
-            if (s.Sampling.Greedy && s.Sampling.RepetitionPenalty == 1) continue;
             s.Sampler ??= new Sampler(s.Sampling);
             chosen[b] = s.Sampler.Next(logits.narrow(0, b, 1), s.Seen).data<long>()[0];
         }

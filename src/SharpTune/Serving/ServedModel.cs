@@ -99,10 +99,10 @@ public sealed class ServedModel : IDisposable
         }
         int room = ContextLength - prompt.Length;
         int maxTokens = request.MaxTokens ?? Math.Min(Options.DefaultMaxTokens, room);
-        if (prompt.Length + maxTokens > ContextLength)
+        if (maxTokens < 1 || prompt.Length + maxTokens > ContextLength)
             throw new ServingException(400, "context_length_exceeded",
-                $"This model's maximum context length is {ContextLength} tokens. However, you requested {prompt.Length + maxTokens} tokens "
-                + $"({prompt.Length} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.", request.Messages is null ? "prompt" : "messages");
+                $"This model's maximum context length is {ContextLength} tokens. However, you requested {prompt.Length + Math.Max(1, maxTokens)} tokens "
+                + $"({prompt.Length} in the messages, {Math.Max(1, maxTokens)} in the completion). Please reduce the length of the messages or completion.", request.Messages is null ? "prompt" : "messages");
 
         var sampling = Sampling(request);
         var eos = request.IgnoreEos ? new HashSet<int>() : _model.EosTokenIds.ToHashSet();

@@ -73,11 +73,11 @@ public class ChatClientTests
     [Fact]
     public async Task ReadmeChatClientExampleRuns()
     {
-        string path = ServingSetup.Models.Reasoning;
-        // --- as in README.md ("A fine-tuned model as an IChatClient"), with the path and device changed
-        using var model = PretrainedModel.Load(path, device: "cpu");
+        string path = ServingSetup.Models.Reasoning, adapter = ServingSetup.Models.AdapterA;
+        // --- as in README.md (a fine-tuned model as an IChatClient), with the paths and device changed
+        using var model = PretrainedModel.Load(path, device: "cpu", adapterDir: adapter);
         using IChatClient chat = model.AsChatClient();
-        Console.WriteLine(await chat.GetResponseAsync("What is 17 × 23?", new ChatOptions { MaxOutputTokens = 16 }));
+        Console.WriteLine(await chat.GetResponseAsync("What is 17 × 23?"));
         // ---
         var again = await chat.GetResponseAsync("What is 17 × 23?", new ChatOptions { MaxOutputTokens = 16 });
         // the model's defaults (greedy for the tiny model) and the library's TextGenerator agree

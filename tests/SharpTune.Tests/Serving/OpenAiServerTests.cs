@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using OpenAI.Chat;
+using SharpTune.Generation;
 using SharpTune.Serving;
 using static TorchSharp.torch;
 
@@ -108,6 +109,11 @@ public class OpenAiServerTests
             Assert.Equal(s.Reference(prompts[i], 20).Content, answers[i].Value.Content[0].Text);
         Assert.InRange(maxBatch, 1, 2);
         Assert.Equal(63, s.Engine.FreeKvTokens);   // all memory back
+
+        // a request larger than the whole budget can never run: refused, not queued forever
+        Assert.Equal(63, s.Served.ContextLength);
+        var tooBig = await Assert.ThrowsAsync<ClientResultException>(() => s.Client().CompleteChatAsync([new UserChatMessage("BMI")], Greedy(62)));
+        Assert.Equal(400, tooBig.Status);
     }
 
     [Fact]
@@ -240,15 +246,18 @@ public class OpenAiServerTests
         Assert.Equal(string.Concat(choice["logprobs"]!["tokens"]!.AsArray().Select(t => t!.GetValue<string>())), choice["text"]!.GetValue<string>());
 
         // the chosen tokens' log-probabilities, against a full forward pass over prompt + answer (the engine scores in fp32: 1e-5)
-        var prompt = s.Model.EncodeText("Weight 70 kg");
-        var answer = s.Model.Tokenizer.Encode(choice["text"]!.GetValue<string>(), addSpecialTokens: false);
         using (var scope = NewDisposeScope())
         using (no_grad())
         using (var reference = PretrainedModel(s))
         {
+            var prompt = reference.EncodeText("Weight 70 kg");
+            var alone = new TextGenerator(reference.Model, reference.Tokenizer).Generate([prompt], new GenerationOptions(12, null, reference.EosTokenIds))[0];
+            Assert.Equal(alone.Text, choice["text"]!.GetValue<string>());
+            var answer = alone.OutputIds;
+            Assert.Equal(answer.Length, logprobs.Length);
             var ids = tensor(prompt.Concat(answer).Select(i => (long)i).ToArray()).view(1, -1);
             var logp = reference.Model.Forward(ids).log_softmax(-1)[0];
-            for (int t = 0; t < answer.Length && t < logprobs.Length; t++)
+            for (int t = 0; t < answer.Length; t++)
                 Assert.Equal(logp[prompt.Length - 1 + t, answer[t]].item<double>(), logprobs[t], 1e-5);
         }
 
@@ -261,6 +270,11 @@ public class OpenAiServerTests
         Assert.Equal(texts, twice["choices"]!.AsArray().Select(c => c!["text"]!.GetValue<string>()));
         Assert.True(texts.Distinct().Count() > 1, "choices sample with different seeds");
         Assert.Equal(3 * 16, once["usage"]!["completion_tokens"]!.GetValue<int>());
+
+        // unseeded choices with the same settings are sampled together; top_k 1 leaves one token to sample: the greedy one
+        var greedy = JsonNode.Parse(await (await Post(http, "/v1/completions", """{"prompt":"Weight 70 kg","max_tokens":16,"temperature":0}""")).Content.ReadAsStringAsync())!;
+        var topOne = JsonNode.Parse(await (await Post(http, "/v1/completions", """{"prompt":"Weight 70 kg","max_tokens":16,"temperature":0.8,"top_k":1,"n":3}""")).Content.ReadAsStringAsync())!;
+        Assert.All(topOne["choices"]!.AsArray(), c => Assert.Equal(greedy["choices"]![0]!["text"]!.GetValue<string>(), c!["text"]!.GetValue<string>()));
     }
 
     [Fact]
