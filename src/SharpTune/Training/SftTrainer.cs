@@ -225,7 +225,9 @@ public sealed class SftTrainer : IDisposable
         }
         double loss = sum.item<float>() / Math.Max(1, count);
         _sink.OnEval(new EvalMetrics(_step, loss, Math.Exp(loss), tokens));
-        if (_bestEvalLoss is null || loss < _bestEvalLoss) { _bestEvalLoss = loss; _evalsWithoutImprovement = 0; return false; }
+        bool improved = _bestEvalLoss is null || loss < _bestEvalLoss - Options.EarlyStoppingThreshold;
+        if (_bestEvalLoss is null || loss < _bestEvalLoss) _bestEvalLoss = loss;
+        if (improved) { _evalsWithoutImprovement = 0; return false; }
         _evalsWithoutImprovement++;
         return Options.EarlyStoppingPatience > 0 && _evalsWithoutImprovement >= Options.EarlyStoppingPatience;
     }

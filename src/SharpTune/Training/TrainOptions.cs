@@ -88,6 +88,9 @@ public sealed record TrainOptions
     public int EvalEvery { get; init; }
     /// <summary>Stop after this many evaluations without improvement (0 = never).</summary>
     public int EarlyStoppingPatience { get; init; }
+    /// <summary>An evaluation counts as an improvement only when its loss is below the best so far by more than
+    /// this (transformers' early_stopping_threshold).</summary>
+    public double EarlyStoppingThreshold { get; init; }
     /// <summary>Save a resumable checkpoint every N steps (0 = at the end only).</summary>
     public int SaveEvery { get; init; } = 20;
     /// <summary>Keep only the newest N checkpoints.</summary>
@@ -233,6 +236,7 @@ public sealed record TrainOptions
         Require(MaxSteps == 0 || Epochs == 1, $"epochs {Epochs} would be ignored because max_steps is {MaxSteps}; set max_steps: 0 to train by epochs");
         Require(LogEvery >= 1, $"log_every must be at least 1, got {LogEvery}");
         Require(EvalEvery >= 0 && SaveEvery >= 0 && EarlyStoppingPatience >= 0, "eval_every, save_every and early_stopping_patience must be >= 0");
+        Require(EarlyStoppingThreshold >= 0 && double.IsFinite(EarlyStoppingThreshold), "early_stopping_threshold must be a finite number >= 0");
         Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
         Require(WarmupSteps >= 0, $"warmup_steps must be >= 0, got {WarmupSteps}");
         Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got '{LrScheduler}'");
