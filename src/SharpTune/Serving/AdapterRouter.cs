@@ -46,13 +46,13 @@ public sealed class AdapterRouter : IDisposable
         return index;
     }
 
-    /// <summary>Sets which adapter each row of the next forward pass uses (-1: the base model).</summary>
+    /// <summary>Sets which adapter each row of the next forward pass uses (-1: the base model). Call it inside the
+    /// pass's dispose scope: the row indices live as long as the pass.</summary>
     internal void Route(IReadOnlyList<int> adapterOfRow)
     {
-        foreach (var (_, rows) in _groups) rows?.Dispose();
         var used = adapterOfRow.Where(a => a >= 0).Distinct().ToList();
         _groups = used.Select(a => (a, adapterOfRow.All(r => r == a) ? null
-            : (Tensor?)tensor(Enumerable.Range(0, adapterOfRow.Count).Where(r => adapterOfRow[r] == a).Select(r => (long)r).ToArray(), device: _model.Device).DetachFromDisposeScope())).ToArray();
+            : (Tensor?)tensor(Enumerable.Range(0, adapterOfRow.Count).Where(r => adapterOfRow[r] == a).Select(r => (long)r).ToArray(), device: _model.Device))).ToArray();
         foreach (var (linear, weights) in _byLinear)
             linear.Adapter = _groups.Any(g => g.Adapter < weights.Length && weights[g.Adapter] is not null) ? x => Delta(x, weights) : null;
     }
@@ -76,7 +76,6 @@ public sealed class AdapterRouter : IDisposable
     public void Dispose()
     {
         foreach (var linear in _byLinear.Keys) linear.Adapter = null;
-        foreach (var (_, rows) in _groups) rows?.Dispose();
         foreach (var w in _byLinear.Values.SelectMany(ws => ws)) { w?.A.Dispose(); w?.B.Dispose(); }
     }
 }
