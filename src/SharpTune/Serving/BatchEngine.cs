@@ -48,8 +48,9 @@ public sealed class BatchEngine : IDisposable
 
     public BatchEngine(CausalLM model, Tokenizer tokenizer, AdapterRouter? adapters, EngineOptions options)
     {
-        if (options.MaxBatch < 1 || options.MaxQueue < 0 || options.MaxPrefillTokens < 1)
-            throw new SharpTuneException($"engine options must be positive: {options}");
+        if (options.MaxBatch < 1) throw new SharpTuneException($"--max-batch must be at least 1, got {options.MaxBatch}");
+        if (options.MaxQueue < 0) throw new SharpTuneException($"--max-queue must be at least 0, got {options.MaxQueue}");
+        if (options.MaxPrefillTokens < 1) throw new SharpTuneException($"the prefill size must be at least 1 token, got {options.MaxPrefillTokens}");
         _model = model; _tokenizer = tokenizer; _adapters = adapters; Options = options;
         _pool = new KvPool(model.Config, options.KvTokens, model.DType, model.Device);
         _freeKv = _pool.FreeSlots;

@@ -24,7 +24,7 @@ public sealed class KvPool : IDisposable
 
     public KvPool(ModelConfig c, int tokens, ScalarType dtype, Device device)
     {
-        if (tokens < 2) throw new SharpTuneException($"the KV-cache budget must hold at least 2 tokens, got {tokens}");
+        if (tokens < 2) throw new SharpTuneException($"--kv-tokens must be at least 2, got {tokens}");
         Capacity = tokens - 1;
         _keys = new Tensor[c.NumLayers];
         _values = new Tensor[c.NumLayers];

@@ -56,7 +56,8 @@ public sealed class ServedModel : IDisposable
             catch { router.Dispose(); throw; }
         }
         ModelNames = [Name, .. _adapterIndex.Keys];
-        Engine = new BatchEngine(model.Model, model.Tokenizer, router, Options.Engine ?? new EngineOptions());
+        try { Engine = new BatchEngine(model.Model, model.Tokenizer, router, Options.Engine ?? new EngineOptions()); }
+        catch { router?.Dispose(); throw; }
         ContextLength = Math.Min(Options.MaxModelLength ?? model.Config.MaxPositionEmbeddings, Math.Min(model.Config.MaxPositionEmbeddings, Engine.MaxSequenceTokens));
     }
 
