@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Microsoft.Extensions.Hosting;
-using SharpTune.Models;
 using SharpTune.Server;
 using SharpTune.Serving;
 
