@@ -10,9 +10,9 @@ here=$(cd "$(dirname "$0")/../bench" && pwd)
 APP_TAR=${APP_TAR:-artifacts/device/SharpTune.Cli.tar.xz}
 TOKENIZERS=${TOKENIZERS:-.cache/tokenizers}
 CLIENTS=${CLIENTS:-64} REQUESTS=${REQUESTS:-2} TOKENS=${TOKENS:-256} KV_TOKENS=${KV_TOKENS:-40000}
-app=/tmp/app/SharpTune.Cli model=/tmp/models/qwen1.5b-serve port=8123 runs=/tmp/runs/serve
-mkdir -p /tmp/app /tmp/models "$runs"
-[[ -x $app ]] || tar -xJf "$APP_TAR" -C /tmp/app
+app=/tmp/app-serve/SharpTune.Cli model=/tmp/models/qwen1.5b-serve port=8123 runs=/tmp/runs/serve
+mkdir -p /tmp/app-serve /tmp/models "$runs"
+tar -xJf "$APP_TAR" -C /tmp/app-serve   # its own folder: /tmp/app may hold another build
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 [[ -s $model/config.json ]] || python3 "$here/serve_load.py" make-model --tokenizer "$TOKENIZERS/qwen3" --out "$model"
 
@@ -48,7 +48,8 @@ print(f"| aggregate throughput | **{load['aggregate_tokens_per_s']:.0f} tokens/s
 print(f"| time to first token p50 / p99 | {load['ttft_p50_ms']:.0f} / {load['ttft_p99_ms']:.0f} ms |")
 print(f"| inter-token latency p50 / p99 | {load['itl_p50_ms']:.1f} / {load['itl_p99_ms']:.1f} ms |")
 print(f"| GPU memory, device-wide peak (nvidia-smi; before the server: {idle} MiB) | {peak} MiB |")
-print(f"| sharptune serve, one stream alone | {load['single_stream_tokens_per_s']:.1f} tokens/s (TTFT {load['single_stream_ttft_ms']:.0f} ms) |")
+one = load.get("single_stream_tokens_per_s")
+print(f"| sharptune serve, one stream alone | " + (f"{one:.1f} tokens/s (TTFT {load['single_stream_ttft_ms']:.0f} ms) |" if one else "no tokens |"))
 if hf:
     print(f"| transformers generate, one stream (prompt {hf['prompt_tokens']} tokens) | {hf['transformers_tokens_per_s']:.1f} tokens/s |")
     print(f"| aggregate / transformers single stream | **{load['aggregate_tokens_per_s'] / hf['transformers_tokens_per_s']:.1f}x** |")
