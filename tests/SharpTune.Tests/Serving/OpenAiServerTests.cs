@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using OpenAI.Chat;
 using SharpTune.Generation;
+using SharpTune.Server;
 using SharpTune.Serving;
 using static TorchSharp.torch;
 
@@ -211,6 +212,12 @@ public class OpenAiServerTests
         Assert.Equal("text/html; charset=utf-8", page.Content.Headers.ContentType!.ToString());
         Assert.Contains("/v1/chat/completions", await page.Content.ReadAsStringAsync());
         await AssertError(await http.GetAsync("/v2/nothing"), 404, "not_found");
+
+        // without --host the server listens on loopback only
+        var app = OpenAiServer.Create(s.Served, new ServerOptions(Port: 0));
+        await app.StartAsync();
+        try { Assert.StartsWith("http://127.0.0.1:", app.Urls.Single()); }
+        finally { await app.StopAsync(); await app.DisposeAsync(); }
     }
 
     [Fact]
@@ -229,6 +236,7 @@ public class OpenAiServerTests
         Assert.Equal("text/event-stream", stream.Content.Headers.ContentType!.MediaType);
         var events = (await stream.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal("data: [DONE]", events[^1]);
+        Assert.DoesNotContain(events, e => e.Contains("\"usage\""));   // usage only when stream_options.include_usage asks
         var deltas = events[..^1].Select(e => JsonNode.Parse(e["data: ".Length..])!["choices"]![0]!["delta"]!).ToList();
         Assert.Equal(expected.Reasoning, string.Concat(deltas.Select(d => d["reasoning_content"]?.GetValue<string>())));
         Assert.Equal(expected.Content, string.Concat(deltas.Select(d => d["content"]?.GetValue<string>())));
