@@ -22,7 +22,7 @@ static class ChatCommand
         {
             using var m = modelFlags.Load(p);
             var options = sampling.Resolve(p, m);
-            var format = modelFlags.PromptFormat(p);
+            var format = modelFlags.TrainingPromptFormat(p);
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             var history = new List<ChatMessage>();

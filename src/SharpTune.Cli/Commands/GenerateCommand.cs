@@ -23,7 +23,7 @@ static class GenerateCommand
         {
             using var m = modelFlags.Load(p);
             var texts = p.GetValue(prompts)!;
-            var format = modelFlags.PromptFormat(p);
+            var format = modelFlags.TrainingPromptFormat(p);
             var ids = texts.Select(t => format is not null ? m.EncodeText(format.Prompt(t))
                 : p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
             var options = sampling.Resolve(p, m);

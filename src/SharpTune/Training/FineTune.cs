@@ -1,6 +1,10 @@
 using SharpTune.Data;
+using SharpTune.Demo;
 using SharpTune.Generation;
+using SharpTune.Hub;
 using SharpTune.Models;
+using SharpTune.Runtime;
+using SharpTune.Tokenization;
 
 namespace SharpTune.Training;
 
@@ -15,32 +19,12 @@ public sealed record FineTuneResult(TrainSummary Summary, IReadOnlyList<Comparis
 /// </summary>
 public static class FineTune
 {
-    /// <summary>The embedded default: a tiny model trained on the bundled sample on the CPU in a few minutes.</summary>
-    public static TrainOptions Demo { get; } = new()
-    {
-        Model = "",
-        Datasets = [new DatasetSpec { Source = "sample" }],
-        OutputDir = "sharptune-demo",
-        Device = "cpu",
-        MaxLength = 512,
-        Packing = true,
-        ValidationFraction = 0.05,
-        LoraRank = 32,
-        LoraAlpha = 64,
-        LearningRate = 2e-3,
-        WarmupSteps = 10,
-        MaxSteps = 200,
-        BatchSize = 4,
-        GradientAccumulation = 1,
-        EvalEvery = 50,
-        SaveEvery = 50,
-        LogEvery = 5,
-        Seed = 3407,
-    };
+    /// <summary>The embedded default (Demo/demo-recipe.yaml): a tiny model trained on the bundled sample on the CPU.</summary>
+    public static TrainOptions Demo { get; } = TrainOptions.FromYamlText(DemoRecipe.Yaml, DemoRecipe.Name);
 
-    /// <param name="resolveModel">turns TrainOptions.Model into a local folder (Hub downloads live in the caller)</param>
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
-    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default)
+    /// <param name="download">progress of a Hub download when TrainOptions.Model is a Hub id</param>
+    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null)
     {
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
@@ -48,12 +32,12 @@ public static class FineTune
             modelDir = Path.Combine(options.OutputDir, "tiny-model");
             if (!File.Exists(Path.Combine(modelDir, "config.json")))
             {
-                Runtime.TorchRuntime.Initialize(options.Device);
+                TorchRuntime.Initialize(options.Device);
                 sink.OnMessage($"creating the tiny demo model in {modelDir}");
                 TinyModel.Create(modelDir);
             }
         }
-        else modelDir = resolveModel(options.Model);
+        else modelDir = ModelSource.ResolveModel(options.Model, download);
 
         using var trainer = SftTrainer.Setup(options, modelDir, sink);
         var questions = HeldOutQuestions(options, comparisons);
@@ -91,7 +75,7 @@ public static class FineTune
     {
         var m = trainer.Model;
         string prompt = trainer.Options.PromptFormat == "chat-template"
-            ? m.RenderChat([new Tokenization.ChatMessage("user", question)])
+            ? m.RenderChat([new ChatMessage("user", question)])
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
         var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
         var generator = new TextGenerator(m.Model, m.Tokenizer);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
+using SharpTune.Demo;
 using SharpTune.Models;
 using SharpTune.Peft;
 using SharpTune.Runtime;
@@ -94,11 +95,11 @@ public sealed class SftTrainer : IDisposable
         if (tokenizer.EosTokenId is not { } eos)
             throw new SharpTuneException($"{model.Directory}: the tokenizer has no EOS token; training needs one to end each response");
         var prompt = o.PromptFormat == "chat-template"
-            ? SharpTune.Data.PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
+            ? PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
                 ? throw new SharpTuneException($"{model.Directory}: prompt_format chat-template needs a chat_template in tokenizer_config.json")
                 : model.ChatTemplate.RenderChat(messages, generation, tokenizer.BosToken, tokenizer.EosToken),
                 model.ChatTemplate?.Source ?? "")
-            : SharpTune.Data.PromptFormat.Get(o.PromptFormat);
+            : PromptFormat.Get(o.PromptFormat);
         var sources = o.Datasets.Select(d => new DatasetSource(d.Source == "sample" ? SampleData.MedicalCalculations.Path : d.Source)
         {
             Subset = d.Config,

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text;
+using SharpTune.Peft;
 using YamlDotNet.RepresentationModel;
 
 namespace SharpTune.Training;
@@ -171,8 +172,14 @@ public sealed record TrainOptions
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
     {
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
+        return FromYamlText(File.ReadAllText(path), path, start);
+    }
+
+    /// <summary>Reads a YAML recipe's text; <paramref name="path"/> names it in messages.</summary>
+    public static TrainOptions FromYamlText(string text, string path, TrainOptions? start = null)
+    {
         var yaml = new YamlStream();
-        try { yaml.Load(new StringReader(File.ReadAllText(path))); }
+        try { yaml.Load(new StringReader(text)); }
         catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({e.Message})"); }
         var options = start ?? new TrainOptions();
         if (yaml.Documents.Count == 0) return options;
@@ -243,6 +250,6 @@ public sealed record TrainOptions
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
     }
 
-    public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
+    public LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
         TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using SharpTune.Data;
+using SharpTune.Demo;
 using Xunit;
 
 namespace SharpTune.Tests.Data;

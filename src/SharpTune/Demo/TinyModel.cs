@@ -1,9 +1,11 @@
 using System.Text.Json.Nodes;
+using SharpTune.Data;
+using SharpTune.Models;
 using SharpTune.Tokenization;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SharpTune.Models;
+namespace SharpTune.Demo;
 
 /// <summary>The shape of a small random model for demos and tests (R1-Distill-Qwen-like by default).</summary>
 public sealed record TinyModelOptions(
@@ -36,7 +38,7 @@ public static class TinyModel
 
     /// <summary>Texts the tiny tokenizer is trained on: the bundled sample dataset in the R1 reasoning prompt format.</summary>
     public static IEnumerable<string> DefaultCorpus() =>
-        Data.DatasetReader.ReadExamples(Data.SampleData.MedicalCalculations).Select(e => Data.PromptFormat.R1Reasoning.Format(e).Text);
+        DatasetReader.ReadExamples(SampleData.MedicalCalculations).Select(e => PromptFormat.R1Reasoning.Format(e).Text);
 
     public static void Create(string dir, TinyModelOptions? options = null, IEnumerable<string>? corpus = null, string? chatTemplate = ChatTemplate)
     {

@@ -1,8 +1,7 @@
-using SharpTune.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace SharpTune.Training;
+namespace SharpTune.Models;
 
 /// <summary>
 /// Activation checkpointing: a layer's forward keeps only its input; backward recomputes the layer with

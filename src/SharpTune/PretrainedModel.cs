@@ -1,10 +1,12 @@
+using SharpTune.Models;
+using SharpTune.Peft;
 using SharpTune.Runtime;
 using SharpTune.Tokenization;
 using TorchSharp;
 
-namespace SharpTune.Models;
+namespace SharpTune;
 
-/// <summary>Everything a model folder holds, loaded together: the decoder, its tokenizer, chat template and
+/// <summary>The library's front door: everything a model folder holds, loaded together: the decoder, its tokenizer, chat template and
 /// generation defaults.</summary>
 public sealed class PretrainedModel : IDisposable
 {
@@ -14,7 +16,7 @@ public sealed class PretrainedModel : IDisposable
     public required GenerationDefaults Defaults { get; init; }
     public ChatTemplate? ChatTemplate { get; init; }
     /// <summary>A LoRA adapter applied on top of the weights, when one was loaded.</summary>
-    public Peft.LoraAdapter? Adapter { get; init; }
+    public LoraAdapter? Adapter { get; init; }
 
     public ModelConfig Config => Model.Config;
 
@@ -28,8 +30,8 @@ public sealed class PretrainedModel : IDisposable
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var checkpoint = Checkpoint.Open(dir);
         var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
-        Peft.LoraAdapter? adapter = null;
-        try { adapter = adapterDir is null ? null : Peft.LoraAdapter.Load(adapterDir, model); }
+        LoraAdapter? adapter = null;
+        try { adapter = adapterDir is null ? null : LoraAdapter.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }
         return new PretrainedModel
         {
