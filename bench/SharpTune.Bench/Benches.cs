@@ -129,7 +129,7 @@ static class Benches
     /// <summary>Single-thread encode throughput of a tokenizer on a corpus (same corpus as HF's numbers in the fixtures).</summary>
     public static int Tokenize(Args a)
     {
-        var r = SharpTune.Tokenization.TokenizerBenchmark.Run(a.Get("model", ""), a.Get("corpus", "tests/SharpTune.Tests/Fixtures/tokenizer/corpus.json.gz"), output: TextWriter.Null);
+        var r = TokenizerBenchmark.Run(a.Get("model", ""), a.Get("corpus", "tests/SharpTune.Tests/Fixtures/tokenizer/corpus.json.gz"), output: TextWriter.Null);
         Emit(new { bench = "tokenize", model = a.Get("model", ""), megabytes = r.Megabytes, tokens = r.Tokens, cold_mb_per_s = r.ColdMBps,
             warm_mb_per_s = r.WarmMBps, warm_tokens_per_s = r.WarmTokensPerSecond, batch_all_cores_mb_per_s = r.BatchMBps, cores = Environment.ProcessorCount });
         return 0;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SharpTune.Reporting;
 using SharpTune.Training;
 
 namespace SharpTune.Cli.Commands;

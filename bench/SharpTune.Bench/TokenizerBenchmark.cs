@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Text.Json;
+using SharpTune.Tokenization;
 
-namespace SharpTune.Tokenization;
+namespace SharpTune.Bench;
 
 /// <summary>Single-thread encode throughput, measured the way the Hugging Face reference numbers were: one cold pass
 /// (empty word cache), then the best of several warm passes, plus EncodeBatch over all cores.</summary>

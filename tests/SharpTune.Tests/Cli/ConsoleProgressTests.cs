@@ -1,7 +1,9 @@
 using System.Text.RegularExpressions;
+using SharpTune.Cli;
+using SharpTune.Tests.Training;
 using SharpTune.Training;
 
-namespace SharpTune.Tests.Training;
+namespace SharpTune.Tests.Cli;
 
 public class ConsoleProgressTests
 {

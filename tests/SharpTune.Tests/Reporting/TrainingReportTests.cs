@@ -1,7 +1,9 @@
 using System.Text.RegularExpressions;
+using SharpTune.Reporting;
+using SharpTune.Tests.Training;
 using SharpTune.Training;
 
-namespace SharpTune.Tests.Training;
+namespace SharpTune.Tests.Reporting;
 
 public class TrainingReportTests
 {

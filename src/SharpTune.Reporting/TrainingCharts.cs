@@ -1,7 +1,8 @@
 using System.Globalization;
+using SharpTune.Training;
 using ScottPlot;
 
-namespace SharpTune.Training;
+namespace SharpTune.Reporting;
 
 /// <summary>The report's charts, drawn with ScottPlot (SkiaSharp underneath) to PNG bytes.</summary>
 internal static class TrainingCharts

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using SharpTune.Training;
 
-namespace SharpTune.Training;
+namespace SharpTune.Reporting;
 
 /// <summary>An answer of the model to one question before and after fine-tuning.</summary>
 
@@ -125,7 +126,7 @@ public sealed class TrainingReport(string outputDir)
             rows.Add(("Throughput", $"{Count((long)Math.Round(tps))} tokens/s"));
         double? elapsed = end?.ElapsedSeconds ?? last?.ElapsedSeconds;
         if (elapsed is double seconds)
-            rows.Add(("Training time", ConsoleProgress.Duration(seconds)));
+            rows.Add(("Training time", Durations.Format(seconds)));
         if ((end?.FinalLoss ?? last?.Loss) is double finalLoss)
             rows.Add(("Final training loss", Num(finalLoss, "0.0000")));
         double? bestEval = end?.BestEvalLoss ?? (run.Evals.Count > 0 ? run.Evals.Min(e => e.Loss) : null);

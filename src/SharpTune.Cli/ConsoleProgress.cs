@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text;
+using SharpTune.Reporting;
+using SharpTune.Training;
 using static System.FormattableString;
 
-namespace SharpTune.Training;
+namespace SharpTune.Cli;
 
 /// <summary>
 /// Shows a run's progress on a console. Interactive (a terminal): one status line with a bar, step, loss, learning
@@ -69,7 +71,7 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
             _statusShown = false;
             _last = null;
         }
-        string line = Invariant($"Done: {summary.Steps:N0} steps ({summary.Reason}) in {Duration(summary.ElapsedSeconds)}, ") +
+        string line = Invariant($"Done: {summary.Steps:N0} steps ({summary.Reason}) in {Durations.Format(summary.ElapsedSeconds)}, ") +
             Throughput(summary.TokensPerSecond);
         if (summary.FinalLoss is double final)
             line += $"; final loss {Loss(final)}";
@@ -106,7 +108,7 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
     {
         string counter = s.Step.ToString(CultureInfo.InvariantCulture).PadLeft(s.MaxSteps.ToString(CultureInfo.InvariantCulture).Length);
         return Invariant($"step {counter}/{s.MaxSteps}  loss {Loss(s.Loss)}  lr {LearningRate(s.LearningRate)}  ") +
-            Invariant($"grad {Fixed(s.GradNorm, 2)}  {Throughput(s.TokensPerSecond)}  eta {Duration(s.EtaSeconds)}");
+            Invariant($"grad {Fixed(s.GradNorm, 2)}  {Throughput(s.TokensPerSecond)}  eta {Durations.Format(s.EtaSeconds)}");
     }
 
     /// <summary>Bar and fields in at most <paramref name="columns"/> visible characters: the least useful fields go
@@ -121,7 +123,7 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
             ($"lr {LearningRate(s.LearningRate)}", 3),
             ($"grad {Fixed(s.GradNorm, 2)}", 4),
             (Throughput(s.TokensPerSecond), 2),
-            ($"eta {Duration(s.EtaSeconds)}", 1),
+            ($"eta {Durations.Format(s.EtaSeconds)}", 1),
         ];
         const int MinBar = 10, MaxBar = 30;
         string text = "";
@@ -176,19 +178,6 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
 
     static string Throughput(double tokensPerSecond) =>
         $"{tokensPerSecond.ToString("N0", CultureInfo.InvariantCulture)} tok/s";
-
-    /// <summary>45s, 1m20s, 2h05m; "?" while unknown.</summary>
-    internal static string Duration(double seconds)
-    {
-        if (!double.IsFinite(seconds) || seconds < 0)
-            return "?";
-        long total = (long)Math.Round(seconds);
-        if (total < 60)
-            return Invariant($"{total}s");
-        if (total < 3600)
-            return Invariant($"{total / 60}m{total % 60:00}s");
-        return Invariant($"{total / 3600}h{total % 3600 / 60:00}m");
-    }
 
     /// <summary>8.4M, 1.78B: parameter counts at a glance.</summary>
     static string Compact(long value) => value switch
