@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>The global functions: jinja2's range, dict and namespace, and Hugging Face's raise_exception and strftime_now.</summary>
 internal static class JinjaBuiltins
@@ -128,7 +128,7 @@ internal static class JinjaBuiltins
     private static object? RaiseException(List<object?> positional, Dictionary<string, object?> keywords)
     {
         var message = positional.Count > 0 ? positional[0] : keywords.GetValueOrDefault("message");
-        throw new SharpTuneException(Py.Str(message));
+        throw new JinjaException(JinjaErrorKind.Raised, Py.Str(message));
     }
 
     private static object? StrftimeNow(List<object?> positional, Dictionary<string, object?> keywords)

@@ -1,4 +1,4 @@
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>
 /// Builds the syntax tree from lexer tokens, following jinja2's grammar and operator precedence
@@ -39,7 +39,7 @@ internal sealed class JinjaParser
         return token;
     }
 
-    private SharpTuneException Fail(string message, JinjaToken at) => JinjaErrors.Syntax(message, at.Line, at.Column);
+    private JinjaException Fail(string message, JinjaToken at) => JinjaErrors.Syntax(message, at.Line, at.Column);
 
     private JinjaToken Expect(TokenKind kind)
     {

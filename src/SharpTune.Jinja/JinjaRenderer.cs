@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>
 /// Walks the syntax tree and writes the output, with jinja2's scoping (each for-loop iteration, macro call and

@@ -1,4 +1,4 @@
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 // Statements. Every node keeps the template line it starts on, for error messages.
 

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>Python's text forms of floats and strings (<c>repr(1e16)</c> is "1e+16", <c>repr("it's")</c> is "\"it's\"").</summary>
 internal static class PyRepr

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>Methods callable on values (<c>text.split('x')</c>, <c>dict.items()</c>, <c>list.index(x)</c>), Python semantics.</summary>
 internal static class JinjaMethods

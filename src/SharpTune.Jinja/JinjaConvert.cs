@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>
 /// Turns the caller's .NET values into template values: strings, booleans, integers, floats, null, lists,
@@ -26,12 +26,11 @@ internal static class JinjaConvert
         decimal m => (double)m,
         JsonElement element => FromJsonElement(element, path),
         JsonNode node => FromJsonNode(node, path),
-        ChatMessage message => FromClr(message.ToVariables(), path),
         IReadOnlyDictionary<string, object?> dictionary => FromPairs(dictionary.Select(p => (p.Key, p.Value)), path),
         IDictionary dictionary => FromPairs(Entries(dictionary, path), path),
         IEnumerable sequence => sequence.Cast<object?>().Select((item, i) => FromClr(item, $"{path}[{i}]")).ToList(),
-        _ => throw new SharpTuneException(
-            $"Chat template variable '{path}' has unsupported type {value.GetType().Name}; expected string, bool, number, "
+        _ => throw new JinjaException(JinjaErrorKind.Variable,
+            $"'{path}' has unsupported type {value.GetType().Name}; expected string, bool, number, "
             + "null, list, dictionary or System.Text.Json node"),
     };
 
@@ -44,8 +43,8 @@ internal static class JinjaConvert
         }
     }
 
-    private static SharpTuneException BadKey(object key, string path) =>
-        new($"Chat template variable '{path}' has a key of type {key.GetType().Name}; dictionary keys must be strings");
+    private static JinjaException BadKey(object key, string path) =>
+        new(JinjaErrorKind.Variable, $"'{path}' has a key of type {key.GetType().Name}; dictionary keys must be strings");
 
     private static PyDict FromPairs(IEnumerable<(string Key, object? Value)> pairs, string path)
     {

@@ -1,4 +1,4 @@
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>jinja2's tests: <c>x is defined</c>, <c>x is none</c>, <c>x is string</c>, <c>x is equalto y</c>, ...</summary>
 internal static class JinjaTests

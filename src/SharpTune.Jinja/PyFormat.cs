@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>The common subset of Python's string formatting: <c>"%s" % x</c> and <c>"{}".format(x)</c>.</summary>
 internal static class PyFormat

@@ -3,7 +3,7 @@ using System.Numerics;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>jinja2's built-in filters (those chat templates use), with Hugging Face's <c>tojson</c>.</summary>
 internal static partial class JinjaFilters

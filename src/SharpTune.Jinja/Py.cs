@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>Python's semantics for the runtime values: truthiness, str(), ==, ordering, arithmetic, iteration, len().</summary>
 internal static class Py

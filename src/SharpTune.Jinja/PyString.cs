@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>Python <c>str</c> methods and helpers. Lengths, indexes and slices count code points, as Python does.</summary>
 internal static class PyString

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 internal enum TokenKind
 {
@@ -698,7 +698,7 @@ internal sealed class JinjaLexer
         return (index + 1, at - lineStarts[index] + 1);
     }
 
-    private SharpTuneException SyntaxError(string message, int at)
+    private JinjaException SyntaxError(string message, int at)
     {
         var (line, column) = Position(at);
         return JinjaErrors.Syntax(message, line, column);

@@ -1,4 +1,4 @@
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>
 /// Binds call arguments to a Python-style parameter list: parameter i is positional argument i or the keyword with

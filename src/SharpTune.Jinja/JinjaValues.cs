@@ -1,4 +1,4 @@
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 // Runtime values. Python's types map onto: None = null, bool, int = long, float = double, str = string,
 // list = List<object?>, tuple = object?[], dict = PyDict, plus the jinja-specific kinds below.

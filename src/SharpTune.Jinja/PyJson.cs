@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace SharpTune.Tokenization.Jinja;
+namespace SharpTune.Jinja;
 
 /// <summary>
 /// Python's <c>json.dumps</c>, which Hugging Face's <c>tojson</c> filter calls (with ensure_ascii=False by default):
