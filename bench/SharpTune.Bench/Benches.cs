@@ -95,7 +95,7 @@ static class Benches
         int failures = 0;
         foreach (var dir in Directory.GetDirectories(a.Get("fixtures", "tests/SharpTune.Tests/Fixtures/models")).Order())
         {
-            using var ckpt = Checkpoint.Open(dir);
+            using var ckpt = ModelFolder.Open(dir);
             using var model = ckpt.LoadModel(device, bfloat16);
             using var reference = SafetensorsFile.Open(Path.Combine(dir, "logits.safetensors"));
             using var scope = NewDisposeScope();
@@ -142,9 +142,9 @@ static class Benches
         string dir = a.Get("model", "");
         long before = PeakRss();
         var clock = Stopwatch.StartNew();
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         string dt = a.Get("dtype", "stored");
-        var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : Checkpoint.ResolveDType(dt, ckpt.Config, CPU);
+        var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : ModelFolder.ResolveDType(dt, ckpt.Config, CPU);
         using var model = ckpt.LoadModel(CPU, dtype);
         long peak = PeakRss();
         Emit(new { bench = "load", model = dir, weight_bytes = ckpt.WeightBytes, rss_before = before, peak_rss = peak,

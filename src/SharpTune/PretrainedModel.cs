@@ -11,16 +11,17 @@ namespace SharpTune;
 public sealed class PretrainedModel : IDisposable
 {
     public required string Directory { get; init; }
-    public required CausalLM Model { get; init; }
+    /// <summary>The decoder network (weights on the device).</summary>
+    public required CausalLM CausalLM { get; init; }
     public required Tokenizer Tokenizer { get; init; }
     public required GenerationDefaults Defaults { get; init; }
     public ChatTemplate? ChatTemplate { get; init; }
     /// <summary>A LoRA adapter applied on top of the weights, when one was loaded.</summary>
     public LoraAdapter? Adapter { get; init; }
 
-    public ModelConfig Config => Model.Config;
+    public ModelConfig Config => CausalLM.Config;
 
-    /// <summary>Loads a checkpoint folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
+    /// <summary>Loads a model folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
     /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT LoRA adapter folder when given.</summary>
     public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null)
     {
@@ -28,8 +29,8 @@ public sealed class PretrainedModel : IDisposable
         var tokenizer = Tokenizer.Load(dir);
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
-        using var checkpoint = Checkpoint.Open(dir);
-        var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
+        using var folder = ModelFolder.Open(dir);
+        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev));
         LoraAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : LoraAdapter.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }
@@ -37,7 +38,7 @@ public sealed class PretrainedModel : IDisposable
         {
             Adapter = adapter,
             Directory = dir,
-            Model = model,
+            CausalLM = model,
             Tokenizer = tokenizer,
             Defaults = defaults,
             ChatTemplate = template,
@@ -73,6 +74,6 @@ public sealed class PretrainedModel : IDisposable
     public void Dispose()
     {
         Adapter?.Dispose();
-        Model.Dispose();
+        CausalLM.Dispose();
     }
 }

@@ -27,7 +27,7 @@ static class GenerateCommand
             var ids = texts.Select(t => format is not null ? m.EncodeText(format.Prompt(t))
                 : p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
             var options = sampling.Resolve(p, m);
-            var generator = new TextGenerator(m.Model, m.Tokenizer);
+            var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
             bool stream = !p.GetValue(json) && texts.Length == 1;
             var results = generator.Generate(ids, options, stream ? (_, piece) => { stdout.Write(piece); stdout.Flush(); } : null);
             var timings = generator.LastTimings!;

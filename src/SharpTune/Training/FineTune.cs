@@ -14,7 +14,7 @@ public sealed record Comparison(string Question, string Before, string After, st
 public sealed record FineTuneResult(TrainSummary Summary, IReadOnlyList<Comparison> Comparisons, string OutputDir);
 
 /// <summary>
-/// The `sharptune train` recipe: resolve the model (the tiny demo model when none is given), set up the
+/// The `sharptune train` workflow: resolve the model (the tiny demo model when none is given), set up the
 /// trainer, answer held-out questions before training, train, answer them again, save the adapter.
 /// </summary>
 public static class FineTune
@@ -78,7 +78,7 @@ public static class FineTune
             ? m.RenderChat([new ChatMessage("user", question)])
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
         var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         // Special tokens are kept so that <think> … </think> shows.
         return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;
     }

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 namespace SharpTune.Training;
 
 /// <summary>
-/// Supervised fine-tuning with LoRA, as one visible recipe: <see cref="Setup"/> loads the model and data and
+/// Supervised fine-tuning with LoRA, as one readable procedure: <see cref="Setup"/> loads the model and data and
 /// resumes from the newest checkpoint, <see cref="Train"/> is the loop, <see cref="SaveCheckpoint"/> writes
 /// everything an exact resume needs.
 /// </summary>
@@ -59,7 +59,7 @@ public sealed class SftTrainer : IDisposable
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
+            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -75,7 +75,7 @@ public sealed class SftTrainer : IDisposable
                 if (s.Tokens.Truncated > 0)
                     sink.OnMessage($"{s.Source}: {s.Tokens.Truncated} of {s.Tokens.Examples} examples were longer than max_length {options.MaxLength} and were truncated");
             manual_seed(options.Seed);
-            var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
+            var adapter = LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
@@ -146,7 +146,7 @@ public sealed class SftTrainer : IDisposable
     /// <paramref name="ct"/> is cancelled (after saving a checkpoint of the last completed step).</summary>
     public TrainSummary Train(CancellationToken ct = default)
     {
-        var device = Model.Model.Device;
+        var device = Model.CausalLM.Device;
         _sink.OnStart(new TrainStart(Model.Directory, TorchRuntime.Description, Adapter.TrainableParameterCount, Model.Config.ParameterCount,
             _trainSequences, _validation.Count, _maxSteps, _step, Options.OutputDir));
         var clock = Stopwatch.StartNew();
@@ -161,7 +161,7 @@ public sealed class SftTrainer : IDisposable
             if (ct.IsCancellationRequested) { reason = "cancelled"; break; }
             using var scope = NewDisposeScope();
             manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
-            Model.Model.Checkpointing?.BeginStep(Options.Seed + _step);
+            Model.CausalLM.Checkpointing?.BeginStep(Options.Seed + _step);
             double lr = _schedule.At(_step);
 
             var micro = new List<Batch>();
@@ -175,7 +175,7 @@ public sealed class SftTrainer : IDisposable
             if (micro.Count == 0) { reason = "epochs"; break; }
 
             Adapter.Training = true;   // LoRA dropout on for the step, off for evaluation and generation
-            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.Model, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.CausalLM, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
             Adapter.Training = false;
             _tokens += micro.Sum(b => b.TokenCount);
             _step++;
@@ -211,7 +211,7 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>
     bool EvaluateAndCheckStop()
     {
-        var device = Model.Model.Device;
+        var device = Model.CausalLM.Device;
         using var scope = NewDisposeScope();
         var sum = zeros([], float32, device);
         long count = 0, tokens = 0;
@@ -219,7 +219,7 @@ public sealed class SftTrainer : IDisposable
         {
             var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId);
             var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
-            var (s, n) = CausalLoss.Evaluate(Model.Model, ids, labels, positions, mask, Options.LossChunk);
+            var (s, n) = CausalLoss.Evaluate(Model.CausalLM, ids, labels, positions, mask, Options.LossChunk);
             sum.add_(s);
             count += n;
             tokens += batch.TokenCount;

@@ -10,7 +10,7 @@ public class TextGenerationTests
     {
         string dir = TestPaths.NewTinyModel(seed: 3);
         using var m = PretrainedModel.Load(dir, "cpu");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         var prompt = m.EncodeText("Weight 70 kg");
         var streamed = new System.Text.StringBuilder();
         var full = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40), (_, piece) => streamed.Append(piece))[0];

@@ -14,7 +14,7 @@ public class ParityTests
 
     static CausalLM Load(string arch)
     {
-        using var ckpt = Checkpoint.Open(TestPaths.Model(arch));
+        using var ckpt = ModelFolder.Open(TestPaths.Model(arch));
         return ckpt.LoadModel(TestPaths.Cpu, float32);
     }
 

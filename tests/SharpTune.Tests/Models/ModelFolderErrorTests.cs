@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace SharpTune.Tests.Models;
 
 /// <summary>Bad checkpoints get one clear message naming the file and the problem.</summary>
-public class CheckpointErrorTests
+public class ModelFolderErrorTests
 {
     static string CopyOf(string arch)
     {
@@ -35,7 +35,7 @@ public class CheckpointErrorTests
     {
         string dir = CopyOf("qwen2");
         File.Delete(Path.Combine(dir, "config.json"));
-        var e = Fails(() => Checkpoint.Open(dir).Dispose());
+        var e = Fails(() => ModelFolder.Open(dir).Dispose());
         Assert.Contains("config.json", e.Message);
         Assert.Contains("not found", e.Message);
     }
@@ -46,7 +46,7 @@ public class CheckpointErrorTests
         string dir = CopyOf("qwen2");
         string path = Path.Combine(dir, "config.json");
         File.WriteAllText(path, File.ReadAllText(path).Replace("Qwen2ForCausalLM", "MambaForCausalLM"));
-        var e = Fails(() => Checkpoint.Open(dir).Dispose());
+        var e = Fails(() => ModelFolder.Open(dir).Dispose());
         Assert.Contains("MambaForCausalLM", e.Message);
         Assert.Contains("LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM", e.Message);
     }
@@ -62,7 +62,7 @@ public class CheckpointErrorTests
         string text = File.ReadAllText(path);
         Assert.Contains(find, text);
         File.WriteAllText(path, text.Replace(find, replace));
-        Assert.Contains(expected, Fails(() => Checkpoint.Open(dir).Dispose()).Message);
+        Assert.Contains(expected, Fails(() => ModelFolder.Open(dir).Dispose()).Message);
     }
 
     [Fact]
@@ -82,7 +82,7 @@ public class CheckpointErrorTests
         string path = Path.Combine(dir, "model.safetensors");
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
-        var e = Fails(() => Checkpoint.Open(dir).Dispose());
+        var e = Fails(() => ModelFolder.Open(dir).Dispose());
         Assert.Contains("model.safetensors", e.Message);
         Assert.Contains("truncated", e.Message);
     }
@@ -122,7 +122,7 @@ public class CheckpointErrorTests
         File.Move(Path.Combine(dir, "model.safetensors"), Path.Combine(dir, "model-00001-of-00002.safetensors"));
         File.WriteAllText(Path.Combine(dir, "model.safetensors.index.json"),
             """{"weight_map":{"model.norm.weight":"model-00001-of-00002.safetensors","lm_head.weight":"model-00002-of-00002.safetensors"}}""");
-        var e = Fails(() => Checkpoint.Open(dir).Dispose());
+        var e = Fails(() => ModelFolder.Open(dir).Dispose());
         Assert.Contains("model-00002-of-00002.safetensors", e.Message);
         Assert.Contains("missing", e.Message);
     }
@@ -133,7 +133,7 @@ public class CheckpointErrorTests
         string dir = CopyOf("qwen2");
         string path = Path.Combine(dir, "config.json");
         File.WriteAllText(path, File.ReadAllText(path).Replace("\"intermediate_size\": 160", "\"intermediate_size\": 128"));
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         var e = Fails(() => ckpt.LoadModel(TestPaths.Cpu, float32).Dispose());
         Assert.Contains("gate_proj.weight", e.Message);
     }
@@ -159,7 +159,7 @@ public class CheckpointErrorTests
                 System.Text.Json.JsonSerializer.Serialize(new { metadata = new { }, weight_map = map }));
         }
         File.Delete(Path.Combine(dir, "model.safetensors"));
-        using var sharded = Checkpoint.Open(dir);
+        using var sharded = ModelFolder.Open(dir);
         using var model = sharded.LoadModel(TestPaths.Cpu, float32);
         using var reference = SafetensorsFile.Open(Path.Combine(TestPaths.Model("qwen3"), "logits.safetensors"));
         using var scope2 = NewDisposeScope();

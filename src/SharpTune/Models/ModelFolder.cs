@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 
 namespace SharpTune.Models;
 
-/// <summary>A Hugging Face checkpoint folder: config.json plus model.safetensors or a sharded set named by
+/// <summary>A Hugging Face model folder (its weights and config): config.json plus model.safetensors or a sharded set named by
 /// model.safetensors.index.json. Opening it validates every header; loading streams one tensor at a time.</summary>
-public sealed class Checkpoint : IDisposable
+public sealed class ModelFolder : IDisposable
 {
     readonly List<SafetensorsFile> _files;
     readonly Dictionary<string, SafetensorsFile> _byName = new();
@@ -16,7 +16,7 @@ public sealed class Checkpoint : IDisposable
     public ModelConfig Config { get; }
     public IReadOnlyDictionary<string, SafetensorsEntry> Tensors { get; }
 
-    Checkpoint(string dir, ModelConfig config, List<SafetensorsFile> files)
+    ModelFolder(string dir, ModelConfig config, List<SafetensorsFile> files)
     {
         Directory = dir; Config = config; _files = files;
         var tensors = new Dictionary<string, SafetensorsEntry>();
@@ -31,14 +31,14 @@ public sealed class Checkpoint : IDisposable
         Tensors = tensors;
     }
 
-    public static Checkpoint Open(string dir)
+    public static ModelFolder Open(string dir)
     {
         var config = ModelConfig.Load(dir);
         var files = new List<SafetensorsFile>();
         try
         {
             foreach (var path in WeightFiles(dir)) files.Add(SafetensorsFile.Open(path));
-            return new Checkpoint(dir, config, files);
+            return new ModelFolder(dir, config, files);
         }
         catch
         {
