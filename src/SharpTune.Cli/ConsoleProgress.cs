@@ -71,7 +71,7 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
             _statusShown = false;
             _last = null;
         }
-        string line = Invariant($"Done: {summary.Steps:N0} steps ({summary.Reason}) in {Durations.Format(summary.ElapsedSeconds)}, ") +
+        string line = Invariant($"Done: {summary.Steps:N0} steps ({summary.Reason.Name()}) in {Durations.Format(summary.ElapsedSeconds)}, ") +
             Throughput(summary.TokensPerSecond);
         if (summary.FinalLoss is double final)
             line += $"; final loss {Loss(final)}";

@@ -117,7 +117,7 @@ public sealed class TrainingReport(string outputDir)
         int steps = end?.Steps ?? last?.Step ?? 0;
         int? maxSteps = last?.MaxSteps ?? start?.MaxSteps;
         string stepsText = maxSteps is int max ? $"{Count(steps)} of {Count(max)}" : Count(steps);
-        rows.Add(("Steps", end is null ? $"{stepsText} (did not finish)" : $"{stepsText} (stopped by {end.Reason})"));
+        rows.Add(("Steps", end is null ? $"{stepsText} (did not finish)" : $"{stepsText} (stopped by {end.Reason.Name()})"));
         // StepMetrics.Tokens is the running total of trained tokens.
         if (last is not null)
             rows.Add(("Tokens trained", Count(last.Tokens)));

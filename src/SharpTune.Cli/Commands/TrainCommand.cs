@@ -59,7 +59,7 @@ static class TrainCommand
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }
             stdout.WriteLine();
-            if (result.Summary.Reason == "cancelled")
+            if (result.Summary.Reason == StopReason.Cancelled)
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
                 return 130;

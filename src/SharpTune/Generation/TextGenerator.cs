@@ -21,7 +21,7 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
             eos.Contains(token) || rows[row].Add(token));   // the EOS that ends a row is in its ids, not in its text
         foreach (var r in rows) r.Finish();
         return prompts.Select((p, row) => new GenerationResult(p, ids[row].Ids, rows[row].Text,
-            rows[row].Stopped ? "stop" : ids[row].FinishReason)).ToList();
+            rows[row].Stopped ? FinishReason.Stop : ids[row].FinishReason)).ToList();
     }
 
     /// <summary>One row's text as it forms: decoded incrementally, cut at the earliest stop string, and streamed

@@ -43,7 +43,7 @@ public static class FineTune
         var questions = HeldOutQuestions(options, comparisons);
         var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);
-        if (summary.Reason == "cancelled") return new FineTuneResult(summary, [], options.OutputDir);
+        if (summary.Reason == StopReason.Cancelled) return new FineTuneResult(summary, [], options.OutputDir);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
             Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();
         return new FineTuneResult(summary, results, options.OutputDir);

@@ -152,13 +152,13 @@ public sealed class SftTrainer : IDisposable
         var clock = Stopwatch.StartNew();
         long tokensAtStart = _tokens;
         int stepsAtStart = _step;
-        string reason = Options.MaxSteps > 0 ? "max_steps" : "epochs";
+        var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
         using var batches = _batcher.Read(_position, int.MaxValue).GetEnumerator();
 
         while (_step < _maxSteps)
         {
-            if (ct.IsCancellationRequested) { reason = "cancelled"; break; }
+            if (ct.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
             using var scope = NewDisposeScope();
             manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
             Model.CausalLM.Checkpointing?.BeginStep(Options.Seed + _step);
@@ -172,7 +172,7 @@ public sealed class SftTrainer : IDisposable
                 micro.Add(batches.Current.Batch);
                 _position = batches.Current.Next;
             }
-            if (micro.Count == 0) { reason = "epochs"; break; }
+            if (micro.Count == 0) { reason = StopReason.Epochs; break; }
 
             Adapter.Training = true;   // LoRA dropout on for the step, off for evaluation and generation
             var (lossSum, gradNorm, scored) = TrainStep.Run(Model.CausalLM, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
@@ -192,13 +192,13 @@ public sealed class SftTrainer : IDisposable
             }
             if (_validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps)
             {
-                if (EvaluateAndCheckStop()) { reason = "early_stopping"; break; }
+                if (EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
             }
             if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
                 SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
-        bool finished = reason != "cancelled";
-        if (finished && _validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
+        bool finished = reason != StopReason.Cancelled;
+        if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
         SaveCheckpoint(elapsed);
         if (finished) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint

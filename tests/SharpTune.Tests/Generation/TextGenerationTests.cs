@@ -20,7 +20,7 @@ public class TextGenerationTests
         string late = full.Text.Substring(full.Text.Length / 2, 3), early = full.Text.Substring(1, 2);
         var streamedCut = new System.Text.StringBuilder();
         var cut = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40, StopStrings: [late, early]), (_, piece) => streamedCut.Append(piece))[0];
-        Assert.Equal("stop", cut.FinishReason);
+        Assert.Equal(FinishReason.Stop, cut.FinishReason);
         int first = Math.Min(full.Text.IndexOf(late, StringComparison.Ordinal), full.Text.IndexOf(early, StringComparison.Ordinal));
         Assert.Equal(full.Text[..first], cut.Text);              // cut at the earliest stop string, whatever the list order
         Assert.Equal(cut.Text, streamedCut.ToString());          // and no part of a stop string was streamed

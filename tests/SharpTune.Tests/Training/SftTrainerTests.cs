@@ -187,7 +187,7 @@ public class TrainerModesTests
         // 10 sequences → 5 batches per epoch, 10 in all, 3 per step → 4 steps, the last one with a single batch.
         Assert.Equal(4, trainer.MaxSteps);
         Assert.Equal([1, 2, 3, 4], recorder.Steps.Select(s => s.Step));
-        Assert.Equal("epochs", recorder.End!.Reason);
+        Assert.Equal(StopReason.Epochs, recorder.End!.Reason);
     }
 
     [Fact]
@@ -203,7 +203,7 @@ public class TrainerModesTests
         };
         using var trainer = SftTrainer.Setup(options, Tiny(), recorder);
         trainer.Train();
-        Assert.Equal("early_stopping", recorder.End!.Reason);
+        Assert.Equal(StopReason.EarlyStopping, recorder.End!.Reason);
         Assert.True(recorder.Steps.Count < 40);
         Assert.True(recorder.Evals.Count >= 3);
     }
