@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SharpTune.Data;
 using SharpTune.Reporting;
 using SharpTune.Training;
 
@@ -67,7 +68,7 @@ static class TrainCommand
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
-            string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
+            string formatFlag = options.PromptFormat == PromptStyle.ChatTemplate ? "" : $" --prompt-format {PromptStyles.NameOf(options.PromptFormat)}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
             return 0;
         });

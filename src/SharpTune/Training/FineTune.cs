@@ -55,7 +55,7 @@ public static class FineTune
     {
         if (count <= 0) return [];
         var first = options.Datasets[0];
-        bool sample = first.Source == "sample";
+        bool sample = first.Origin == DatasetOrigin.BundledSample;
         var source = sample
             ? SampleData.MedicalCalculations with { Split = "test" }
             : new DatasetSource(first.Source) { Subset = first.Config, Split = first.Split, Format = first.Format == "auto" ? null : first.Format, Columns = SftTrainer.ParseColumns(first.Columns) };
@@ -74,10 +74,10 @@ public static class FineTune
     public static string Answer(SftTrainer trainer, string question, int maxNewTokens = 160)
     {
         var m = trainer.Model;
-        string prompt = trainer.Options.PromptFormat == "chat-template"
+        string prompt = trainer.Options.PromptFormat == PromptStyle.ChatTemplate
             ? m.RenderChat([new ChatMessage("user", question)])
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
-        var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
+        var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != PromptStyle.ChatTemplate);
         var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         // Special tokens are kept so that <think> … </think> shows.
         return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;

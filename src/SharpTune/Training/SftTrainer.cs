@@ -94,13 +94,13 @@ public sealed class SftTrainer : IDisposable
         var tokenizer = model.Tokenizer;
         if (tokenizer.EosTokenId is not { } eos)
             throw new SharpTuneException($"{model.Directory}: the tokenizer has no EOS token; training needs one to end each response");
-        var prompt = o.PromptFormat == "chat-template"
+        var prompt = o.PromptFormat == PromptStyle.ChatTemplate
             ? PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
                 ? throw new SharpTuneException($"{model.Directory}: prompt_format chat-template needs a chat_template in tokenizer_config.json")
                 : model.ChatTemplate.RenderChat(messages, generation, tokenizer.BosToken, tokenizer.EosToken),
                 model.ChatTemplate?.Source ?? "")
             : PromptFormat.Get(o.PromptFormat);
-        var sources = o.Datasets.Select(d => new DatasetSource(d.Source == "sample" ? SampleData.MedicalCalculations.Path : d.Source)
+        var sources = o.Datasets.Select(d => new DatasetSource(d.Origin == DatasetOrigin.BundledSample ? SampleData.MedicalCalculations.Path : d.Source)
         {
             Subset = d.Config,
             Split = d.Rows > 0 ? $"{d.Split}[:{d.Rows}]" : d.Split,

@@ -1,16 +1,34 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text;
+using System.Text.Json.Serialization;
+using SharpTune.Data;
 using SharpTune.Peft;
 using YamlDotNet.RepresentationModel;
 
 namespace SharpTune.Training;
 
+/// <summary>What a <see cref="DatasetSpec.Source"/> names.</summary>
+public enum DatasetOrigin
+{
+    /// <summary>A data file, a folder or a Hub dataset id.</summary>
+    Path,
+    /// <summary>The bundled sample (source: sample), whose test split is held out.</summary>
+    BundledSample,
+}
+
 /// <summary>One dataset of a run; several are mixed by <see cref="Ratio"/>.</summary>
 public sealed record DatasetSpec
 {
+    /// <summary>The <see cref="Source"/> that names the bundled sample.</summary>
+    public const string SampleSource = "sample";
+
     /// <summary>File (.json, .jsonl, .csv, .tsv, .parquet), folder, Hub id org/name, or "sample" for the bundled sample.</summary>
-    public string Source { get; init; } = "sample";
+    public string Source { get; init; } = SampleSource;
+
+    [JsonIgnore]
+    public DatasetOrigin Origin => Source == SampleSource ? DatasetOrigin.BundledSample : DatasetOrigin.Path;
+
     /// <summary>Subset / config of a Hub dataset (e.g. "en" of medical-o1-reasoning-SFT).</summary>
     public string? Config { get; init; }
     public string Split { get; init; } = "train";
@@ -36,7 +54,7 @@ public sealed record TrainOptions
     public string Model { get; init; } = "";
     public IReadOnlyList<DatasetSpec> Datasets { get; init; } = [new DatasetSpec()];
     /// <summary>r1-reasoning (instruction, question, then &lt;think&gt;reasoning&lt;/think&gt; answer) or chat-template.</summary>
-    public string PromptFormat { get; init; } = "r1-reasoning";
+    public PromptStyle PromptFormat { get; init; } = PromptStyle.R1Reasoning;
     /// <summary>Tokens per training sequence; longer examples are truncated (and counted).</summary>
     public int MaxLength { get; init; } = 2048;
     /// <summary>Pack several short examples into one sequence (attention and positions restart per example).</summary>
@@ -46,13 +64,14 @@ public sealed record TrainOptions
     /// <summary>Share of the data held out for evaluation (0 = none).</summary>
     public double ValidationFraction { get; init; }
 
-    // ---- LoRA
-    public int LoraRank { get; init; } = 16;
-    public double LoraAlpha { get; init; } = 16;
-    public double LoraDropout { get; init; }
-    public bool UseRslora { get; init; }
+    // ---- LoRA (defaults: LoraOptions')
+    static readonly LoraOptions LoraDefaults = new();
+    public int LoraRank { get; init; } = LoraDefaults.Rank;
+    public double LoraAlpha { get; init; } = LoraDefaults.Alpha;
+    public double LoraDropout { get; init; } = LoraDefaults.Dropout;
+    public bool UseRslora { get; init; } = LoraDefaults.UseRslora;
     /// <summary>Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.</summary>
-    public string TargetModules { get; init; } = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
+    public string TargetModules { get; init; } = string.Join(",", LoraDefaults.Targets);
 
     // ---- optimization
     public double LearningRate { get; init; } = 2e-4;
@@ -133,6 +152,8 @@ public sealed record TrainOptions
                 var t when t == typeof(long) => long.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(double) => double.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(bool) => bool.Parse(value),
+                var t when t == typeof(PromptStyle) => PromptStyles.TryParse(value)
+                    ?? throw new SharpTuneException($"{where}: '{key}' expects one of {string.Join(", ", PromptStyles.Names)}, got '{value}'"),
                 var t => throw new InvalidOperationException($"no conversion to {t}"),
             };
         }
