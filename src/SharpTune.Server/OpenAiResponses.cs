@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using SharpTune.Generation;
 using SharpTune.Serving;
 
 namespace SharpTune.Server;
@@ -25,14 +26,14 @@ sealed class OpenAiResponses(bool chat, CompletionJob job, ResponseShape shape)
                 ["index"] = c.Index,
                 ["message"] = Message(c.Content, c.Reasoning, role: true),
                 ["logprobs"] = shape.Logprobs ? ChatLogprobs(c.Logprobs ?? []) : null,
-                ["finish_reason"] = c.FinishReason,
+                ["finish_reason"] = Finish(c.FinishReason),
             }
             : new JsonObject
             {
                 ["index"] = c.Index,
                 ["text"] = c.Content,
                 ["logprobs"] = shape.Logprobs ? CompletionLogprobs(c.Logprobs ?? []) : null,
-                ["finish_reason"] = c.FinishReason,
+                ["finish_reason"] = Finish(c.FinishReason),
             })).ToArray()),
         ["usage"] = Usage(result.PromptTokens, result.CompletionTokens),
     };
@@ -57,14 +58,14 @@ sealed class OpenAiResponses(bool chat, CompletionJob job, ResponseShape shape)
                 ["index"] = u.Index,
                 ["delta"] = Message(u.Content, u.Reasoning, role: false),
                 ["logprobs"] = shape.Logprobs && lps.Length > 0 ? ChatLogprobs(lps) : null,
-                ["finish_reason"] = u.FinishReason,
+                ["finish_reason"] = u.FinishReason is { } f ? Finish(f) : null,
             }
             : new JsonObject
             {
                 ["index"] = u.Index,
                 ["text"] = u.Content,
                 ["logprobs"] = shape.Logprobs && lps.Length > 0 ? CompletionLogprobs(lps) : null,
-                ["finish_reason"] = u.FinishReason,
+                ["finish_reason"] = u.FinishReason is { } g ? Finish(g) : null,
             };
         return Chunk(new JsonArray(choice));
     }
@@ -89,6 +90,9 @@ sealed class OpenAiResponses(bool chat, CompletionJob job, ResponseShape shape)
         if (shape.IncludeUsage) chunk["usage"] = null;
         return chunk;
     }
+
+    /// <summary>OpenAI's finish_reason: "length" when max_tokens ended the answer, "stop" otherwise (EOS or a stop string).</summary>
+    static string Finish(FinishReason reason) => reason == FinishReason.Length ? "length" : "stop";
 
     static JsonObject Message(string content, string reasoning, bool role)
     {

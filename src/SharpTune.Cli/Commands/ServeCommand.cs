@@ -34,7 +34,7 @@ static class ServeCommand
             var app = OpenAiServer.Create(served, new ServerOptions(p.GetValue(host)!, p.GetValue(port), key, p.GetValue(maxBody)));
             try { await app.StartAsync(ct); }
             catch (IOException e) { throw new SharpTuneException($"--host {p.GetValue(host)} --port {p.GetValue(port)}: cannot listen there ({e.Message})"); }
-            long kvBytes = KvPool.BytesPerToken(served.Model.Config, served.Model.Model.DType) * options.Engine!.KvTokens;
+            long kvBytes = KvPool.BytesPerToken(served.Model.Config, served.Model.CausalLM.DType) * options.Engine!.KvTokens;
             stdout.WriteLine($"serving {string.Join(", ", served.ModelNames)} on {string.Join(", ", app.Urls)} "
                 + $"(context {served.ContextLength} tokens, KV cache {options.Engine.KvTokens} tokens = {kvBytes / 1e6:0} MB{(key is null ? "" : ", API key required")})");
             stdout.WriteLine("chat page at / ; Ctrl-C stops");

@@ -19,7 +19,7 @@ public sealed record EngineOptions(int KvTokens = 32768, int MaxBatch = 128, int
 public sealed record ActiveSequence(long Id, int Generated, CancellationToken Cancellation);
 
 /// <summary>A sequence that left: why, and how many tokens it read and wrote.</summary>
-public sealed record FinishedSequence(long Id, string Reason, int PromptTokens, int GeneratedTokens);
+public sealed record FinishedSequence(long Id, FinishReason Reason, int PromptTokens, int GeneratedTokens);
 
 /// <summary>
 /// Continuous batching: one thread owns the model and loops — waiting sequences join while the KV budget and
@@ -124,7 +124,7 @@ public sealed class BatchEngine : IDisposable
                 if (next.Cancellation.IsCancellationRequested)
                 {
                     _waiting.Dequeue();
-                    Finish(next, "cancelled");
+                    Finish(next, FinishReason.Cancelled);
                     continue;
                 }
                 int longest = Math.Max(prefillLength, next.Prompt.Length);
@@ -253,14 +253,14 @@ public sealed class BatchEngine : IDisposable
         for (int i = _active.Count - 1; i >= 0; i--)
         {
             var s = _active[i];
-            string? reason = s.Finish ?? (s.Cancellation.IsCancellationRequested ? "cancelled" : null);
+            var reason = s.Finish ?? (s.Cancellation.IsCancellationRequested ? FinishReason.Cancelled : null);
             if (reason is null) continue;
             _active.RemoveAt(i);
-            Finish(s, reason);
+            Finish(s, reason.Value);
         }
     }
 
-    void Finish(EngineSequence s, string reason)
+    void Finish(EngineSequence s, FinishReason reason)
     {
         ReleaseMemory(s);
         s.Complete(reason);

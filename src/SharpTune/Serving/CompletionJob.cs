@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
+using SharpTune.Generation;
 
 namespace SharpTune.Serving;
 
@@ -29,7 +30,7 @@ public sealed class CompletionJob(string model, int promptTokens, int choices, C
         var content = Enumerable.Range(0, Choices).Select(_ => new System.Text.StringBuilder()).ToArray();
         var reasoning = Enumerable.Range(0, Choices).Select(_ => new System.Text.StringBuilder()).ToArray();
         var logprobs = Enumerable.Range(0, Choices).Select(_ => new List<TokenLogprob>()).ToArray();
-        var finish = new string[Choices];
+        var finish = new FinishReason[Choices];
         var tokens = new int[Choices];
         await foreach (var u in ReadAsync(ct))
         {

@@ -1,3 +1,4 @@
+using SharpTune.Generation;
 using SharpTune.Tokenization;
 
 namespace SharpTune.Serving;
@@ -42,4 +43,4 @@ public sealed record CompletionResult(string Model, int PromptTokens, IReadOnlyL
     public int CompletionTokens => Choices.Sum(c => c.Tokens);
 }
 
-public sealed record ChoiceResult(int Index, string Content, string Reasoning, string FinishReason, int Tokens, IReadOnlyList<TokenLogprob>? Logprobs);
+public sealed record ChoiceResult(int Index, string Content, string Reasoning, FinishReason FinishReason, int Tokens, IReadOnlyList<TokenLogprob>? Logprobs);

@@ -6,9 +6,8 @@ using TorchSharp;
 namespace SharpTune.Serving;
 
 /// <summary>What one choice of a request streams: new answer text, new reasoning text, the chosen token (with its
-/// log-probability when asked), and at the end the finish reason ("stop", "length", "cancelled") with the count of
-/// generated tokens.</summary>
-public sealed record ChoiceUpdate(int Index, string Content, string Reasoning, TokenLogprob? Logprob, string? FinishReason = null, int GeneratedTokens = 0);
+/// log-probability when asked), and at the end the finish reason with the count of generated tokens.</summary>
+public sealed record ChoiceUpdate(int Index, string Content, string Reasoning, TokenLogprob? Logprob, FinishReason? FinishReason = null, int GeneratedTokens = 0);
 
 /// <summary>A generated token, its text and its log-probability under the model (before temperature and filters).</summary>
 public sealed record TokenLogprob(int Id, string Text, double Logprob);
@@ -39,7 +38,7 @@ internal sealed class EngineSequence
     public int Cached;                    // tokens whose keys and values are in Slots
     public int NextToken = -1;            // sampled, not yet fed
     public readonly List<int> Generated = [];
-    public string? Finish;
+    public FinishReason? Finish;
     public Sampler? Sampler;              // null: plain greedy, done for the whole batch at once
     public torch.Tensor? Seen;            // [1, V] bool, for the repetition penalty
     TextStream? _text;
@@ -63,16 +62,16 @@ internal sealed class EngineSequence
         bool more = eos || _text!.Add(id);   // the EOS that ends a row stays out of its text
         var token = logprob is { } lp ? new TokenLogprob(id, tokenizer.Decode([id], SkipSpecialTokens), lp) : null;
         Publish(token, null);
-        if (eos) Finish = "stop";
-        else if (!more) Finish = "stop";
-        else if (Generated.Count >= MaxTokens) Finish = "length";
+        if (eos) Finish = FinishReason.Eos;
+        else if (!more) Finish = FinishReason.Stop;
+        else if (Generated.Count >= MaxTokens) Finish = FinishReason.Length;
     }
 
     /// <summary>Flushes held-back text and sends the final update.</summary>
-    public void Complete(string reason)
+    public void Complete(FinishReason reason)
     {
         Finish = reason;
-        if (reason != "cancelled")
+        if (reason != FinishReason.Cancelled)
         {
             _text?.Finish();
             if (_reasoning?.Flush() is { } rest) Add(rest);
@@ -91,7 +90,7 @@ internal sealed class EngineSequence
         if (s.IsReasoning) _thought += s.Text; else _content += s.Text;
     }
 
-    void Publish(TokenLogprob? token, string? finish)
+    void Publish(TokenLogprob? token, FinishReason? finish)
     {
         if (_content.Length == 0 && _thought.Length == 0 && token is null && finish is null) return;
         Output.TryWrite(new ChoiceUpdate(ChoiceIndex, _content, _thought, token, finish, Generated.Count));

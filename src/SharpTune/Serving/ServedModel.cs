@@ -43,7 +43,7 @@ public sealed class ServedModel : IDisposable
         _adapterIndex = [];
         if (adapters is { Count: > 0 })
         {
-            router = new AdapterRouter(model.Model);
+            router = new AdapterRouter(model.CausalLM);
             try
             {
                 foreach (var a in adapters)
@@ -56,7 +56,7 @@ public sealed class ServedModel : IDisposable
             catch { router.Dispose(); throw; }
         }
         ModelNames = [Name, .. _adapterIndex.Keys];
-        try { Engine = new BatchEngine(model.Model, model.Tokenizer, router, Options.Engine ?? new EngineOptions()); }
+        try { Engine = new BatchEngine(model.CausalLM, model.Tokenizer, router, Options.Engine ?? new EngineOptions()); }
         catch { router?.Dispose(); throw; }
         ContextLength = Math.Min(Options.MaxModelLength ?? model.Config.MaxPositionEmbeddings, Math.Min(model.Config.MaxPositionEmbeddings, Engine.MaxSequenceTokens));
     }

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
+using SharpTune.Generation;
 using SharpTune.Models;
 using AIChatMessage = Microsoft.Extensions.AI.ChatMessage;
 using TemplateMessage = SharpTune.Tokenization.ChatMessage;
@@ -78,7 +79,7 @@ public sealed class SharpTuneChatClient(ServedModel served, bool ownsServedModel
         }, cancellationToken);
     }
 
-    static ChatFinishReason Finish(string reason) => reason == "length" ? ChatFinishReason.Length : ChatFinishReason.Stop;
+    static ChatFinishReason Finish(FinishReason reason) => reason == FinishReason.Length ? ChatFinishReason.Length : ChatFinishReason.Stop;
 
     public object? GetService(Type serviceType, object? serviceKey = null) =>
         serviceKey is not null ? null

@@ -67,7 +67,7 @@ public class ChatClientTests
         gate.Release();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
         var f = await finished.Task.WaitAsync(TimeSpan.FromMinutes(1));
-        Assert.Equal(("cancelled", 3), (f.Reason, f.GeneratedTokens));
+        Assert.Equal((FinishReason.Cancelled, 3), (f.Reason, f.GeneratedTokens));
     }
 
     [Fact]
@@ -82,7 +82,7 @@ public class ChatClientTests
         var again = await chat.GetResponseAsync("What is 17 × 23?", new ChatOptions { MaxOutputTokens = 16 });
         // the model's defaults (greedy for the tiny model) and the library's TextGenerator agree
         string rendered = model.RenderChat([new("user", "What is 17 × 23?")]);
-        var alone = new TextGenerator(model.Model, model.Tokenizer).Generate([model.EncodeChat([new("user", "What is 17 × 23?")])],
+        var alone = new TextGenerator(model.CausalLM, model.Tokenizer).Generate([model.EncodeChat([new("user", "What is 17 × 23?")])],
             new GenerationOptions(16, null, model.EosTokenIds, SkipSpecialTokens: false))[0];
         var (reasoning, content) = ServingSetup.Split(rendered, alone.Text);
         Assert.Equal(reasoning, string.Concat(again.Messages[0].Contents.OfType<TextReasoningContent>().Select(r => r.Text)));

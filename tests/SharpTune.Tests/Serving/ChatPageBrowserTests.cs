@@ -1,4 +1,5 @@
 using PuppeteerSharp;
+using SharpTune.Generation;
 using SharpTune.Serving;
 
 namespace SharpTune.Tests.Serving;
@@ -74,7 +75,7 @@ public class ChatPageBrowserTests
         await noticed.Task.WaitAsync(TimeSpan.FromMinutes(1));
         gate.Release();
         var f = await finished.Task.WaitAsync(TimeSpan.FromMinutes(1));
-        Assert.Equal(("cancelled", 4), (f.Reason, f.GeneratedTokens));
+        Assert.Equal((FinishReason.Cancelled, 4), (f.Reason, f.GeneratedTokens));
         Assert.False(await page.EvaluateExpressionAsync<bool>("document.getElementById('send').hidden"));
     }
 }

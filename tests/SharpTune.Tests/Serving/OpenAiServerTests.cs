@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.AI;
 using OpenAI.Chat;
 using SharpTune.Generation;
+using SharpTune.Models;
 using SharpTune.Server;
 using SharpTune.Serving;
 using static TorchSharp.torch;
@@ -137,7 +138,7 @@ public class OpenAiServerTests
         await noticed.Task.WaitAsync(TimeSpan.FromMinutes(1));   // the server saw the disconnect
         gate.Release();
         var f = await finished.Task.WaitAsync(TimeSpan.FromMinutes(1));
-        Assert.Equal("cancelled", f.Reason);
+        Assert.Equal(FinishReason.Cancelled, f.Reason);
         Assert.Equal(5, f.GeneratedTokens);
     }
 
@@ -256,15 +257,15 @@ public class OpenAiServerTests
         // the chosen tokens' log-probabilities, against a full forward pass over prompt + answer (the engine scores in fp32: 1e-5)
         using (var scope = NewDisposeScope())
         using (no_grad())
-        using (var reference = PretrainedModel(s))
+        using (var reference = LoadReference(s))
         {
             var prompt = reference.EncodeText("Weight 70 kg");
-            var alone = new TextGenerator(reference.Model, reference.Tokenizer).Generate([prompt], new GenerationOptions(12, null, reference.EosTokenIds))[0];
+            var alone = new TextGenerator(reference.CausalLM, reference.Tokenizer).Generate([prompt], new GenerationOptions(12, null, reference.EosTokenIds))[0];
             Assert.Equal(alone.Text, choice["text"]!.GetValue<string>());
             var answer = alone.OutputIds;
             Assert.Equal(answer.Length, logprobs.Length);
             var ids = tensor(prompt.Concat(answer).Select(i => (long)i).ToArray()).view(1, -1);
-            var logp = reference.Model.Forward(ids).log_softmax(-1)[0];
+            var logp = reference.CausalLM.Forward(ids).log_softmax(-1)[0];
             for (int t = 0; t < answer.Length; t++)
                 Assert.Equal(logp[prompt.Length - 1 + t, answer[t]].item<double>(), logprobs[t], 1e-5);
         }
@@ -300,7 +301,7 @@ public class OpenAiServerTests
         Assert.Equal(expected.Content, streamed.ToString());
     }
 
-    static SharpTune.Models.PretrainedModel PretrainedModel(ServingSetup s) => SharpTune.Models.PretrainedModel.Load(s.Model.Directory, "cpu", "float64");
+    static PretrainedModel LoadReference(ServingSetup s) => PretrainedModel.Load(s.Model.Directory, "cpu", "float64");
 
     static Task<HttpResponseMessage> Post(HttpClient http, string path, string json) =>
         http.PostAsync(path, new StringContent(json, Encoding.UTF8, "application/json"));

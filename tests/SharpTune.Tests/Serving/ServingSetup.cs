@@ -2,6 +2,7 @@ using System.ClientModel;
 using Microsoft.AspNetCore.Builder;
 using OpenAI;
 using OpenAI.Chat;
+using SharpTune.Demo;
 using SharpTune.Generation;
 using SharpTune.Models;
 using SharpTune.Peft;
@@ -39,7 +40,7 @@ sealed class ServingSetup : IDisposable
 
     static string MakeAdapter(string modelDir, string dir, int seed)
     {
-        using var checkpoint = Checkpoint.Open(modelDir);
+        using var checkpoint = ModelFolder.Open(modelDir);
         using var model = checkpoint.LoadModel(TestPaths.Cpu, float32);
         using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8), seed);
         using (no_grad())
@@ -82,10 +83,10 @@ sealed class ServingSetup : IDisposable
         using var m = PretrainedModel.Load(dir, "cpu", "float64", adapter switch { "a" => files.AdapterA, "b" => files.AdapterB, _ => null });
         string rendered = m.RenderChat([new ChatMessage("user", user)]);
         var ids = m.Tokenizer.Encode(rendered, addSpecialTokens: false);
-        var result = new TextGenerator(m.Model, m.Tokenizer).Generate([ids],
+        var result = new TextGenerator(m.CausalLM, m.Tokenizer).Generate([ids],
             new GenerationOptions(maxTokens, new SamplingOptions(), m.EosTokenIds, stops, SkipSpecialTokens: false))[0];
         var (reasoning, content) = Split(rendered, result.Text);
-        return (reasoning, content, result.OutputIds.Length, result.FinishReason == "length" ? "length" : "stop");
+        return (reasoning, content, result.OutputIds.Length, result.FinishReason == FinishReason.Length ? "length" : "stop");
     }
 
     /// <summary>Generated text split into reasoning and answer, as the server does.</summary>
