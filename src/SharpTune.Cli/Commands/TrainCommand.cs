@@ -45,7 +45,7 @@ static class TrainCommand
             using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+            var result = FineTune.Run(options, sink, ModelLocator.Resolve, options.Comparisons, stop.Token);
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);

@@ -94,6 +94,8 @@ public sealed record TrainOptions
     public int KeepCheckpoints { get; init; } = 2;
     /// <summary>Continue from the newest checkpoint in the output folder, if there is one.</summary>
     public bool Resume { get; init; } = true;
+    /// <summary>Questions answered before and after training, for the report (0 = none; benchmarks skip them).</summary>
+    public int Comparisons { get; init; } = 1;
 
     // ---- setting by name (recipes and flags)
 
@@ -241,6 +243,7 @@ public sealed record TrainOptions
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
+        Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
     }
 
     public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
