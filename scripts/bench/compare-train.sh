@@ -4,7 +4,7 @@
 #   APP_TAR=artifacts/device/SharpTune.Cli.tar.xz TOKENIZERS=.cache/tokenizers scripts/bench/compare-train.sh [parts]
 # parts (default "train15 decode train8"): train15 = 1.5B shape, ours packed (checkpointing off/on) and full rows,
 # transformers+PEFT off/on; decode = batch 1 and 64; train8 = 8B shape, checkpointing on, ours and transformers+PEFT.
-# RUNS15 / RUNS8 override the run lists (see compare_train.py). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
+# RUNS15 / RUNS8 override the run lists (see compare_train.py); STEPS the steps per run (60). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 APP_TAR=${APP_TAR:-artifacts/device/SharpTune.Cli.tar.xz}
@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
 [[ -s /tmp/data/medical.jsonl ]] || python3 "$here/make_data.py" --rows 2000 --out /tmp/data/medical.jsonl
 [[ -s /tmp/data/long.jsonl ]] || python3 "$here/make_data.py" --rows 300 --scale 10 --seed 1 --out /tmp/data/long.jsonl
 model() { [[ -s /tmp/models/$1/config.json ]] || (cd "$here" && python3 make_model.py --shape "$1" --tokenizer "$TOKENIZERS/$2" --out "/tmp/models/$1"); }
-compare() { (cd "$here" && python3 compare_train.py --app $app --model-dir /tmp/models --data /tmp/data/medical.jsonl --data-long /tmp/data/long.jsonl "$@"); }
+compare() { (cd "$here" && python3 compare_train.py --steps ${STEPS:-60} --app $app --model-dir /tmp/models --data /tmp/data/medical.jsonl --data-long /tmp/data/long.jsonl "$@"); }
 
 for part in $parts; do
 case $part in
@@ -35,12 +35,12 @@ decode)
     $app generate --model /tmp/models/qwen1.5b --prompt "$prompt" --max-new-tokens 256 --temperature 0 2>/tmp/runs/dec1s.err >/dev/null
     args=(); for i in $(seq 64); do args+=(--prompt "$prompt"); done
     $app generate --model /tmp/models/qwen1.5b "${args[@]}" --max-new-tokens 128 --temperature 0 --json > /tmp/runs/dec64.json 2>&1
-    plen=$(python3 -c 'import json;print(len(json.load(open("/tmp/runs/dec1.json"))["PromptIds"]))' 2>/dev/null || echo 153)
+    plen=$(python3 -c 'import json;print(len(json.load(open("/tmp/runs/dec1.json"))["prompt_ids"]))' 2>/dev/null || echo 153)
     (cd "$here" && python3 hf_decode.py --shape qwen1.5b --prefill "$plen" --gen 256) > /tmp/runs/hfdec.json
     python3 - "$plen" <<'PY'
 import json, re, sys
 def ours(path):
-    try: return json.load(open(path))["Timings"]["decode_tokens_per_second"]
+    try: return json.load(open(path))["timings"]["decode_tokens_per_second"]
     except Exception as e: return f"failed: {open(path).read()[-300:]}"
 stream = re.findall(r"([0-9.]+) tokens/s", open("/tmp/runs/dec1s.err").read())
 hf = json.load(open("/tmp/runs/hfdec.json"))

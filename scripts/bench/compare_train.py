@@ -1,7 +1,7 @@
 """Runs `sharptune train` and transformers+PEFT on the same GPU, one after the other, sampling nvidia-smi, and
 prints one table. Used by compare-train.sh (which makes the models and the data); see docs/benchmarks.md.
     python3 compare_train.py --app /tmp/app/SharpTune.Cli --model-dir /tmp/models --data /tmp/data/medical.jsonl RUN...
-A RUN is SHAPE:WHO:MODE[:ckpt], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf:full, llama8b:hf:full:ckpt.
+A RUN is SHAPE:WHO:MODE[:ckpt[:offload]], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf:full, llama8b:hf:full:ckpt.
 MODE packed = real-length examples packed into 2,048-token rows; full = every row 2,048 tokens (no padding).
 """
 import argparse, json, os, subprocess, sys, threading, time
@@ -26,21 +26,29 @@ class Smi:
     def window(self, t0, t1):
         return [s for s in self.samples if t0 <= s[0] <= t1]
 
-def run_ours(a, smi, shape, mode, ckpt, log):
-    out = f"/tmp/runs/{shape}-{mode}-{'ckpt' if ckpt else 'nockpt'}"
+def run_ours(a, smi, shape, mode, ckpt, log, offload=False):
+    row = run_ours_once(a, smi, shape, mode, ckpt, log, {}, offload)
+    if "error" in row and "terminate called" in row["error"]:
+        # A native abort (e.g. TorchScript on an unexpected libtorch): measure the SDPA path rather than nothing.
+        row = run_ours_once(a, smi, shape, mode, ckpt, log, {"SHARPTUNE_ATTENTION": "sdpa"}, offload)
+        row["run"] += " (flash kernel aborted; SDPA)"
+    return row
+
+def run_ours_once(a, smi, shape, mode, ckpt, log, env, offload):
+    out = f"/tmp/runs/{shape}-{mode}-{'ckpt' if ckpt else 'nockpt'}{'-offload' if offload else ''}"
     subprocess.run(["rm", "-rf", out])
     data = a.data if mode == "packed" else a.data_long
     cmd = [a.app, "train", "--model", os.path.join(a.model_dir, shape), "--dataset", data, "--dataset-format", "medical-o1",
            "--output-dir", out, "--max-length", "2048", "--batch-size", "2", "--gradient-accumulation", "1", "--lora-rank", "16",
            "--lora-alpha", "16", "--max-steps", str(a.steps), "--packing", "true" if mode == "packed" else "false",
            "--activation-checkpointing", "true" if ckpt else "false", "--save-every", "0", "--comparisons", "0",
-           "--device", "cuda", "--dtype", "bfloat16", "--resume", "false"] + (["--activation-offload", "true"] if a.offload and ckpt else [])
+           "--device", "cuda", "--dtype", "bfloat16", "--resume", "false"] + (["--activation-offload", "true"] if offload else [])
     idle = smi.idle()
     t_start = time.time()
     metrics = os.path.join(out, "metrics.jsonl")
     steps, end, pos = {}, None, 0
     with open(log, "w") as lf:
-        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env={**os.environ, **env})
         while True:
             done = p.poll() is not None
             if os.path.exists(metrics):
@@ -55,14 +63,16 @@ def run_ours(a, smi, shape, mode, ckpt, log):
             if done: break
             time.sleep(0.05)
     t_end = time.time()
-    row = {"run": f"{shape} SharpTune {mode}{' ckpt' if ckpt else ''}", "rc": p.returncode}
+    row = {"run": f"{shape} SharpTune {mode}{' ckpt' if ckpt else ''}{' offload' if offload else ''}", "rc": p.returncode}
     if p.returncode != 0 or 10 not in steps or a.steps not in steps:
+        row["steps_seen"] = len(steps)
         row["error"] = open(log).read()[-600:]
         return row
     (w10, e10), (w60, e60) = steps[10], steps[a.steps]
     row["steady"] = (e60["tokens"] - e10["tokens"]) / (e60["elapsed_seconds"] - e10["elapsed_seconds"])
     row["first10"] = e10["tokens"] / e10["elapsed_seconds"]
     row["run_tps"] = end["tokens_per_second"] if end else None
+    row["loss"] = end["final_loss"] if end else None
     row["peak"] = (max(s[1] for s in smi.window(t_start, t_end)) - idle) / 1024
     util = [s[2] for s in smi.window(w10, w60)]
     row["util"] = sum(util) / len(util) if util else None
@@ -103,7 +113,6 @@ def main():
     ap.add_argument("--app", required=True); ap.add_argument("--model-dir", required=True)
     ap.add_argument("--data", required=True); ap.add_argument("--data-long", required=True)
     ap.add_argument("--steps", type=int, default=60); ap.add_argument("--logs", default="/tmp/runs/logs")
-    ap.add_argument("--offload", action="store_true")
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     os.makedirs(a.logs, exist_ok=True)
@@ -114,20 +123,20 @@ def main():
         ckpt = "ckpt" in rest
         log = os.path.join(a.logs, spec.replace(":", "_") + ".log")
         t = time.time()
-        row = (run_ours if who == "ours" else run_hf)(a, smi, shape, mode, ckpt, log)
+        row = run_ours(a, smi, shape, mode, ckpt, log, "offload" in rest) if who == "ours" else run_hf(a, smi, shape, mode, ckpt, log)
         row["wall"] = time.time() - t
         rows.append(row)
         print(json.dumps(row), flush=True)
     smi.proc.terminate()
     print()
-    print("| run | steady tok/s (steps 10-60) | run tok/s | steps 1-10 tok/s | peak GiB (nvidia-smi, minus idle) | max allocated GiB | mean GPU util % (steady) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| run | steady tok/s (steps 10-{a.steps}) | run tok/s | steps 1-10 tok/s | peak GiB (nvidia-smi, minus idle) | max allocated GiB | mean GPU util % (steady) | final loss |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
-            print(f"| {r['run']} | failed (rc {r['rc']}) | | | | | |")
+            print(f"| {r['run']} | failed (rc {r['rc']}) | | | | | | |")
             continue
         print(f"| {r['run']} | {fmt(r.get('steady'), ',.0f')} | {fmt(r.get('run_tps'), ',.0f')} | {fmt(r.get('first10'), ',.0f')} | "
-              f"{fmt(r.get('peak'), '.1f')} | {fmt(r.get('alloc'), '.1f') if 'alloc' in r else 'n/a'} | {fmt(r.get('util'), '.0f')} |")
+              f"{fmt(r.get('peak'), '.1f')} | {fmt(r.get('alloc'), '.1f') if 'alloc' in r else 'n/a'} | {fmt(r.get('util'), '.0f')} | {fmt(r.get('loss'), '.4f')} |")
     for r in rows:
         if r.get("attention"): print(f"{r['run']}: {r['attention']}")
         if "error" in r: print(f"{r['run']} FAILED: {r['error']}")

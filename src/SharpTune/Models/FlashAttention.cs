@@ -48,10 +48,10 @@ public static class FlashAttention
 {
     const string Script = """
         def dense(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-            return torch.ops.aten._flash_attention_forward(q, k, v, None, None, q.size(1), k.size(1), 0.0, True, False)[0]
+            return torch._flash_attention_forward(q, k, v, None, None, q.size(1), k.size(1), 0.0, True, False)[0]
 
         def varlen(q: Tensor, k: Tensor, v: Tensor, cu: Tensor, max_len: int) -> Tensor:
-            return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, max_len, max_len, 0.0, True, False)[0]
+            return torch._flash_attention_forward(q, k, v, cu, cu, max_len, max_len, 0.0, True, False)[0]
 
         """;   // TorchScript's parser wants the source to end with a newline
 

@@ -12,7 +12,9 @@ namespace SharpTune.Training;
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
-public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false)
+/// <param name="offload">keep each layer's saved input in pinned host memory (copied out and back asynchronously)
+/// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
+public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     long _stepSeed, _calls;
@@ -25,7 +27,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
     {
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
-        var args = new List<object> { new LayerCall(model, layer, attention, seed), x };
+        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
@@ -37,7 +39,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed);
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload);
 
     sealed class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
@@ -50,7 +52,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
         {
             var call = (LayerCall)vars[0];
             var x = (Tensor)vars[1];
-            ctx.save_for_backward([x, .. call.Attention.Tensors]);
+            // Offloaded: a non-blocking copy to the host lands in pinned memory (libtorch pins the destination itself).
+            ctx.save_for_backward([call.Offload ? x.to(CPU, non_blocking: true) : x, .. call.Attention.Tensors]);
             ctx.save_data("call", call);
             ctx.save_data("needx", x.requires_grad);
             if (call.Seed is { } seed) random.manual_seed(seed);
@@ -70,7 +73,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                 List<Tensor> result;
                 using (enable_grad())
                 {
-                    var xd = saved[0].detach().requires_grad_(needx);
+                    var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
+                    var xd = input.detach().requires_grad_(needx);
                     if (call.Seed is { } seed) random.manual_seed(seed);
                     var y = call.Model.LayerForward(call.Layer, xd, attention);
                     var inputs = new List<Tensor>();

@@ -78,6 +78,9 @@ public sealed record TrainOptions
     public string DType { get; init; } = "auto";
     /// <summary>Recompute each layer in backward instead of keeping its activations (less memory, ~30% slower).</summary>
     public bool ActivationCheckpointing { get; init; }
+    /// <summary>With activation checkpointing: keep each layer's saved input in pinned CPU memory instead of on the
+    /// GPU (copied out and back asynchronously), for sequences whose saved inputs would not fit.</summary>
+    public bool ActivationOffload { get; init; }
     /// <summary>Tokens per chunk of the lm_head + loss computation.</summary>
     public int LossChunk { get; init; } = 1024;
 
@@ -243,6 +246,7 @@ public sealed record TrainOptions
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
+        Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
     }
 

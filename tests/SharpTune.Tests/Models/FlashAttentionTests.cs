@@ -22,8 +22,9 @@ public class FlashAttentionTests
     [Fact]
     public void MaskFromBoundariesIsCausalWithinEachDocument()
     {
+        var cpu = TestPaths.Cpu;   // loads libtorch
         using var scope = NewDisposeScope();
-        var docs = new PackedDocuments(tensor(new[] { 0, 2, 4 }, int32), 2);
+        var docs = new PackedDocuments(tensor(new[] { 0, 2, 4 }, int32, cpu), 2);
         var mask = docs.ToMask(1, 4)[0, 0];
         bool[,] expected = { { true, false, false, false }, { true, true, false, false }, { false, false, true, false }, { false, false, true, true } };
         for (int i = 0; i < 4; i++)
@@ -34,9 +35,10 @@ public class FlashAttentionTests
     [Fact]
     public void ScriptCompilesAndTheCpuFallsBackToSdpa()
     {
+        var cpu = TestPaths.Cpu;   // loads libtorch
         using var unit = FlashAttention.Compile();
-        Assert.False(FlashAttention.Available(CPU, float32));
-        Assert.False(FlashAttention.Available(CPU, bfloat16));
+        Assert.False(FlashAttention.Available(cpu, float32));
+        Assert.False(FlashAttention.Available(cpu, bfloat16));
     }
 
     [Fact]
