@@ -42,7 +42,7 @@ def run_ours_once(a, smi, shape, mode, ckpt, log, env, offload):
            "--output-dir", out, "--max-length", "2048", "--batch-size", "2", "--gradient-accumulation", "1", "--lora-rank", "16",
            "--lora-alpha", "16", "--max-steps", str(a.steps), "--packing", "true" if mode == "packed" else "false",
            "--activation-checkpointing", "true" if ckpt else "false", "--save-every", "0", "--comparisons", "0",
-           "--device", "cuda", "--dtype", "bfloat16", "--resume", "false"] + (["--activation-offload", "true"] if offload else [])
+           "--device", "cuda", "--dtype", "bfloat16", "--resume", "false", "--validation-fraction", "0"] + (["--activation-offload", "true"] if offload else [])
     idle = smi.idle()
     t_start = time.time()
     metrics = os.path.join(out, "metrics.jsonl")
