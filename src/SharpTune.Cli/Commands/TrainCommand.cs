@@ -52,7 +52,7 @@ static class TrainCommand
             using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
-            var result = FineTune.Run(options, sink, comparisons: 1, stop.Token, new ModelLocator.DownloadProgress(options.Model));
+            var result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model));
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);

@@ -43,7 +43,7 @@ public sealed class LoraAdapter : IDisposable
 {
     public sealed record Pair(Linear Target, Parameter A, Parameter B)
     {
-        internal Func<Tensor, Tensor>? Forward { get; init; }
+        internal Func<Tensor, Tensor, Tensor>? Forward { get; init; }
     }
 
     readonly List<Pair> _pairs = [];
@@ -113,10 +113,14 @@ public sealed class LoraAdapter : IDisposable
         double scaling = Options.Scaling, dropout = Options.Dropout;
         var pair = new Pair(target, a, b)
         {
-            Forward = x =>
+            Forward = (x, y) =>
             {
+                // y + scaling · (x Aᵀ) Bᵀ with the scale and the sum inside one matrix product (addmm): three kernels
+                // fewer per projection than separate product, scaling and addition, and one rounding instead of three.
                 var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
-                return F.linear(F.linear(input, a.to(x.dtype)), b.to(x.dtype)) * scaling;
+                var xa = F.linear(input, a.to(x.dtype));                                  // [..., r]
+                long outF = y.shape[^1];
+                return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), b.to(x.dtype).t(), beta: 1, alpha: (float)scaling).view(y.shape);
             },
         };
         _pairs.Add(pair);

@@ -54,21 +54,19 @@ public sealed class AdapterRouter : IDisposable
         _groups = used.Select(a => (a, adapterOfRow.All(r => r == a) ? null
             : (Tensor?)tensor(Enumerable.Range(0, adapterOfRow.Count).Where(r => adapterOfRow[r] == a).Select(r => (long)r).ToArray(), device: _model.Device))).ToArray();
         foreach (var (linear, weights) in _byLinear)
-            linear.Adapter = _groups.Any(g => g.Adapter < weights.Length && weights[g.Adapter] is not null) ? x => Delta(x, weights) : null;
+            linear.Adapter = _groups.Any(g => g.Adapter < weights.Length && weights[g.Adapter] is not null) ? (x, y) => Add(x, y, weights) : null;
     }
 
-    Tensor Delta(Tensor x, Weights?[] weights)
+    /// <summary>y (the frozen output, a fresh tensor) plus each routed adapter's update on its rows.</summary>
+    Tensor Add(Tensor x, Tensor y, Weights?[] weights)
     {
-        Tensor? sum = null;
         foreach (var (a, rows) in _groups)
         {
             if (a >= weights.Length || weights[a] is not { } w) continue;
-            if (rows is null) return Lora(x, w);   // every row uses this one adapter
-            var part = Lora(x.index_select(0, rows), w);
-            sum ??= zeros([.. x.shape[..^1], w.B.shape[0]], x.dtype, x.device);
-            sum.index_add_(0, rows, part, 1);
+            if (rows is null) return y.add_(Lora(x, w));   // every row uses this one adapter
+            y.index_add_(0, rows, Lora(x.index_select(0, rows), w), 1);
         }
-        return sum!;
+        return y;
     }
 
     static Tensor Lora(Tensor x, Weights w) => F.linear(F.linear(x, w.A), w.B) * w.Scaling;

@@ -29,6 +29,7 @@ public sealed class SftTrainer : IDisposable
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
     readonly int _padId;
+    readonly int _padMultiple;
     readonly int _trainSequences;
 
     // Progress, saved in checkpoints.
@@ -53,13 +54,14 @@ public sealed class SftTrainer : IDisposable
         _trainSequences = train.Count;
         _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
         _padId = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
-        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed });
+        _padMultiple = model.CausalLM.Device.type == DeviceType.CUDA ? 64 : 1;
+        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed, PadToMultipleOf = _padMultiple });
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
+            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -81,6 +83,11 @@ public sealed class SftTrainer : IDisposable
             manual_seed(options.Seed);
             var adapter = LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
+            var device = model.CausalLM.Device;
+            if (device.type == DeviceType.CUDA)
+                sink.OnMessage(FlashAttention.Available(device, model.CausalLM.DType)
+                    ? "attention: flash kernel (grouped-query; packed rows attend within each example, no mask)"
+                    : $"attention: SDPA, packed rows with a block-diagonal mask ({FlashAttention.Unavailable ?? "needs bf16 or fp16"})");
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
@@ -159,7 +166,7 @@ public sealed class SftTrainer : IDisposable
         int stepsAtStart = _step;
         var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
-        using var batches = _batcher.Read(_position, int.MaxValue).GetEnumerator();
+        using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
 
         while (_step < _maxSteps)
         {
@@ -222,9 +229,9 @@ public sealed class SftTrainer : IDisposable
         long count = 0, tokens = 0;
         for (int i = 0; i < _validation.Count; i += Options.BatchSize)
         {
-            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId);
-            var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
-            var (s, n) = CausalLoss.Evaluate(Model.CausalLM, ids, labels, positions, mask, Options.LossChunk);
+            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId, _padMultiple);
+            var d = TrainStep.Upload(batch, device);
+            var (s, n) = CausalLoss.Evaluate(Model.CausalLM, d.Ids, d.Labels, d.Positions, chunk: Options.LossChunk, documents: d.Documents);
             sum.add_(s);
             count += n;
             tokens += batch.TokenCount;

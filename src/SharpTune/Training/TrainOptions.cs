@@ -114,6 +114,8 @@ public sealed record TrainOptions
     public string DType { get; init; } = "auto";
     [Setting("Recompute each layer in the backward pass instead of keeping its activations: less memory, more time")]
     public bool ActivationCheckpointing { get; init; }
+    [Setting("With activation_checkpointing: keep each layer's saved input in pinned CPU memory instead of on the GPU (copied out and back without blocking), for long sequences")]
+    public bool ActivationOffload { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -134,6 +136,8 @@ public sealed record TrainOptions
     public int KeepCheckpoints { get; init; } = 2;
     [Setting("Continue from the newest checkpoint in output_dir, if there is one")]
     public bool Resume { get; init; } = true;
+    [Setting("Questions answered before and after training for the report; 0 = none (benchmarks)", Allowed = ">= 0")]
+    public int Comparisons { get; init; } = 1;
 
     // ---- setting by name (recipes and flags)
 
@@ -298,6 +302,8 @@ public sealed record TrainOptions
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
+        Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
+        Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
     }
 
     public LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,

@@ -142,6 +142,10 @@ public class RecipeTests
         Assert.DoesNotContain("lora", TrainOptions.Keys);   // a computed property is not a setting
         Assert.Contains("log_every", Assert.Throws<SharpTuneException>(() => o.With("log_every", "0", "--log-every").Validate()).Message);
         Assert.Contains("max_steps: 0", Assert.Throws<SharpTuneException>(() => o.With("epochs", "3", "--epochs").Validate()).Message);
+        Assert.Contains("activation_offload needs activation_checkpointing",
+            Assert.Throws<SharpTuneException>(() => o.With("activation_offload", "true", "--activation-offload").Validate()).Message);
+        o.With("activation_checkpointing", "true", "--activation-checkpointing").With("activation_offload", "true", "--activation-offload").Validate();
+        Assert.Contains("comparisons", Assert.Throws<SharpTuneException>(() => o.With("comparisons", "-1", "--comparisons").Validate()).Message);
     }
 
     [Theory]
