@@ -19,6 +19,8 @@ public static class CliApp
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
             TrainCommand.Create(stdout),
+            ScoreCommand.Create(stdout),
+            EvalCommand.Create(stdout),
         };
         root.Options.Add(Verbose);
         var parsed = root.Parse(args);

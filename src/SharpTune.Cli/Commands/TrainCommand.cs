@@ -1,4 +1,6 @@
 using System.CommandLine;
+using SharpTune.Evaluation;
+using SharpTune.Reporting;
 using SharpTune.Training;
 
 namespace SharpTune.Cli.Commands;
@@ -7,6 +9,8 @@ namespace SharpTune.Cli.Commands;
 /// it runs the embedded demo: a tiny model on the bundled sample, on the CPU, in a few minutes.</summary>
 static class TrainCommand
 {
+    const int ClosingEvalExamples = 16, ClosingEvalNewTokens = 128;
+
     public static Command Create(TextWriter stdout)
     {
         var recipe = new Option<string?>("--recipe", "-r") { Description = "YAML recipe; flags override its settings" };
@@ -45,7 +49,11 @@ static class TrainCommand
             using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+            EvalResult? validationEval = null;
+            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token, afterTraining: t =>
+                // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
+                validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, ClosingEvalExamples, ClosingEvalNewTokens,
+                    (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress()));
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -62,6 +70,15 @@ static class TrainCommand
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
                 return 130;
+            }
+            if (validationEval is { Count: > 0 })
+            {
+                string evalDir = Path.Combine(options.OutputDir, "eval");
+                EvalJson.Write(validationEval, evalDir);
+                var evalReport = EvalReport.Write(validationEval, evalDir, Path.Combine(options.OutputDir, "metrics.jsonl"));
+                stdout.WriteLine($"Validation split ({validationEval.Count} examples, greedy, {ClosingEvalNewTokens} new tokens):");
+                EvalCommand.PrintSummary(stdout, validationEval);
+                stdout.WriteLine($"Evaluation report: {evalReport.Html}");
             }
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");

@@ -40,7 +40,9 @@ public static class FineTune
 
     /// <param name="resolveModel">turns TrainOptions.Model into a local folder (Hub downloads live in the caller)</param>
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
-    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default)
+    /// <param name="afterTraining">runs on the trained model before it is released (the closing evaluation), unless the run was cancelled</param>
+    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default,
+        Action<SftTrainer>? afterTraining = null)
     {
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
@@ -60,6 +62,7 @@ public static class FineTune
         var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);
         if (summary.Reason == "cancelled") return new FineTuneResult(summary, [], options.OutputDir);
+        afterTraining?.Invoke(trainer);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
             Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();
         return new FineTuneResult(summary, results, options.OutputDir);
