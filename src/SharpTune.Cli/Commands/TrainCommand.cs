@@ -2,6 +2,7 @@ using System.CommandLine;
 using SharpTune.Evaluation;
 using SharpTune.Reporting;
 using SharpTune.Training;
+using TorchSharp;
 
 namespace SharpTune.Cli.Commands;
 
@@ -9,7 +10,8 @@ namespace SharpTune.Cli.Commands;
 /// it runs the embedded demo: a tiny model on the bundled sample, on the CPU, in a few minutes.</summary>
 static class TrainCommand
 {
-    const int ClosingEvalExamples = 16, ClosingEvalNewTokens = 128;
+    /// <summary>The closing evaluation's size: (examples, new tokens) on a GPU and on the CPU (where the demo must stay short).</summary>
+    static (int Examples, int NewTokens) ClosingEvalSize(bool gpu) => gpu ? (32, 256) : (8, 64);
 
     public static Command Create(TextWriter stdout)
     {
@@ -50,10 +52,15 @@ static class TrainCommand
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
             EvalResult? validationEval = null;
+            int closingNewTokens = 0;
             var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token, afterTraining: t =>
+            {
                 // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
-                validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, ClosingEvalExamples, ClosingEvalNewTokens,
-                    (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress()));
+                var (examples, newTokens) = ClosingEvalSize(t.Model.Model.Device.type == DeviceType.CUDA);
+                closingNewTokens = newTokens;
+                validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, examples, newTokens,
+                    (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress());
+            });
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -76,7 +83,7 @@ static class TrainCommand
                 string evalDir = Path.Combine(options.OutputDir, "eval");
                 EvalJson.Write(validationEval, evalDir);
                 var evalReport = EvalReport.Write(validationEval, evalDir, Path.Combine(options.OutputDir, "metrics.jsonl"));
-                stdout.WriteLine($"Validation split ({validationEval.Count} examples, greedy, {ClosingEvalNewTokens} new tokens):");
+                stdout.WriteLine($"Validation split ({validationEval.Count} examples, greedy, {closingNewTokens} new tokens):");
                 EvalCommand.PrintSummary(stdout, validationEval);
                 stdout.WriteLine($"Evaluation report: {evalReport.Html}");
             }
