@@ -94,17 +94,21 @@ public static class ChoiceEvaluator
     static int[] ByGeneration(PretrainedModel m, IReadOnlyList<ChoiceQuestion> questions, List<string> prompts, ChoiceOptions options, string stage, IProgress<EvalProgress>? progress)
     {
         var ids = prompts.Select(m.EncodeText).ToList();
-        var generation = new GenerationOptions(options.MaxNewTokens, new SamplingOptions(), m.EosTokenIds, StopStrings: ["\n\n"], SkipSpecialTokens: false);
+        // no stop string: a reasoning model's <think> block has blank lines; ExtractLetter reads only the answer's first paragraph
+        var generation = new GenerationOptions(options.MaxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false);
         var (results, _) = BatchedGeneration.Run(m.Model, m.Tokenizer, ids, generation, options.TokenBudget, options.MaxBatch, stage, progress);
         return results.Select((r, i) => ExtractLetter(r.Text, questions[i].Options.Count)).ToArray();
     }
 
-    /// <summary>The option a generated answer names: "answer is (C)" / "Answer: C" first, else the first standalone
-    /// option letter of the answer part (after any &lt;/think&gt;); -1 when there is none.</summary>
+    /// <summary>The option a generated answer names, read from the first paragraph of the answer part (after any
+    /// &lt;/think&gt;; a model that goes on to write the next question stops mattering there): "answer is (C)" /
+    /// "Answer: C" first, else the first standalone option letter; -1 when there is none.</summary>
     public static int ExtractLetter(string text, int optionCount)
     {
-        string answer = ReasoningText.Split(text).Answer;
-        if (answer.Length == 0) answer = text;
+        var split = ReasoningText.Split(text);
+        string answer = split.HasReasoning ? split.Answer : text.Trim();
+        int paragraphEnd = answer.IndexOf("\n\n", StringComparison.Ordinal);
+        if (paragraphEnd >= 0) answer = answer[..paragraphEnd];
         string letters = $"A-{ChoiceQuestion.Letter(optionCount - 1)}";
         var stated = Regex.Match(answer, $@"[Aa]nswer(?: is)?\s*[:：]?\s*\(?([{letters}])\b");
         var match = stated.Success ? stated : Regex.Match(answer, $@"(?<![A-Za-z])\(?([{letters}])(?![A-Za-z])");

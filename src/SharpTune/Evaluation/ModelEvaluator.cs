@@ -108,7 +108,7 @@ public static class ModelEvaluator
             }
             if (questions is not null)
             {
-                var choiceOptions = new ChoiceOptions(o.ChoiceMode, o.Shots, Math.Min(o.MaxNewTokens, 32), o.TokenBudget, o.MaxBatch);
+                var choiceOptions = new ChoiceOptions(o.ChoiceMode, o.Shots, o.MaxNewTokens, o.TokenBudget, o.MaxBatch);
                 choice = ChoiceEvaluator.Run(m, questions, choiceOptions, $"{name}: choice", progress);
                 answers[name] = choice.Predicted.Select(p => p < 0 ? "(no letter)" : ChoiceQuestion.Letter(p)).ToList();
             }

@@ -59,6 +59,8 @@ public class ChoiceTests
     [InlineData("Answer: D because", 4, 3)]
     [InlineData("I think E", 4, -1)]
     [InlineData("A", 2, 0)]
+    [InlineData(" B\n\nQuestion: next one\nAnswer: C", 4, 1)]
+    [InlineData("<think>first\n\nthen Answer: A?</think>\nThe answer is D", 4, 3)]
     public void ExtractsTheGeneratedLetter(string text, int options, int expected) => Assert.Equal(expected, ChoiceEvaluator.ExtractLetter(text, options));
 
     [Fact]
