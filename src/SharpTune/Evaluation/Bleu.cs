@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace SharpTune.Evaluation;
 
 /// <summary>A corpus BLEU score (0–100) with its sufficient statistics, as sacrebleu reports them.</summary>
-public sealed record BleuScore(double Score, double BrevityPenalty, double[] Precisions, long HypothesisLength, long ReferenceLength);
+public sealed record BleuScore(double Score, double BrevityPenalty, double[] Precisions, long[] Correct, long[] Total, long HypothesisLength, long ReferenceLength);
 
 /// <summary>
 /// Corpus BLEU exactly as sacrebleu 2.x computes it by default: one reference per segment, 4-grams, the 13a
@@ -52,7 +52,7 @@ public static class Bleu
     {
         double bp = hypLen < refLen ? hypLen > 0 ? Math.Exp(1 - (double)refLen / hypLen) : 0 : 1;
         var precisions = new double[MaxOrder];
-        if (correct.All(c => c == 0)) return new BleuScore(0, bp, precisions, hypLen, refLen);
+        if (correct.All(c => c == 0)) return new BleuScore(0, bp, precisions, correct, total, hypLen, refLen);
         double smooth = 1;
         for (int n = 0; n < MaxOrder; n++)
         {
@@ -66,7 +66,7 @@ public static class Bleu
         }
         // sacrebleu's my_log: log(0) is -9999999999, which sends the score to 0
         double logSum = precisions.Sum(p => p == 0 ? -9999999999.0 : Math.Log(p));
-        return new BleuScore(bp * Math.Exp(logSum / MaxOrder), bp, precisions, hypLen, refLen);
+        return new BleuScore(bp * Math.Exp(logSum / MaxOrder), bp, precisions, correct, total, hypLen, refLen);
     }
 
     static Dictionary<string, long> NGrams(List<string> tokens, int n)

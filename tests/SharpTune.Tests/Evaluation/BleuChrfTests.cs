@@ -63,6 +63,27 @@ public class BleuChrfTests
     }
 
     [Fact]
+    public void BleuMatchesSacrebleusOwnTestValues()
+    {
+        // sacrebleu test/test_bleu.py: test_case_statistics and test_case_scoring
+        var s = Bleu.Corpus(["am I am a character sequence"], ["I am a symbol string sequence a a"]);
+        Assert.Equal([4L, 2, 1, 0], s.Correct);
+        Assert.Equal([6L, 5, 4, 3], s.Total);
+        Assert.Equal(83.75922397, Bleu.Score([9, 7, 5, 3], [10, 8, 6, 4], 11, 11).Score, 6);
+    }
+
+    [Theory]
+    // sacrebleu test/test_chrf.py, test_cases_effective_order (computed with beta 3; these do not depend on beta)
+    [InlineData(new[] { "a" }, new[] { "a" }, 100.0)]
+    [InlineData(new[] { "" }, new[] { "reference" }, 0.0)]
+    [InlineData(new[] { "a b c" }, new[] { "a b c" }, 100.0)]
+    [InlineData(new[] { "a b c" }, new[] { "abc" }, 100.0)]
+    [InlineData(new[] { "a", "b" }, new[] { "a", "c" }, 50.0)]
+    [InlineData(new[] { "aa" }, new[] { "ab" }, 25.0)]
+    public void ChrfMatchesSacrebleusOwnTestValues(string[] hypotheses, string[] references, double expected) =>
+        Assert.Equal(expected, Chrf.Corpus(hypotheses, references), 4);
+
+    [Fact]
     public void ChrfMatchesTheWorkedExamples()
     {
         // ab / abc: 1-grams 2 matched of 2 (hyp) and 3 (ref); 2-grams 1 of 1 and 2; higher orders absent on the hyp side.
