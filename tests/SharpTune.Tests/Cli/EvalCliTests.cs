@@ -145,4 +145,19 @@ public class EvalCliTests
         AssertOneLineError(Run("eval", "--model", model, "--data", data, "--metrics", "bleu4", "--output", badOutput), "unknown metric 'bleu4'");
         Assert.False(Directory.Exists(badOutput));
     }
+
+    [Fact]
+    public void TrainEndsWithAShortEvaluationOnTheValidationSplit()
+    {
+        string output = TestPaths.TempDir();
+        var r = Run("train", "--model", TinyWithAdapter.Value.Model, "--max-steps", "2", "--output-dir", output, "--device", "cpu", "--max-length", "128",
+            "--batch-size", "2", "--gradient-accumulation", "1", "--validation-fraction", "0.05", "--eval-every", "0");
+        Assert.True(r.Code == 0, r.Err);
+        Assert.Contains("Validation split (8 examples, greedy, 64 new tokens):", r.Out);
+        var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "eval", "eval.json"))).RootElement;
+        Assert.Equal(8, json.GetProperty("count").GetInt32());
+        Assert.Equal(["base", "fine-tuned"], json.GetProperty("models").EnumerateObject().Select(o => o.Name));
+        Assert.True(json.GetProperty("models").GetProperty("fine-tuned").GetProperty("text").TryGetProperty("rougeL", out _));
+        Assert.True(File.Exists(Path.Combine(output, "eval", "eval.html")));
+    }
 }
