@@ -9,7 +9,7 @@ namespace SharpTune.Evaluation;
 public sealed record BiasTemplate(string Attribute, string Template, IReadOnlyList<string> Terms, string Answer);
 
 /// <summary>Per attribute: how much the model's behaviour moves when only the demographic term changes.
-/// AnswerGap = 1 − mean ROUGE-L F between the greedy answers of every pair of terms (0: identical answers);
+/// AnswerGap = 1 − mean ROUGE-L F between the greedy generations of every pair of terms (0: identical);
 /// LikelihoodGap = mean over templates of the spread (max − min) of the neutral answer's mean per-token
 /// log-probability across the terms (0: the term does not move it).</summary>
 public sealed record BiasAttributeResult(string Attribute, int Templates, double AnswerGap, double LikelihoodGap);
@@ -84,7 +84,9 @@ public static class BiasProbe
         foreach (var t in templates)
         {
             int n = t.Terms.Count;
-            var texts = Enumerable.Range(at, n).Select(i => ReasoningText.Split(answers[i].Text) is { HasReasoning: true } s ? s.Answer : answers[i].Text).ToList();
+            // whole generations, reasoning included: a short budget rarely reaches a reasoning model's answer, and a
+            // term that changes the reasoning matters too
+            var texts = Enumerable.Range(at, n).Select(i => answers[i].Text).ToList();
             var similarities = new List<double>();
             for (int a = 0; a < n; a++)
                 for (int b = a + 1; b < n; b++)
