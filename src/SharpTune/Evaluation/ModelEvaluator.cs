@@ -129,7 +129,7 @@ public static class ModelEvaluator
                 ? new SampleAnswer(examples[i].Question, examples[i].Reasoning.Length > 0 ? $"<think>\n{examples[i].Reasoning}\n</think>\n{examples[i].Answer}" : examples[i].Answer, perModel)
                 : new SampleAnswer(ChoiceEvaluator.Prompt(questions![i], []), ChoiceQuestion.Letter(questions[i].Answer), perModel));
         }
-        return new EvalResult(o.ModelDir, o.AdapterDir, o.Data.ToString(), o.Task, count, o.Task == "choice" ? o.ChoiceMode.ToString() : null,
+        return new EvalResult(o.ModelDir, o.AdapterDir, o.Data.ToString(), o.Task, count, o.Task == "choice" ? (o.ChoiceMode == ChoiceMode.LogLikelihood ? "loglik" : "generate") : null,
             scores, samples, DateTime.UtcNow);
     }
 
