@@ -27,6 +27,8 @@ public static class TextMetrics
     {
         options ??= new ScoreOptions();
         var names = Resolve(options.Metrics);
+        if (!Bleu.Tokenizers.Contains(options.BleuTokenizer))
+            throw new SharpTuneException($"unknown BLEU tokenizer '{options.BleuTokenizer}' (expected {string.Join(", ", Bleu.Tokenizers)})");
         if (predictions.Count != references.Count)
             throw new SharpTuneException($"{predictions.Count} predictions but {references.Count} references: they pair by position");
         if (predictions.Count == 0) throw new SharpTuneException("nothing to score: the set is empty");
