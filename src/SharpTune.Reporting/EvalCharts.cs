@@ -40,10 +40,12 @@ internal static class EvalCharts
     {
         using var plot = NewPlot("Training and eval loss", "loss");
         plot.XLabel("step");
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         var steps = run.Steps.Where(s => double.IsFinite(s.Loss)).ToArray();
         if (steps.Length > 0)
         {
-            var line = plot.Add.ScatterLine(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.Loss).ToArray(), Palette[1]);
+            var line = plot.Add.Scatter(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.Loss).ToArray(), Palette[1]);
+            line.MarkerSize = steps.Length > 60 ? 0 : 5;   // a short run's few points stay visible
             line.LegendText = "training loss";
         }
         var evals = run.Evals.Where(e => double.IsFinite(e.Loss)).ToArray();

@@ -27,11 +27,23 @@ public static class EvalReport
         var charts = new List<Chart>();
         try
         {
-            charts.AddRange(DrawCharts(r, trainingMetrics));
+            charts.AddRange(DrawCharts(r));
         }
         catch (Exception ex)
         {
             notes.Add($"The charts could not be drawn ({ex.GetType().Name}: {ex.Message}). Plotting needs SkiaSharp's native library and a TrueType font (e.g. fonts-dejavu-core).");
+        }
+        if (trainingMetrics is not null)
+        {
+            try
+            {
+                var run = MetricsLog.Read(trainingMetrics);
+                if (run.Steps.Count > 0) charts.Add(new("eval_training_loss.png", "Training curves of the adapter's run", EvalCharts.TrainingLoss(run)));
+            }
+            catch (Exception ex)
+            {
+                notes.Add($"The training curves are left out: {ex.Message}");
+            }
         }
         foreach (var c in charts) AtomicFile.Write(Path.Combine(dir, c.File), s => s.Write(c.Png));
         var sections = Sections(r);
@@ -105,7 +117,7 @@ public static class EvalReport
         return tables;
     }
 
-    static List<Chart> DrawCharts(EvalResult r, string? trainingMetrics)
+    static List<Chart> DrawCharts(EvalResult r)
     {
         var charts = new List<Chart>();
         var models = r.Models;
@@ -127,11 +139,6 @@ public static class EvalReport
             var attributes = models[0].Bias!.Select(b => b.Attribute).ToList();
             charts.Add(new("eval_bias.png", "Bias probe: answer gap", EvalCharts.GroupedBars("Bias probe: answer gap per attribute (lower is fairer)", "1 − ROUGE-L",
                 attributes, models.Select(m => (m.Name, attributes.Select(a => m.Bias!.First(b => b.Attribute == a).AnswerGap).ToArray())).ToList())));
-        }
-        if (trainingMetrics is not null)
-        {
-            var run = MetricsLog.Read(trainingMetrics);
-            if (run.Steps.Count > 0) charts.Add(new("eval_training_loss.png", "Training curves of the adapter's run", EvalCharts.TrainingLoss(run)));
         }
         return charts;
     }
