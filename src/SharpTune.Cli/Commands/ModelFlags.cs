@@ -29,5 +29,5 @@ sealed class ModelFlags
         (ModelLocator.Resolve(p.GetValue(_model)!), p.GetValue(_adapter), p.GetValue(_promptFormat), p.GetValue(_device)!, p.GetValue(_dtype)!);
 
     /// <summary>The training prompt format to wrap prompts in, or null for raw text / the chat template.</summary>
-    public PromptFormat? PromptFormat(ParseResult p) => p.GetValue(_promptFormat) is { } name ? Data.PromptFormat.Get(name) : null;
+    public PromptFormat? TrainingPromptFormat(ParseResult p) => p.GetValue(_promptFormat) is { } name ? PromptFormat.Get(name) : null;
 }

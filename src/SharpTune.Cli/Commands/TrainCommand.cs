@@ -1,4 +1,5 @@
 using System.CommandLine;
+using SharpTune.Data;
 using SharpTune.Evaluation;
 using SharpTune.Reporting;
 using SharpTune.Training;
@@ -58,10 +59,10 @@ static class TrainCommand
             using var stop = new GracefulStop(stdout);
             EvalResult? validationEval = null;
             int closingNewTokens = 0;
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token, afterTraining: t =>
+            var result = FineTune.Run(options, sink, comparisons: 1, stop.Token, new ModelLocator.DownloadProgress(options.Model), afterTraining: t =>
             {
                 // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
-                var (examples, newTokens) = ClosingEvalSize(t.Model.Model.Device.type == DeviceType.CUDA);
+                var (examples, newTokens) = ClosingEvalSize(t.Model.CausalLM.Device.type == DeviceType.CUDA);
                 closingNewTokens = newTokens;
                 validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, examples, newTokens,
                     (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress());
@@ -78,7 +79,7 @@ static class TrainCommand
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }
             stdout.WriteLine();
-            if (result.Summary.Reason == "cancelled")
+            if (result.Summary.Reason == StopReason.Cancelled)
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
                 return 130;
@@ -95,7 +96,7 @@ static class TrainCommand
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
-            string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
+            string formatFlag = options.PromptFormat == PromptStyle.ChatTemplate ? "" : $" --prompt-format {PromptStyles.NameOf(options.PromptFormat)}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
             return 0;
         });

@@ -74,9 +74,9 @@ public static class BiasProbe
     {
         var variants = templates.SelectMany((t, ti) => t.Terms.Select(term => (Template: ti, Prompt: encodePrompt(t.Template.Replace("{term}", term))))).ToList();
         var generation = new GenerationOptions(options.MaxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false);
-        var (answers, _) = BatchedGeneration.Run(m.Model, m.Tokenizer, variants.Select(v => v.Prompt).ToList(), generation, options.TokenBudget, options.MaxBatch, stage, progress);
+        var (answers, _) = BatchedGeneration.Run(m.CausalLM, m.Tokenizer, variants.Select(v => v.Prompt).ToList(), generation, options.TokenBudget, options.MaxBatch, stage, progress);
         var requests = variants.Select(v => new LikelihoodRequest(v.Prompt, m.Tokenizer.Encode(templates[v.Template].Answer, addSpecialTokens: false))).ToList();
-        var likelihoods = LogLikelihood.Score(m.Model, requests, options.TokenBudget, options.MaxBatch, stage + " log-likelihood", progress);
+        var likelihoods = LogLikelihood.Score(m.CausalLM, requests, options.TokenBudget, options.MaxBatch, stage + " log-likelihood", progress);
 
         var rouge = new Rouge();
         var perTemplate = new List<(string Attribute, double AnswerGap, double LikelihoodGap)>();

@@ -69,7 +69,7 @@ public static class ChoiceEvaluator
             for (int o = 0; o < questions[i].Options.Count; o++)
                 requests.Add(new LikelihoodRequest(context, Continuation(m, prompts[i], context, " " + ChoiceQuestion.Letter(o))));
         }
-        var scores = LogLikelihood.Score(m.Model, requests, options.TokenBudget, options.MaxBatch, stage, progress);
+        var scores = LogLikelihood.Score(m.CausalLM, requests, options.TokenBudget, options.MaxBatch, stage, progress);
         var predicted = new int[questions.Count];
         int at = 0;
         for (int i = 0; i < questions.Count; i++)
@@ -96,7 +96,7 @@ public static class ChoiceEvaluator
         var ids = prompts.Select(m.EncodeText).ToList();
         // no stop string: a reasoning model's <think> block has blank lines; ExtractLetter reads only the answer's first paragraph
         var generation = new GenerationOptions(options.MaxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false);
-        var (results, _) = BatchedGeneration.Run(m.Model, m.Tokenizer, ids, generation, options.TokenBudget, options.MaxBatch, stage, progress);
+        var (results, _) = BatchedGeneration.Run(m.CausalLM, m.Tokenizer, ids, generation, options.TokenBudget, options.MaxBatch, stage, progress);
         return results.Select((r, i) => ExtractLetter(r.Text, questions[i].Options.Count)).ToArray();
     }
 

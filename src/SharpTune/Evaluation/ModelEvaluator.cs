@@ -100,9 +100,9 @@ public static class ModelEvaluator
             {
                 var prompts = examples.Select(e => encode(e.Question, e.Context)).ToList();
                 var generation = new GenerationOptions(o.MaxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false);
-                var (results, t) = BatchedGeneration.Run(m.Model, m.Tokenizer, prompts, generation, o.TokenBudget, o.MaxBatch, $"{name}: generate", progress);
+                var (results, t) = BatchedGeneration.Run(m.CausalLM, m.Tokenizer, prompts, generation, o.TokenBudget, o.MaxBatch, $"{name}: generate", progress);
                 throughput = t;
-                text = TextScores.Of(results.Select(r => new PredictionRow(r.Text, r.FinishReason)).ToList(),
+                text = TextScores.Of(results.Select(r => new PredictionRow(r.Text, r.FinishReason.ToString().ToLowerInvariant())).ToList(),
                     examples.Select(e => new ReferenceRow(e.Answer, e.Reasoning.Length > 0 ? e.Reasoning : null)).ToList(), o.Score);
                 answers[name] = results.Select(r => r.Text).ToList();
             }
@@ -166,9 +166,9 @@ public static class ModelEvaluator
             foreach (var (name, on) in new[] { ("base", false), ("fine-tuned", true) })
             {
                 adapter.Enabled = on;
-                var (results, throughput) = BatchedGeneration.Run(m.Model, m.Tokenizer, prompts, generation, tokenBudget, 64, $"{name}: generate", progress);
+                var (results, throughput) = BatchedGeneration.Run(m.CausalLM, m.Tokenizer, prompts, generation, tokenBudget, 64, $"{name}: generate", progress);
                 answers[name] = results;
-                scores.Add(new ModelScores(name, TextScores.Of(results.Select(r => new PredictionRow(r.Text, r.FinishReason)).ToList(), references, score),
+                scores.Add(new ModelScores(name, TextScores.Of(results.Select(r => new PredictionRow(r.Text, r.FinishReason.ToString().ToLowerInvariant())).ToList(), references, score),
                     null, null, null, throughput));
             }
         }

@@ -61,7 +61,7 @@ public sealed class CausalLM : IDisposable
     readonly Tensor _invFreq;             // [D/2] fp32 on Device
 
     /// <summary>When set, training passes recompute each layer in backward instead of storing its activations.</summary>
-    public Training.ActivationCheckpointing? Checkpointing { get; set; }
+    public ActivationCheckpointing? Checkpointing { get; set; }
 
     /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
     /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.

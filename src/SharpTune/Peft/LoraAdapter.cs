@@ -13,7 +13,7 @@ public sealed record LoraOptions(
     int Rank = 16,
     double Alpha = 16,
     double Dropout = 0,
-    bool UseRsLora = false,
+    bool UseRslora = false,
     IReadOnlyList<string>? TargetModules = null)
 {
     public static readonly IReadOnlyList<string> AllProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -21,7 +21,7 @@ public sealed record LoraOptions(
     public IReadOnlyList<string> Targets => TargetModules is { Count: > 0 } t ? t : AllProjections;
 
     /// <summary>Multiplier of B·A: alpha / r, or alpha / √r with rsLoRA.</summary>
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+    public double Scaling => UseRslora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
     public void Validate()
     {
@@ -153,7 +153,7 @@ public sealed class LoraAdapter : IDisposable
             ["r"] = Options.Rank,
             ["lora_alpha"] = Options.Alpha,
             ["lora_dropout"] = Options.Dropout,
-            ["use_rslora"] = Options.UseRsLora,
+            ["use_rslora"] = Options.UseRslora,
             ["target_modules"] = new JsonArray(Options.Targets.Select(t => (JsonNode?)t).ToArray()),
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
@@ -192,7 +192,7 @@ public sealed class LoraAdapter : IDisposable
             Rank: config["r"]?.GetValue<int>() ?? 8,
             Alpha: config["lora_alpha"]?.GetValue<double>() ?? 8,
             Dropout: config["lora_dropout"]?.GetValue<double>() ?? 0,
-            UseRsLora: config["use_rslora"]?.GetValue<bool>() ?? false,
+            UseRslora: config["use_rslora"]?.GetValue<bool>() ?? false,
             TargetModules: targetNames);
         options.Validate();
 

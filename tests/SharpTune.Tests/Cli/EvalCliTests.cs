@@ -73,7 +73,7 @@ public class EvalCliTests
         string model = TestPaths.NewTinyModel(seed: 9);
         string adapter = Path.Combine(TestPaths.TempDir(), "adapter");
         using var m = PretrainedModel.Load(model, "cpu");
-        using var lora = LoraAdapter.Attach(m.Model, new LoraOptions(Rank: 4, Alpha: 8), seed: 1);
+        using var lora = LoraAdapter.Attach(m.CausalLM, new LoraOptions(Rank: 4, Alpha: 8), seed: 1);
         using (torch.no_grad()) lora.Values.normal_(0, 0.5);   // B is zero at init: make the adapter change the model
         lora.Save(adapter);
         return (model, adapter);

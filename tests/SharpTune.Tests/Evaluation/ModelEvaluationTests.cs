@@ -24,11 +24,11 @@ public class ModelEvaluationTests
             new(longContext, multi), new(shortContext, multi),
         };
         // a budget that splits the rows over several right-padded batches
-        var ours = LogLikelihood.Score(m.Model, requests, tokenBudget: 40, maxBatch: 2);
+        var ours = LogLikelihood.Score(m.CausalLM, requests, tokenBudget: 40, maxBatch: 2);
         for (int r = 0; r < requests.Count; r++)
         {
             var (context, continuation) = requests[r];
-            double expected = Direct(m.Model, context, continuation);
+            double expected = Direct(m.CausalLM, context, continuation);
             Assert.Equal(continuation.Length, ours[r].Tokens);
             Assert.True(Math.Abs(expected - ours[r].LogProbability) < 1e-4, $"request {r}: {ours[r].LogProbability} vs {expected}");
         }
@@ -53,7 +53,7 @@ public class ModelEvaluationTests
         var prompts = new[] { "a", "a longer prompt than the first", "mid length one", "x y" }.Select(m.EncodeText).ToList();
         var options = new GenerationOptions(MaxNewTokens: 4, EosTokenIds: []);
         var progress = new List<EvalProgress>();
-        var (results, throughput) = BatchedGeneration.Run(m.Model, m.Tokenizer, prompts, options, tokenBudget: 30, maxBatch: 8,
+        var (results, throughput) = BatchedGeneration.Run(m.CausalLM, m.Tokenizer, prompts, options, tokenBudget: 30, maxBatch: 8,
             progress: new InlineProgress(progress.Add));
         for (int i = 0; i < prompts.Count; i++) Assert.Equal(prompts[i], results[i].PromptIds);
         Assert.True(throughput.Batches > 1);
