@@ -24,7 +24,9 @@ public static class FineTune
 
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
     /// <param name="download">progress of a Hub download when TrainOptions.Model is a Hub id</param>
-    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null)
+    /// <param name="afterTraining">runs on the trained model before it is released (the closing evaluation), unless the run was cancelled</param>
+    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null,
+        Action<SftTrainer>? afterTraining = null)
     {
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
@@ -44,6 +46,7 @@ public static class FineTune
         var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);
         if (summary.Reason == StopReason.Cancelled) return new FineTuneResult(summary, [], options.OutputDir);
+        afterTraining?.Invoke(trainer);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
             Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();
         return new FineTuneResult(summary, results, options.OutputDir);
