@@ -5,21 +5,22 @@ using F = TorchSharp.torch.nn.functional;
 namespace SharpTune.Models;
 
 /// <summary>A frozen linear projection y = x Wᵀ + b, named as in the checkpoint (e.g.
-/// "model.layers.3.self_attn.q_proj"). A LoRA adapter, when attached, adds its low-rank update.</summary>
-public sealed class Linear(string name, Tensor weight, Tensor? bias) : IDisposable
+/// "model.layers.3.self_attn.q_proj"). The weight is dense or quantized (<see cref="IFrozenWeight"/>); a LoRA
+/// adapter, when attached, adds its low-rank update on top.</summary>
+public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : IDisposable
 {
     public string Name { get; } = name;
-    public Tensor Weight { get; } = weight;   // [out, in]
-    public Tensor? Bias { get; } = bias;      // [out]
-    public long InFeatures => Weight.shape[1];
-    public long OutFeatures => Weight.shape[0];
+    public IFrozenWeight Weight { get; } = weight;   // [out, in]
+    public Tensor? Bias { get; } = bias;             // [out]
+    public long InFeatures => Weight.InFeatures;
+    public long OutFeatures => Weight.OutFeatures;
 
     /// <summary>The adapter's contribution for input x, or null when none is attached (Peft sets this).</summary>
     public Func<Tensor, Tensor>? Adapter { get; set; }
 
     public Tensor Forward(Tensor x)
     {
-        var y = F.linear(x, Weight, Bias);
+        var y = Weight.Linear(x, Bias);
         return Adapter is null ? y : y + Adapter(x);
     }
 
@@ -65,13 +66,17 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
     /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.
-    /// The names here are the single table of HF weight names for this architecture family.</summary>
-    public CausalLM(ModelConfig c, Device device, ScalarType dtype, Func<string, long[], Tensor> weight)
+    /// The names here are the single table of HF weight names for this architecture family.
+    /// <paramref name="projection"/>, when given, makes the seven projections' weights (e.g. quantized); by default
+    /// they are dense tensors from <paramref name="weight"/>.</summary>
+    public CausalLM(ModelConfig c, Device device, ScalarType dtype, Func<string, long[], Tensor> weight,
+        Func<string, long[], IFrozenWeight>? projection = null)
     {
         Config = c; Device = device; DType = dtype;
         long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, im = c.IntermediateSize;
+        projection ??= (name, shape) => new DenseWeight(weight(name, shape));
         Linear Proj(string name, long outF, long inF, bool bias) =>
-            new(name, weight(name + ".weight", [outF, inF]), bias ? weight(name + ".bias", [outF]) : null);
+            new(name, projection(name + ".weight", [outF, inF]), bias ? weight(name + ".bias", [outF]) : null);
 
         Embed = weight("model.embed_tokens.weight", [c.VocabSize, h]);
         Layers = new DecoderLayer[c.NumLayers];

@@ -19,15 +19,17 @@ public sealed class PretrainedModel : IDisposable
     public ModelConfig Config => Model.Config;
 
     /// <summary>Loads a checkpoint folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
-    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT LoRA adapter folder when given.</summary>
-    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null)
+    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT LoRA adapter folder when given.
+    /// <paramref name="projections"/> makes the projections' weights (Quantization's loaders); null loads them dense.</summary>
+    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null,
+        ProjectionLoader? projections = null)
     {
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var checkpoint = Checkpoint.Open(dir);
-        var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
+        var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev), projections);
         Peft.LoraAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : Peft.LoraAdapter.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using SharpTune.Data;
 using SharpTune.Models;
 using SharpTune.Peft;
+using SharpTune.Quantization;
 using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -23,7 +24,7 @@ public sealed class SftTrainer : IDisposable
     public PreparedData Data { get; }
     readonly Batcher _batcher;
     readonly List<PackedSequence> _validation;
-    readonly AdamW _optimizer;
+    readonly IOptimizer _optimizer;
     readonly LearningRateSchedule _schedule;
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
@@ -55,7 +56,10 @@ public sealed class SftTrainer : IDisposable
         _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed });
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
-        _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
+        IReadOnlyList<(Tensor, Tensor)> trainable = [(adapter.Values, adapter.Gradients)];
+        _optimizer = options.Optimizer == "adamw_8bit"
+            ? new AdamW8bit(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay)
+            : new AdamW(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
@@ -66,7 +70,7 @@ public sealed class SftTrainer : IDisposable
     public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
     {
         options.Validate();
-        var model = PretrainedModel.Load(modelDir, options.Device, options.DType);
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir));
         try
         {
             var data = PrepareData(options, model);
@@ -280,6 +284,11 @@ public sealed class SftTrainer : IDisposable
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
         var state = JsonFile.ReadObject(statePath);
+        // Optimizer state differs in kind (fp32 vs 8-bit moments); a checkpoint from before the setting existed is adamw.
+        string savedOptimizer = (state["options"] as JsonObject)?["Optimizer"]?.GetValue<string>() ?? "adamw";
+        if (savedOptimizer != Options.Optimizer)
+            throw new SharpTuneException($"{Path.Combine(newest, "optimizer.safetensors")}: holds {savedOptimizer} state, this run asks for optimizer {Options.Optimizer}; "
+                + $"resume with optimizer: {savedOptimizer}, or use another output_dir");
         if (state["max_steps"]?.GetValue<int>() != _maxSteps)
             throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
         // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.
@@ -299,8 +308,12 @@ public sealed class SftTrainer : IDisposable
                 pair.A.copy_(a);
                 pair.B.copy_(b);
             }
-        using (var moments = SafetensorsFile.Open(Path.Combine(newest, "optimizer.safetensors")))
-            _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>());
+        string momentsPath = Path.Combine(newest, "optimizer.safetensors");
+        using (var moments = SafetensorsFile.Open(momentsPath))
+        {
+            try { _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>()); }
+            catch (SharpTuneException e) when (!e.Message.StartsWith(momentsPath)) { throw new SharpTuneException($"{momentsPath}: {e.Message}"); }
+        }
         _step = state["step"]!.GetValue<int>();
         _position = new DataPosition(state["epoch"]!.GetValue<int>(), state["batch"]!.GetValue<int>());
         _tokens = state["tokens"]!.GetValue<long>();

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text;
+using SharpTune.Quantization;
 using YamlDotNet.RepresentationModel;
 
 namespace SharpTune.Training;
@@ -53,7 +54,14 @@ public sealed record TrainOptions
     /// <summary>Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.</summary>
     public string TargetModules { get; init; } = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
 
+    // ---- quantization (QLoRA)
+    /// <summary>The frozen base's projections: none (dtype), nf4 or fp4 (4 bits in blocks of 64, double-quantized
+    /// absmax), int8 (row-wise). A bitsandbytes 4-bit checkpoint loads as stored.</summary>
+    public string Quantization { get; init; } = "none";
+
     // ---- optimization
+    /// <summary>adamw (fp32 moments) or adamw_8bit (both moments block-wise 8-bit, Dettmers et al. 2022).</summary>
+    public string Optimizer { get; init; } = "adamw";
     public double LearningRate { get; init; } = 2e-4;
     public double WeightDecay { get; init; } = 0.01;
     public double AdamBeta1 { get; init; } = 0.9;
@@ -239,6 +247,8 @@ public sealed record TrainOptions
         Require(LossOn is "response" or "all", $"loss_on: expected response or all, got '{LossOn}'");
         Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
+        Require(WeightQuantization.Kinds.Contains(Quantization), $"quantization: expected {string.Join(", ", WeightQuantization.Kinds)}, got '{Quantization}'");
+        Require(Optimizer is "adamw" or "adamw_8bit", $"optimizer: expected adamw or adamw_8bit, got '{Optimizer}'");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
     }

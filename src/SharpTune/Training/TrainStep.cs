@@ -12,7 +12,7 @@ namespace SharpTune.Training;
 public static class TrainStep
 {
     /// <returns>the summed loss and the gradient norm before clipping (device scalars), and the tokens scored</returns>
-    public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, LoraAdapter adapter, AdamW optimizer,
+    public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, LoraAdapter adapter, IOptimizer optimizer,
         IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk)
     {
         int scored = micro.Sum(ScoredTokens);
