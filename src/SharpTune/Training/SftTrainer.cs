@@ -307,6 +307,11 @@ public sealed class SftTrainer : IDisposable
                 using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
                 pair.A.copy_(a);
                 pair.B.copy_(b);
+                if (pair.Magnitude is not null)
+                {
+                    using var m = weights.Read(LoraAdapter.MagnitudeName(pair.Target.Name));
+                    pair.Magnitude.copy_(m);
+                }
             }
         string momentsPath = Path.Combine(newest, "optimizer.safetensors");
         using (var moments = SafetensorsFile.Open(momentsPath))
@@ -325,7 +330,7 @@ public sealed class SftTrainer : IDisposable
 
     static readonly string[] ResumeSensitive =
     [
-        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora),
+        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora), nameof(TrainOptions.UseDora),
         nameof(TrainOptions.BatchSize), nameof(TrainOptions.GradientAccumulation), nameof(TrainOptions.Packing), nameof(TrainOptions.MaxLength),
         nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed),
     ];

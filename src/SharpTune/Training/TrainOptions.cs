@@ -51,6 +51,8 @@ public sealed record TrainOptions
     public double LoraAlpha { get; init; } = 16;
     public double LoraDropout { get; init; }
     public bool UseRslora { get; init; }
+    /// <summary>DoRA: a trainable magnitude per output row on top of LoRA (PEFT's use_dora).</summary>
+    public bool UseDora { get; init; }
     /// <summary>Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.</summary>
     public string TargetModules { get; init; } = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
 
@@ -254,5 +256,5 @@ public sealed record TrainOptions
     }
 
     public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
-        TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), UseDora);
 }
