@@ -16,23 +16,24 @@ steady() {   # tokens/s between the 2nd and the last logged step
   python3 -c "
 import json,sys
 s=[json.loads(l) for l in open(sys.argv[1]) if '\"step\"' in l and '\"event\":\"step\"' in l]
-a,b=s[1],s[-1]
-print(json.dumps({'steps':b['step'],'steady_tokens_per_s':round((b['tokens']-a['tokens'])/(b['elapsed_seconds']-a['elapsed_seconds']),1),'last_loss':round(b['loss'],4)}))" "$1"
+a,b=s[min(1,len(s)-1)],s[-1]
+tps=(b['tokens']-a['tokens'])/(b['elapsed_seconds']-a['elapsed_seconds']) if b is not a else b['tokens_per_second']
+print(json.dumps({'steps':b['step'],'steady_tokens_per_s':round(tps,1),'last_loss':round(b['loss'],4)}))" "$1"
 }
 train() {   # name, then extra flags
   local name=$1; shift
   rm -rf "/tmp/run-$name"
-  timeout 300 scripts/bench/gpu_peak.sh /tmp/app/SharpTune.Cli train --model /tmp/llama8b --max-length 2048 \
-    --batch-size 1 --gradient-accumulation 1 --max-steps 8 --warmup-steps 1 --activation-checkpointing true \
+  timeout 300 scripts/bench/gpu_peak.sh /tmp/app/SharpTune.Cli train --model /tmp/llama8b \
+    --batch-size 1 --gradient-accumulation 1 --warmup-steps 1 --activation-checkpointing true \
     --lora-rank 16 --lora-alpha 16 --save-every 0 --validation-fraction 0 --log-every 1 --output-dir "/tmp/run-$name" "$@" \
     >"$out/$name.log" 2>"$out/$name.err"
   echo "{\"run\": \"$name\", \"rc\": $?, \"memory\": $(grep gpu_peak "$out/$name.err" | tail -1 || echo null), \"speed\": $(steady "/tmp/run-$name/metrics.jsonl" 2>/dev/null || echo null)}"
 }
-train qlora-nf4 --dataset sample --packing true --quantization nf4 --optimizer adamw_8bit
-train bf16-lora --dataset sample --packing true
+train qlora-nf4 --dataset sample --packing true --max-length 2048 --max-steps 8 --quantization nf4 --optimizer adamw_8bit
+train bf16-lora --dataset sample --packing true --max-length 2048 --max-steps 8
 
 # One sequence of $long tokens (a single long example, not packed: causal flash attention), one step.
 python3 -c "
 import json; words=' '.join('word%d' % (i % 977) for i in range($long * 2))
 print(json.dumps({'Question': 'q', 'Complex_CoT': words, 'Response': 'r'}))" > /tmp/long.jsonl
-train "qlora-nf4-seq$long" --dataset /tmp/long.jsonl --max-length "$long" --max-steps 2 --loss-on all --quantization nf4 --optimizer adamw_8bit
+train "qlora-nf4-seq$long" --dataset /tmp/long.jsonl --max-length "$long" --max-steps 1 --loss-on all --quantization nf4 --optimizer adamw_8bit

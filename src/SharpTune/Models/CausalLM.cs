@@ -113,10 +113,11 @@ public sealed class CausalLM : IDisposable
         using var scope = NewDisposeScope();
         long B = ids.shape[0], T = ids.shape[1];
         long past = cache?.Length ?? 0;
-        positions ??= arange(past, past + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
-        var (cos, sin) = Rope.CosSin(_invFreq, positions, DType);    // [B, T, D] each
-
+        long virtualCount = VirtualTokens?.shape[0] ?? 0, prepended = past == 0 ? virtualCount : 0;
+        positions ??= arange(past - virtualCount + prepended, past - virtualCount + prepended + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
         var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
+        if (virtualCount > 0) (x, positions, mask) = WithVirtualTokens(x, positions, mask, prepended);
+        var (cos, sin) = Rope.CosSin(_invFreq, positions, DType);    // [B, T, D] each
         for (int i = 0; i < Layers.Length; i++)
         {
             var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
@@ -125,8 +126,38 @@ public sealed class CausalLM : IDisposable
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
             x = next;
         }
-        cache?.Advance(T);
+        cache?.Advance(T + prepended);
+        if (prepended > 0) x = x.narrow(1, prepended, T);   // the virtual tokens' outputs are nobody's
         return RmsNorm(x, Norm).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Prompt tuning's virtual token embeddings [N, H] (PEFT's prompt_embeddings), set by Peft: they come
+    /// before every sequence, as PEFT concatenates them to the input embeddings. Callers keep their own positions,
+    /// masks and outputs; the virtual tokens sit in the KV cache after its first fill.</summary>
+    public Tensor? VirtualTokens { get; set; }
+
+    /// <summary>Prepends <paramref name="prepended"/> virtual tokens (0 after a cache's first fill) and shifts positions
+    /// and the mask by the N virtual tokens: they see each other causally, and every real token sees all of them.</summary>
+    (Tensor X, Tensor Positions, Tensor? Mask) WithVirtualTokens(Tensor x, Tensor positions, Tensor? mask, long prepended)
+    {
+        long B = x.shape[0], T = x.shape[1], N = VirtualTokens!.shape[0];
+        positions = positions + N;
+        if (prepended > 0)
+        {
+            x = cat([VirtualTokens.to(x.dtype).unsqueeze(0).expand(B, N, x.shape[2]), x], 1);
+            positions = cat([arange(N, dtype: int64, device: Device).unsqueeze(0).expand(B, N), positions], 1);
+        }
+        if (mask is not null)
+        {
+            var seeVirtual = ones([B, 1, mask.shape[2], N], ScalarType.Bool, Device);
+            mask = cat([seeVirtual, mask], 3);                                                    // [B, 1, T, N + S]
+            if (prepended > 0)
+            {
+                var virtualRows = cat([ones([N, N], ScalarType.Bool, Device).tril(), zeros([N, T], ScalarType.Bool, Device)], 1);
+                mask = cat([virtualRows.expand(B, 1, N, N + T), mask], 2);                          // [B, 1, N + T, N + T]
+            }
+        }
+        return (x, positions, mask);
     }
 
     /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>

@@ -14,7 +14,7 @@ public sealed class PretrainedModel : IDisposable
     public required GenerationDefaults Defaults { get; init; }
     public ChatTemplate? ChatTemplate { get; init; }
     /// <summary>A LoRA adapter applied on top of the weights, when one was loaded.</summary>
-    public Peft.LoraAdapter? Adapter { get; init; }
+    public Peft.IAdapter? Adapter { get; init; }
 
     public ModelConfig Config => Model.Config;
 
@@ -30,8 +30,8 @@ public sealed class PretrainedModel : IDisposable
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var checkpoint = Checkpoint.Open(dir);
         var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev), projections);
-        Peft.LoraAdapter? adapter = null;
-        try { adapter = adapterDir is null ? null : Peft.LoraAdapter.Load(adapterDir, model); }
+        Peft.IAdapter? adapter = null;
+        try { adapter = adapterDir is null ? null : Peft.Adapters.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }
         return new PretrainedModel
         {

@@ -42,7 +42,7 @@ public sealed record LoraOptions(
 /// With DoRA (Liu et al. 2024, PEFT's use_dora) each target also has a magnitude m [out] (PEFT's lora_magnitude_vector):
 /// y = m / ‖W + s·BA‖_row ⊙ (W x + s·B A x) + b, the norm taken per output row and detached, as PEFT computes it.
 /// </summary>
-public sealed class LoraAdapter : IDisposable
+public sealed class LoraAdapter : IAdapter
 {
     public sealed record Pair(Linear Target, Parameter A, Parameter B, Parameter? Magnitude = null)
     {
@@ -148,6 +148,21 @@ public sealed class LoraAdapter : IDisposable
     /// <summary>The A and B tensors of one decoder layer's adapters (what activation checkpointing must route gradients to).</summary>
     public IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer) =>
         _pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(Trainable).Cast<Tensor>().ToList();
+
+    public void Restore(SafetensorsFile weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var pair in _pairs)
+        {
+            using var a = weights.Read(PeftName(pair.Target.Name, "lora_A"));
+            using var b = weights.Read(PeftName(pair.Target.Name, "lora_B"));
+            pair.A.copy_(a);
+            pair.B.copy_(b);
+            if (pair.Magnitude is null) continue;
+            using var m = weights.Read(MagnitudeName(pair.Target.Name));
+            pair.Magnitude.copy_(m);
+        }
+    }
 
     /// <summary>Whether the adapters take part in the model's forward (off: the base model's outputs).</summary>
     public bool Enabled

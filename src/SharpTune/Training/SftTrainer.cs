@@ -20,7 +20,7 @@ public sealed class SftTrainer : IDisposable
 {
     public TrainOptions Options { get; }
     public PretrainedModel Model { get; }
-    public LoraAdapter Adapter { get; }
+    public IAdapter Adapter { get; }
     public PreparedData Data { get; }
     readonly Batcher _batcher;
     readonly List<PackedSequence> _validation;
@@ -46,7 +46,7 @@ public sealed class SftTrainer : IDisposable
     public int Step => _step;
     public int MaxSteps => _maxSteps;
 
-    SftTrainer(TrainOptions options, PretrainedModel model, LoraAdapter adapter, PreparedData data, ITrainingSink sink)
+    SftTrainer(TrainOptions options, PretrainedModel model, IAdapter adapter, PreparedData data, ITrainingSink sink)
     {
         Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
         var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
@@ -78,7 +78,9 @@ public sealed class SftTrainer : IDisposable
                 if (s.Tokens.Truncated > 0)
                     sink.OnMessage($"{s.Source}: {s.Tokens.Truncated} of {s.Tokens.Examples} examples were longer than max_length {options.MaxLength} and were truncated");
             manual_seed(options.Seed);
-            var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
+            IAdapter adapter = options.Peft == "prompt_tuning"
+                ? PromptTuning.Attach(model.Model, options.NumVirtualTokens, options.Seed)
+                : LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
@@ -300,19 +302,7 @@ public sealed class SftTrainer : IDisposable
                     + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
 
         using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
-        using (no_grad())
-            foreach (var pair in Adapter.Pairs)
-            {
-                using var a = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_A"));
-                using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
-                pair.A.copy_(a);
-                pair.B.copy_(b);
-                if (pair.Magnitude is not null)
-                {
-                    using var m = weights.Read(LoraAdapter.MagnitudeName(pair.Target.Name));
-                    pair.Magnitude.copy_(m);
-                }
-            }
+            Adapter.Restore(weights);
         string momentsPath = Path.Combine(newest, "optimizer.safetensors");
         using (var moments = SafetensorsFile.Open(momentsPath))
         {
@@ -330,7 +320,7 @@ public sealed class SftTrainer : IDisposable
 
     static readonly string[] ResumeSensitive =
     [
-        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora), nameof(TrainOptions.UseDora),
+        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora), nameof(TrainOptions.UseDora), nameof(TrainOptions.Peft), nameof(TrainOptions.NumVirtualTokens),
         nameof(TrainOptions.BatchSize), nameof(TrainOptions.GradientAccumulation), nameof(TrainOptions.Packing), nameof(TrainOptions.MaxLength),
         nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed),
     ];

@@ -46,7 +46,11 @@ public sealed record TrainOptions
     /// <summary>Share of the data held out for evaluation (0 = none).</summary>
     public double ValidationFraction { get; init; }
 
-    // ---- LoRA
+    // ---- adapter
+    /// <summary>lora (LoRA, or DoRA with use_dora) or prompt_tuning (trainable virtual tokens; the lora_* keys do not apply).</summary>
+    public string Peft { get; init; } = "lora";
+    /// <summary>Virtual tokens of prompt tuning.</summary>
+    public int NumVirtualTokens { get; init; } = 20;
     public int LoraRank { get; init; } = 16;
     public double LoraAlpha { get; init; } = 16;
     public double LoraDropout { get; init; }
@@ -250,6 +254,9 @@ public sealed record TrainOptions
         Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(WeightQuantization.Kinds.Contains(Quantization), $"quantization: expected {string.Join(", ", WeightQuantization.Kinds)}, got '{Quantization}'");
+        Require(Peft is "lora" or "prompt_tuning", $"peft: expected lora or prompt_tuning, got '{Peft}'");
+        Require(NumVirtualTokens >= 1, $"num_virtual_tokens must be at least 1, got {NumVirtualTokens}");
+        Require(!(Peft == "prompt_tuning" && UseDora), "use_dora applies to peft: lora, not prompt_tuning");
         Require(Optimizer is "adamw" or "adamw_8bit", $"optimizer: expected adamw or adamw_8bit, got '{Optimizer}'");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");

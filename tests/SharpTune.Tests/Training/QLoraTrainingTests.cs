@@ -58,9 +58,42 @@ public class QLoraTrainingTests
     }
 
     [Fact]
+    public void PromptTuningAndDoraTrainOnAQuantizedBaseAndResumeExactly()
+    {
+        foreach (var variant in new[] { Options("") with { Peft = "prompt_tuning", NumVirtualTokens = 4, LearningRate = 3e-2 }, Options("") with { UseDora = true } })
+        {
+            var straight = Run(variant with { OutputDir = TestPaths.TempDir() }, new Recorder());
+            Assert.True(straight[^1].Loss < straight[0].Loss, $"{variant.Peft} dora={variant.UseDora}: loss should fall: {straight[0].Loss} -> {straight[^1].Loss}");
+            string output = TestPaths.TempDir();
+            using var stop = new CancellationTokenSource();
+            Run(variant with { OutputDir = output }, new Recorder { AfterCheckpoint = step => { if (step == 2) stop.Cancel(); } }, stop.Token);
+            var resumed = Run(variant with { OutputDir = output }, new Recorder());
+            for (int i = 0; i < 2; i++) Assert.Equal(straight[2 + i].Loss, resumed[i].Loss);
+            Assert.True(File.Exists(Path.Combine(output, "adapter", "adapter_config.json")));
+        }
+    }
+
+    [Fact]
     public void UnknownQuantizationOrOptimizerIsRefused()
     {
         Assert.Contains("quantization", Assert.Throws<SharpTuneException>(() => (Options("x") with { Quantization = "nf3" }).Validate()).Message);
         Assert.Contains("optimizer", Assert.Throws<SharpTuneException>(() => (Options("x") with { Optimizer = "sgd" }).Validate()).Message);
+    }
+}
+
+public class QLoraRecipeTests
+{
+    [Fact]
+    public void QLoraRecipeIsTheSeedFineTuneIn4BitsWith8BitAdamW()
+    {
+        string root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "SharpTune.slnx")) && Directory.GetParent(root) is { } parent) root = parent.FullName;
+        var o = TrainOptions.FromYaml(Path.Combine(root, "recipes", "r1-distill-llama-8b-medical-qlora.yaml"));
+        o.Validate();
+        Assert.Equal("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", o.Model);
+        Assert.Equal(("nf4", "adamw_8bit"), (o.Quantization, o.Optimizer));
+        Assert.Equal((16, 16.0, 0.0), (o.LoraRank, o.LoraAlpha, o.LoraDropout));
+        Assert.Equal(7, o.Lora.Targets.Count);
+        Assert.Equal((2, 4, 60, 2e-4, 2048), (o.BatchSize, o.GradientAccumulation, o.MaxSteps, o.LearningRate, o.MaxLength));
     }
 }
