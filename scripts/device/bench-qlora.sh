@@ -5,10 +5,11 @@
 # (nvidia-smi, minus idle) and steady tokens/s (steps 3..N from metrics.jsonl); then one long sequence to size the
 # longest that fits. Prints one JSON line per run.
 #   here:  scripts/device/pack.sh src/SharpTune.Cli   (artifacts/device/SharpTune.Cli.tar.xz)
-#   there: scripts/device/bench-qlora.sh artifacts/device/SharpTune.Cli.tar.xz .cache/tokenizers/llama3 [OUT] [LONG_SEQ]
+#   there: scripts/device/bench-qlora.sh artifacts/device/SharpTune.Cli.tar.xz .cache/tokenizers/llama3 [OUT] [LONG_SEQ] [PARTS]
+# PARTS: "short long" (default) or either alone.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-tarball=$1; tokenizer=$2; out=${3:-/tmp/bench-qlora}; long=${4:-32768}
+tarball=$1; tokenizer=$2; out=${3:-/tmp/bench-qlora}; long=${4:-32768}; parts=${5:-short long}
 mkdir -p "$out" /tmp/app && tar -xJf "$tarball" -C /tmp/app
 [ -f /tmp/llama8b/config.json ] || python3 scripts/bench/make_random_llama8b.py /tmp/llama8b "$tokenizer"
 
@@ -29,8 +30,11 @@ train() {   # name, then extra flags
     >"$out/$name.log" 2>"$out/$name.err"
   echo "{\"run\": \"$name\", \"rc\": $?, \"memory\": $(grep gpu_peak "$out/$name.err" | tail -1 || echo null), \"speed\": $(steady "/tmp/run-$name/metrics.jsonl" 2>/dev/null || echo null)}"
 }
+if [[ $parts == *short* ]]; then
 train qlora-nf4 --dataset sample --packing true --max-length 2048 --max-steps 8 --quantization nf4 --optimizer adamw_8bit
 train bf16-lora --dataset sample --packing true --max-length 2048 --max-steps 8
+fi
+[[ $parts == *long* ]] || exit 0
 
 # One sequence of $long tokens (a single long example, not packed: causal flash attention), one step.
 python3 -c "
