@@ -24,6 +24,8 @@ public static class CliApp
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
             TrainCommand.Create(stdout),
+            ScoreCommand.Create(stdout),
+            EvalCommand.Create(stdout),
         };
         root.Options.Add(new HelpOption());
         root.Options.Add(new VersionOption());

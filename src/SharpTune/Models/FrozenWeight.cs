@@ -33,4 +33,4 @@ public sealed class DenseWeight(Tensor weight) : IFrozenWeight
 /// <summary>Makes the frozen weight of one projection while a checkpoint loads: <paramref name="weightName"/> is
 /// the checkpoint name ("model.layers.0.self_attn.q_proj.weight"), <paramref name="shape"/> [out, in] as config.json
 /// implies. It reads what it needs through <paramref name="checkpoint"/> (which records what was used).</summary>
-public delegate IFrozenWeight ProjectionLoader(Checkpoint checkpoint, string weightName, long[] shape, Device device, ScalarType dtype);
+public delegate IFrozenWeight ProjectionLoader(ModelFolder checkpoint, string weightName, long[] shape, Device device, ScalarType dtype);

@@ -12,6 +12,8 @@ public interface IAdapter : IDisposable
     long TrainableParameterCount { get; }
     /// <summary>Dropout is active only while training.</summary>
     bool Training { get; set; }
+    /// <summary>Whether the adapter takes part in the model's forward (off: the base model's outputs).</summary>
+    bool Enabled { get; set; }
     /// <summary>The trainable tensors a decoder layer uses (what activation checkpointing routes gradients to).</summary>
     IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer);
     /// <summary>Writes the adapter in PEFT's format (adapter_config.json + adapter_model.safetensors) into <paramref name="dir"/>.</summary>

@@ -24,6 +24,11 @@ public sealed class PromptTuning : IAdapter
     public Tensor Gradients => _gradients;
     public long TrainableParameterCount => Embeddings.numel();
     public bool Training { get; set; }
+    public bool Enabled
+    {
+        get => ReferenceEquals(_model.VirtualTokens, Embeddings);
+        set => _model.VirtualTokens = value ? Embeddings : null;
+    }
 
     PromptTuning(CausalLM model, Tensor initial)
     {

@@ -48,7 +48,7 @@ public static class BnbCheckpoint
     };
 
     /// <summary>One projection's weight: a <see cref="FourBitWeight"/> when quantized, else the stored tensor (as read).</summary>
-    public static IFrozenWeight Read(Checkpoint checkpoint, string name, long[] shape, Device device)
+    public static IFrozenWeight Read(ModelFolder checkpoint, string name, long[] shape, Device device)
     {
         string file = checkpoint.FileOf(name);
         string? stateName = new[] { "nf4", "fp4" }.Select(t => $"{name}.quant_state.bitsandbytes__{t}").FirstOrDefault(checkpoint.Has);
@@ -108,7 +108,7 @@ public static class BnbCheckpoint
         };
     }
 
-    static JsonObject ReadState(Checkpoint checkpoint, string stateName)
+    static JsonObject ReadState(ModelFolder checkpoint, string stateName)
     {
         using var raw = checkpoint.ReadRaw(stateName);
         try

@@ -38,7 +38,7 @@ public static class WeightQuantization
 
     /// <summary>Reads one weight as stored, moves it to the device, quantizes it there and frees the dense copy:
     /// only one projection is ever dense in memory.</summary>
-    static IFrozenWeight Quantized(Checkpoint checkpoint, string name, long[] shape, Device device, Func<Tensor, IFrozenWeight> quantize)
+    static IFrozenWeight Quantized(ModelFolder checkpoint, string name, long[] shape, Device device, Func<Tensor, IFrozenWeight> quantize)
     {
         if (checkpoint.Has(name) && !checkpoint.Tensors[name].Shape.SequenceEqual(shape))
             throw new SharpTuneException($"{checkpoint.FileOf(name)}: weight '{name}' has shape [{string.Join(", ", checkpoint.Tensors[name].Shape)}], config.json implies [{string.Join(", ", shape)}]");

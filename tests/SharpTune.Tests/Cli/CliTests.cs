@@ -69,7 +69,7 @@ public class CliTests
         var r = Run("tokenize", "--model", Tiny.Value, "--text", "Weight 70 kg", "--json");
         Assert.Equal(0, r.Code);
         var json = JsonDocument.Parse(r.Out).RootElement;
-        Assert.Equal(json.GetProperty("count").GetInt32(), json.GetProperty("output_ids").GetArrayLength());
+        Assert.Equal(json.GetProperty("count").GetInt32(), json.GetProperty("ids").GetArrayLength());
     }
 
     [Fact]

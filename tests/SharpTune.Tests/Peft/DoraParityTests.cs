@@ -14,7 +14,7 @@ public class DoraParityTests
 
     static CausalLM LoadBase()
     {
-        using var ckpt = Checkpoint.Open(Fixture);
+        using var ckpt = ModelFolder.Open(Fixture);
         return ckpt.LoadModel(TestPaths.Cpu, float32);
     }
 

@@ -15,7 +15,7 @@ public class PromptTuningTests
 
     static CausalLM LoadBase()
     {
-        using var ckpt = Checkpoint.Open(Fixture);
+        using var ckpt = ModelFolder.Open(Fixture);
         return ckpt.LoadModel(TestPaths.Cpu, float32);
     }
 

@@ -79,7 +79,7 @@ public class BnbCheckpointTests
     public void PackedWeightsDequantizeAsTheLayoutDefines()
     {
         string dir = Build();
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         using var model = ckpt.LoadModel(TestPaths.Cpu, float32, WeightQuantization.For("nf4", dir));
         int checkedCount = 0;
         foreach (var linear in model.Projections)
@@ -100,7 +100,7 @@ public class BnbCheckpointTests
     public void QuantizationNoneExpandsToDenseAndAnotherTypeIsRefused()
     {
         string dir = Build();
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         using (var model = ckpt.LoadModel(TestPaths.Cpu, float32, WeightQuantization.For("none", dir)))
         {
             var w = Assert.IsType<DenseWeight>(model.Layers[0].Q.Weight);
@@ -118,7 +118,7 @@ public class BnbCheckpointTests
     public void AMissingQuantStateTensorIsNamed(string missing)
     {
         string dir = Build(drop: missing);
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         var e = Assert.Throws<SharpTuneException>(() => ckpt.LoadModel(TestPaths.Cpu, float32, WeightQuantization.For("nf4", dir)).Dispose());
         Assert.Contains("model.safetensors", e.Message);
         Assert.Contains(missing.EndsWith("nf4") ? missing.Replace("k_proj.weight.quant_state.bitsandbytes__nf4", "k_proj.weight") : missing, e.Message);

@@ -27,7 +27,7 @@ public class QLoraTrainingTests
     static List<StepMetrics> Run(TrainOptions options, Recorder recorder, CancellationToken ct = default)
     {
         using var trainer = SftTrainer.Setup(options, Tiny.Value, recorder);
-        Assert.All(trainer.Model.Model.Projections, p => Assert.IsType<FourBitWeight>(p.Weight));
+        Assert.All(trainer.Model.CausalLM.Projections, p => Assert.IsType<FourBitWeight>(p.Weight));
         trainer.Train(ct);
         return recorder.Steps;
     }
