@@ -17,22 +17,25 @@ public sealed class PretrainedModel : IDisposable
     public required GenerationDefaults Defaults { get; init; }
     public ChatTemplate? ChatTemplate { get; init; }
     /// <summary>A LoRA adapter applied on top of the weights, when one was loaded.</summary>
-    public LoraAdapter? Adapter { get; init; }
+    public IAdapter? Adapter { get; init; }
 
     public ModelConfig Config => CausalLM.Config;
 
     /// <summary>Loads a model folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
-    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT LoRA adapter folder when given.</summary>
-    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null)
+    /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT adapter folder (LoRA, DoRA,
+    /// prompt tuning) when given. <paramref name="projections"/> makes the projections' weights (Quantization's
+    /// loaders); null loads them dense.</summary>
+    public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null,
+        ProjectionLoader? projections = null)
     {
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var folder = ModelFolder.Open(dir);
-        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev));
-        LoraAdapter? adapter = null;
-        try { adapter = adapterDir is null ? null : LoraAdapter.Load(adapterDir, model); }
+        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections);
+        IAdapter? adapter = null;
+        try { adapter = adapterDir is null ? null : Adapters.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }
         return new PretrainedModel
         {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SharpTune.Data;
 using SharpTune.Models;
+using SharpTune.Quantization;
 
 namespace SharpTune.Cli.Commands;
 
@@ -14,15 +15,23 @@ sealed class ModelFlags
         Description = "Wrap each prompt in a training prompt format (r1-reasoning, alpaca) instead of the chat template, as a model fine-tuned with that format expects",
     };
     readonly Option<string> _device = new("--device") { Description = "auto, cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
+    readonly Option<string> _quantization = new("--quantization")
+    {
+        Description = "The frozen base's projections: none, nf4, fp4 (4 bits, blocks of 64, double-quantized absmax) or int8 (row-wise); a bitsandbytes 4-bit checkpoint loads as stored",
+        DefaultValueFactory = _ => "none",
+    };
     readonly Option<string> _dtype = new("--dtype") { Description = "auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16", DefaultValueFactory = _ => "auto" };
 
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { _model, _adapter, _promptFormat, _device, _dtype }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { _model, _adapter, _promptFormat, _device, _dtype, _quantization }) cmd.Options.Add(o);
     }
 
-    public PretrainedModel Load(ParseResult p) =>
-        PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(_model)!), p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter));
+    public PretrainedModel Load(ParseResult p)
+    {
+        string dir = ModelLocator.Resolve(p.GetValue(_model)!);
+        return PretrainedModel.Load(dir, p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter), WeightQuantization.For(p.GetValue(_quantization)!, dir));
+    }
 
     /// <summary>The flags' values, the model resolved to a local folder, for commands that load the model themselves.</summary>
     public (string ModelDir, string? Adapter, string? PromptFormat, string Device, string DType) Values(ParseResult p) =>

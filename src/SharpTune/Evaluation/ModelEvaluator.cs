@@ -139,7 +139,7 @@ public static class ModelEvaluator
     /// themselves (the untrained prefix is the prompt, the trained part the reference), so they are exactly what
     /// training held out.
     /// </summary>
-    public static EvalResult Validation(PretrainedModel m, LoraAdapter adapter, IReadOnlyList<TokenizedExample> validation,
+    public static EvalResult Validation(PretrainedModel m, IAdapter adapter, IReadOnlyList<TokenizedExample> validation,
         int count, int maxNewTokens, long tokenBudget, ScoreOptions? score = null, IProgress<EvalProgress>? progress = null)
     {
         var eos = m.EosTokenIds.ToHashSet();

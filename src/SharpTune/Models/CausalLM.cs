@@ -5,14 +5,15 @@ using F = TorchSharp.torch.nn.functional;
 namespace SharpTune.Models;
 
 /// <summary>A frozen linear projection y = x Wᵀ + b, named as in the checkpoint (e.g.
-/// "model.layers.3.self_attn.q_proj"). A LoRA adapter, when attached, adds its low-rank update.</summary>
-public sealed class Linear(string name, Tensor weight, Tensor? bias) : IDisposable
+/// "model.layers.3.self_attn.q_proj"). The weight is dense or quantized (<see cref="IFrozenWeight"/>); a LoRA
+/// adapter, when attached, adds its low-rank update on top.</summary>
+public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : IDisposable
 {
     public string Name { get; } = name;
-    public Tensor Weight { get; } = weight;   // [out, in]
-    public Tensor? Bias { get; } = bias;      // [out]
-    public long InFeatures => Weight.shape[1];
-    public long OutFeatures => Weight.shape[0];
+    public IFrozenWeight Weight { get; } = weight;   // [out, in]
+    public Tensor? Bias { get; } = bias;             // [out]
+    public long InFeatures => Weight.InFeatures;
+    public long OutFeatures => Weight.OutFeatures;
 
     /// <summary>Adds the adapter's contribution for input x to the frozen output y: (x, y) → y + Δ(x); null when
     /// none is attached (Peft sets this).</summary>
@@ -20,7 +21,7 @@ public sealed class Linear(string name, Tensor weight, Tensor? bias) : IDisposab
 
     public Tensor Forward(Tensor x)
     {
-        var y = F.linear(x, Weight, Bias);
+        var y = Weight.Linear(x, Bias);
         return Adapter is null ? y : Adapter(x, y);
     }
 
@@ -66,13 +67,17 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
     /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.
-    /// The names here are the single table of HF weight names for this architecture family.</summary>
-    public CausalLM(ModelConfig c, Device device, ScalarType dtype, Func<string, long[], Tensor> weight)
+    /// The names here are the single table of HF weight names for this architecture family.
+    /// <paramref name="projection"/>, when given, makes the seven projections' weights (e.g. quantized); by default
+    /// they are dense tensors from <paramref name="weight"/>.</summary>
+    public CausalLM(ModelConfig c, Device device, ScalarType dtype, Func<string, long[], Tensor> weight,
+        Func<string, long[], IFrozenWeight>? projection = null)
     {
         Config = c; Device = device; DType = dtype;
         long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, im = c.IntermediateSize;
+        projection ??= (name, shape) => new DenseWeight(weight(name, shape));
         Linear Proj(string name, long outF, long inF, bool bias) =>
-            new(name, weight(name + ".weight", [outF, inF]), bias ? weight(name + ".bias", [outF]) : null);
+            new(name, projection(name + ".weight", [outF, inF]), bias ? weight(name + ".bias", [outF]) : null);
 
         Embed = weight("model.embed_tokens.weight", [c.VocabSize, h]);
         Layers = new DecoderLayer[c.NumLayers];
@@ -110,13 +115,19 @@ public sealed class CausalLM : IDisposable
         using var scope = NewDisposeScope();
         long B = ids.shape[0], T = ids.shape[1];
         long past = cache?.Length ?? 0;
-        positions ??= arange(past, past + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
+        long virtualCount = VirtualTokens?.shape[0] ?? 0, prepended = past == 0 ? virtualCount : 0;
+        positions ??= arange(past - virtualCount + prepended, past - virtualCount + prepended + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
+        var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
+        if (virtualCount > 0)
+        {
+            if (documents is not null) { mask = documents.ToMask(B, T); documents = null; }   // virtual tokens serve every document
+            (x, positions, mask) = WithVirtualTokens(x, positions, mask, prepended);
+        }
         var (cos, sin) = Rope.CosSin(_invFreq, positions, DType);    // [B, T, D] each
         bool flash = cache is null && mask is null && FlashAttention.Available(Device, DType);
         if (documents is not null && !flash) { mask = documents.ToMask(B, T); documents = null; }
         var attention = new AttentionInputs(flash ? cos.unsqueeze(2) : cos.unsqueeze(1), flash ? sin.unsqueeze(2) : sin.unsqueeze(1), mask, documents, flash);
 
-        var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
         for (int i = 0; i < Layers.Length; i++)
         {
             var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
@@ -125,8 +136,38 @@ public sealed class CausalLM : IDisposable
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
             x = next;
         }
-        cache?.Advance(T);
+        cache?.Advance(T + prepended);
+        if (prepended > 0) x = x.narrow(1, prepended, T);   // the virtual tokens' outputs are nobody's
         return RmsNorm(x, Norm).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Prompt tuning's virtual token embeddings [N, H] (PEFT's prompt_embeddings), set by Peft: they come
+    /// before every sequence, as PEFT concatenates them to the input embeddings. Callers keep their own positions,
+    /// masks and outputs; the virtual tokens sit in the KV cache after its first fill.</summary>
+    public Tensor? VirtualTokens { get; set; }
+
+    /// <summary>Prepends <paramref name="prepended"/> virtual tokens (0 after a cache's first fill) and shifts positions
+    /// and the mask by the N virtual tokens: they see each other causally, and every real token sees all of them.</summary>
+    (Tensor X, Tensor Positions, Tensor? Mask) WithVirtualTokens(Tensor x, Tensor positions, Tensor? mask, long prepended)
+    {
+        long B = x.shape[0], T = x.shape[1], N = VirtualTokens!.shape[0];
+        positions = positions + N;
+        if (prepended > 0)
+        {
+            x = cat([VirtualTokens.to(x.dtype).unsqueeze(0).expand(B, N, x.shape[2]), x], 1);
+            positions = cat([arange(N, dtype: int64, device: Device).unsqueeze(0).expand(B, N), positions], 1);
+        }
+        if (mask is not null)
+        {
+            var seeVirtual = ones([B, 1, mask.shape[2], N], ScalarType.Bool, Device);
+            mask = cat([seeVirtual, mask], 3);                                                    // [B, 1, T, N + S]
+            if (prepended > 0)
+            {
+                var virtualRows = cat([ones([N, N], ScalarType.Bool, Device).tril(), zeros([N, T], ScalarType.Bool, Device)], 1);
+                mask = cat([virtualRows.expand(B, 1, N, N + T), mask], 2);                          // [B, 1, N + T, N + T]
+            }
+        }
+        return (x, positions, mask);
     }
 
     /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>

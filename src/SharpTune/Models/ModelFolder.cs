@@ -83,33 +83,54 @@ public sealed class ModelFolder : IDisposable
         _ => throw new SharpTuneException($"--dtype: expected auto, float32, bfloat16, float16 or float64, got '{dtype}'"),
     };
 
-    /// <summary>Loads the model onto <paramref name="device"/>, converting each tensor as it is read.</summary>
-    public CausalLM LoadModel(Device device, ScalarType dtype)
+    readonly HashSet<string> _used = new();
+
+    /// <summary>Whether the checkpoint holds a tensor of this name.</summary>
+    public bool Has(string name) => _byName.ContainsKey(name);
+
+    /// <summary>The file that holds <paramref name="name"/> (for error messages).</summary>
+    public string FileOf(string name) => _byName.TryGetValue(name, out var f) ? f.Path : Directory;
+
+    /// <summary>Reads one tensor as stored (CPU, the file's dtype) and records it as used by the model.</summary>
+    public Tensor ReadRaw(string name)
     {
-        var used = new HashSet<string>();
-        var loaded = new List<Tensor>();
+        if (!_byName.TryGetValue(name, out var file))
+            throw new SharpTuneException($"{Directory}: weight '{name}' is missing from the checkpoint (config.json says {Config.Architecture} with {Config.NumLayers} layers)");
+        _used.Add(name);
+        return file.Read(name);
+    }
+
+    /// <summary>Loads the model onto <paramref name="device"/>, converting each tensor as it is read. The seven
+    /// projections' weights come from <paramref name="projections"/> when given (a quantizing loader), one at a time,
+    /// so that only one layer's weight in the checkpoint's dtype is in memory at once.</summary>
+    public CausalLM LoadModel(Device device, ScalarType dtype, ProjectionLoader? projections = null)
+    {
+        _used.Clear();
+        var loaded = new List<IDisposable>();
         Tensor Fetch(string name, long[] shape)
         {
-            if (!_byName.TryGetValue(name, out var file))
-                throw new SharpTuneException($"{Directory}: weight '{name}' is missing from the checkpoint (config.json says {Config.Architecture} with {Config.NumLayers} layers)");
-            var e = file.Entries[name];
-            if (!e.Shape.SequenceEqual(shape))
-                throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", e.Shape)}], config.json implies [{string.Join(", ", shape)}]");
-            used.Add(name);
-            using var raw = file.Read(name);
+            if (_byName.TryGetValue(name, out var file) && !file.Entries[name].Shape.SequenceEqual(shape))
+                throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", file.Entries[name].Shape)}], config.json implies [{string.Join(", ", shape)}]");
+            using var raw = ReadRaw(name);
             var t = raw.to(dtype, device).DetachFromDisposeScope();
             loaded.Add(t);
             return t;
         }
+        Func<string, long[], IFrozenWeight>? projection = projections is null ? null : (name, shape) =>
+        {
+            var w = projections(this, name, shape, device, dtype);
+            loaded.Add(w);
+            return w;
+        };
 
         CausalLM model;
-        try { model = new CausalLM(Config, device, dtype, Fetch); }
+        try { model = new CausalLM(Config, device, dtype, Fetch, projection); }
         catch
         {
             foreach (var t in loaded) t.Dispose();   // a missing or misshapen weight: free what was loaded
             throw;
         }
-        var unexpected = Tensors.Keys.Where(n => !used.Contains(n) && !n.EndsWith("rotary_emb.inv_freq")
+        var unexpected = Tensors.Keys.Where(n => !_used.Contains(n) && !n.EndsWith("rotary_emb.inv_freq")
             && !(Config.TieWordEmbeddings && n == "lm_head.weight")).Order().ToList();
         if (unexpected.Count > 0)
         {

@@ -14,7 +14,8 @@ public sealed record LoraOptions(
     double Alpha = 16,
     double Dropout = 0,
     bool UseRslora = false,
-    IReadOnlyList<string>? TargetModules = null)
+    IReadOnlyList<string>? TargetModules = null,
+    bool UseDora = false)
 {
     public static readonly IReadOnlyList<string> AllProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
@@ -38,10 +39,12 @@ public sealed record LoraOptions(
 /// Low-rank adapters on a frozen model's projections: y = W x + b + (α/r) · B A dropout(x), with A [r, in] and
 /// B [out, r] trainable and kept in fp32 (cast to the activation dtype in forward). Saved and loaded in PEFT's
 /// format (adapter_config.json + adapter_model.safetensors, names base_model.model.&lt;module&gt;.lora_A.weight).
+/// With DoRA (Liu et al. 2024, PEFT's use_dora) each target also has a magnitude m [out] (PEFT's lora_magnitude_vector):
+/// y = m / ‖W + s·BA‖_row ⊙ (W x + s·B A x) + b, the norm taken per output row and detached, as PEFT computes it.
 /// </summary>
-public sealed class LoraAdapter : IDisposable
+public sealed class LoraAdapter : IAdapter
 {
-    public sealed record Pair(Linear Target, Parameter A, Parameter B)
+    public sealed record Pair(Linear Target, Parameter A, Parameter B, Parameter? Magnitude = null)
     {
         internal Func<Tensor, Tensor, Tensor>? Forward { get; init; }
     }
@@ -56,24 +59,25 @@ public sealed class LoraAdapter : IDisposable
     public Tensor Values => _values;
     public Tensor Gradients => _gradients;
     public IReadOnlyList<Pair> Pairs => _pairs;
-    public IEnumerable<Parameter> Parameters => _pairs.SelectMany(p => new[] { p.A, p.B });
-    public long TrainableParameterCount => _pairs.Sum(p => p.A.numel() + p.B.numel());
+    public IEnumerable<Parameter> Parameters => _pairs.SelectMany(Trainable);
+    public long TrainableParameterCount => Parameters.Sum(p => p.numel());
+    static IEnumerable<Parameter> Trainable(Pair p) => p.Magnitude is null ? [p.A, p.B] : [p.A, p.B, p.Magnitude];
 
     /// <summary>Dropout is active only while training.</summary>
     public bool Training { get; set; }
 
     /// <summary>Lays out the adapters of <paramref name="targets"/> in the flat buffers and fills them with <paramref name="init"/>'s values.</summary>
-    LoraAdapter(LoraOptions options, IReadOnlyList<Linear> targets, Device device, Func<Linear, (Tensor A, Tensor B)> init)
+    LoraAdapter(LoraOptions options, IReadOnlyList<Linear> targets, Device device, Func<Linear, (Tensor A, Tensor B, Tensor? Magnitude)> init)
     {
         Options = options;
         long r = options.Rank;
-        long total = targets.Sum(t => r * t.InFeatures + t.OutFeatures * r);
+        long total = targets.Sum(t => r * t.InFeatures + t.OutFeatures * r + (options.UseDora ? t.OutFeatures : 0));
         _values = zeros([total], float32, device).DetachFromDisposeScope();
         _gradients = zeros([total], float32, device).DetachFromDisposeScope();
         long offset = 0;
         Parameter View(long[] shape, Tensor value)
         {
-            long n = shape[0] * shape[1];
+            long n = shape.Aggregate(1L, (x, y) => x * y);
             using (no_grad()) _values.narrow(0, offset, n).copy_(value.reshape(n));
             var p = new Parameter(_values.narrow(0, offset, n).view(shape));
             p.DetachFromDisposeScope();
@@ -85,8 +89,8 @@ public sealed class LoraAdapter : IDisposable
         {
             if (target.Adapter is not null) throw new SharpTuneException($"{target.Name} already has an adapter");
             using var scope = NewDisposeScope();
-            var (a, b) = init(target);
-            Add(target, View([r, target.InFeatures], a), View([target.OutFeatures, r], b));
+            var (a, b, m) = init(target);
+            Add(target, View([r, target.InFeatures], a), View([target.OutFeatures, r], b), options.UseDora ? View([target.OutFeatures], m!) : null);
         }
     }
 
@@ -99,7 +103,9 @@ public sealed class LoraAdapter : IDisposable
         return new LoraAdapter(options, Targets(model, options).ToList(), model.Device, linear =>
         {
             double bound = 1 / Math.Sqrt(linear.InFeatures);
-            return (empty([options.Rank, linear.InFeatures], float32).uniform_(-bound, bound, gen), zeros([linear.OutFeatures, options.Rank], float32));
+            var a = empty([options.Rank, linear.InFeatures], float32).uniform_(-bound, bound, gen);
+            var b = zeros([linear.OutFeatures, options.Rank], float32);
+            return (a, b, options.UseDora ? RowNorm(linear, a, b, options.Scaling) : null);   // DoRA starts at m = ‖W‖ (B = 0)
         });
     }
 
@@ -108,16 +114,34 @@ public sealed class LoraAdapter : IDisposable
 
     static string ShortName(string moduleName) => moduleName[(moduleName.LastIndexOf('.') + 1)..];
 
-    void Add(Linear target, Parameter a, Parameter b)
+    /// <summary>‖W + s·B A‖ per output row, in fp32 on A's device, without gradient (DoRA's weight norm).</summary>
+    static Tensor RowNorm(Linear target, Tensor a, Tensor b, double scaling)
+    {
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var w = target.Weight.Dense(float32).to(a.device);
+        return (w + b.to(float32).matmul(a.to(float32)) * scaling).norm(1).MoveToOuterDisposeScope();
+    }
+
+    void Add(Linear target, Parameter a, Parameter b, Parameter? magnitude)
     {
         double scaling = Options.Scaling, dropout = Options.Dropout;
-        var pair = new Pair(target, a, b)
+        var pair = new Pair(target, a, b, magnitude)
         {
             Forward = (x, y) =>
             {
                 // y + scaling · (x Aᵀ) Bᵀ with the scale and the sum inside one matrix product (addmm): three kernels
                 // fewer per projection than separate product, scaling and addition, and one rounding instead of three.
                 var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
+                if (magnitude is not null)
+                {
+                    // DoRA: y + (m/‖W + sBA‖ − 1) ⊙ W x + m/‖W + sBA‖ ⊙ s·B A x, with W x the base output less its bias
+                    using var scope = NewDisposeScope();
+                    var lora = F.linear(F.linear(input, a.to(x.dtype)), b.to(x.dtype));
+                    var scale = (magnitude / RowNorm(target, a, b, scaling).to(x.device)).to(x.dtype);
+                    var baseResult = ReferenceEquals(input, x) ? (target.Bias is null ? y : y - target.Bias) : target.Weight.Linear(input, null);
+                    return (y + (scale - 1) * baseResult + scale * lora * scaling).MoveToOuterDisposeScope();
+                }
                 var xa = F.linear(input, a.to(x.dtype));                                  // [..., r]
                 long outF = y.shape[^1];
                 return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), b.to(x.dtype).t(), beta: 1, alpha: (float)scaling).view(y.shape);
@@ -129,7 +153,22 @@ public sealed class LoraAdapter : IDisposable
 
     /// <summary>The A and B tensors of one decoder layer's adapters (what activation checkpointing must route gradients to).</summary>
     public IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer) =>
-        _pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(p => new Tensor[] { p.A, p.B }).ToList();
+        _pairs.Where(p => layer.Projections.Contains(p.Target)).SelectMany(Trainable).Cast<Tensor>().ToList();
+
+    public void Restore(SafetensorsFile weights)
+    {
+        using var noGrad = no_grad();
+        foreach (var pair in _pairs)
+        {
+            using var a = weights.Read(PeftName(pair.Target.Name, "lora_A"));
+            using var b = weights.Read(PeftName(pair.Target.Name, "lora_B"));
+            pair.A.copy_(a);
+            pair.B.copy_(b);
+            if (pair.Magnitude is null) continue;
+            using var m = weights.Read(MagnitudeName(pair.Target.Name));
+            pair.Magnitude.copy_(m);
+        }
+    }
 
     /// <summary>Whether the adapters take part in the model's forward (off: the base model's outputs).</summary>
     public bool Enabled
@@ -142,12 +181,16 @@ public sealed class LoraAdapter : IDisposable
     public void Detach() => Enabled = false;
 
     public static string PeftName(string moduleName, string ab) => $"base_model.model.{moduleName}.{ab}.weight";
+    /// <summary>PEFT's name for a DoRA magnitude (its ".weight" suffix is dropped in saved files).</summary>
+    public static string MagnitudeName(string moduleName) => $"base_model.model.{moduleName}.lora_magnitude_vector";
 
     /// <summary>Writes adapter_config.json and adapter_model.safetensors (atomically) into <paramref name="dir"/>.</summary>
     public void Save(string dir, string? baseModel = null)
     {
         Directory.CreateDirectory(dir);
-        var tensors = _pairs.SelectMany(p => new (string, Tensor)[] { (PeftName(p.Target.Name, "lora_A"), p.A), (PeftName(p.Target.Name, "lora_B"), p.B) }).ToList();
+        var tensors = _pairs.SelectMany(p => p.Magnitude is null
+            ? new (string, Tensor)[] { (PeftName(p.Target.Name, "lora_A"), p.A), (PeftName(p.Target.Name, "lora_B"), p.B) }
+            : [(PeftName(p.Target.Name, "lora_A"), p.A), (PeftName(p.Target.Name, "lora_B"), p.B), (MagnitudeName(p.Target.Name), p.Magnitude)]).ToList();
         SafetensorsFile.Write(Path.Combine(dir, "adapter_model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         var config = new JsonObject
         {
@@ -163,7 +206,7 @@ public sealed class LoraAdapter : IDisposable
             ["fan_in_fan_out"] = false,
             ["inference_mode"] = true,
             ["init_lora_weights"] = true,
-            ["use_dora"] = false,
+            ["use_dora"] = Options.UseDora,
             ["modules_to_save"] = null,
             ["rank_pattern"] = new JsonObject(),
             ["alpha_pattern"] = new JsonObject(),
@@ -181,7 +224,6 @@ public sealed class LoraAdapter : IDisposable
 
         string type = config["peft_type"]?.GetValue<string>() ?? "LORA";
         if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {type} is not supported (only LORA)");
-        if (config["use_dora"]?.GetValue<bool>() == true) throw new SharpTuneException($"{configPath}: DoRA adapters are not supported yet");
         foreach (var key in new[] { "rank_pattern", "alpha_pattern" })
             if (config[key] is JsonObject { Count: > 0 }) throw new SharpTuneException($"{configPath}: per-module {key} is not supported");
         if (config["bias"]?.GetValue<string>() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias '{bias}' is not supported (only 'none')");
@@ -197,7 +239,8 @@ public sealed class LoraAdapter : IDisposable
             Alpha: config["lora_alpha"]?.GetValue<double>() ?? 8,
             Dropout: config["lora_dropout"]?.GetValue<double>() ?? 0,
             UseRslora: config["use_rslora"]?.GetValue<bool>() ?? false,
-            TargetModules: targetNames);
+            TargetModules: targetNames,
+            UseDora: config["use_dora"]?.GetValue<bool>() ?? false);
         options.Validate();
 
         using var file = SafetensorsFile.Open(weightsPath);
@@ -207,6 +250,13 @@ public sealed class LoraAdapter : IDisposable
         {
             string nameA = PeftName(linear.Name, "lora_A"), nameB = PeftName(linear.Name, "lora_B");
             expected.Add(nameA); expected.Add(nameB);
+            if (options.UseDora)
+            {
+                string nameM = MagnitudeName(linear.Name);
+                expected.Add(nameM);
+                if (!file.Entries.TryGetValue(nameM, out var m) || !m.Shape.SequenceEqual(new[] { linear.OutFeatures }))
+                    throw new SharpTuneException($"{weightsPath}: use_dora is true but '{nameM}' [{linear.OutFeatures}] is missing or misshapen");
+            }
             if (!file.Entries.TryGetValue(nameA, out var a) || !file.Entries.TryGetValue(nameB, out var b))
                 throw new SharpTuneException($"{weightsPath}: no LoRA weights for {linear.Name} ({nameA}); is the adapter for another model?");
             if (!a.Shape.SequenceEqual(new long[] { options.Rank, linear.InFeatures }) || !b.Shape.SequenceEqual(new long[] { linear.OutFeatures, options.Rank }))
@@ -217,13 +267,14 @@ public sealed class LoraAdapter : IDisposable
         if (extra.Count > 0)
             throw new SharpTuneException($"{weightsPath}: {extra.Count} tensors match no module of this model (e.g. {extra[0]})");
         return new LoraAdapter(options, targets, model.Device, linear =>
-            (file.Read(PeftName(linear.Name, "lora_A")).to(float32), file.Read(PeftName(linear.Name, "lora_B")).to(float32)));
+            (file.Read(PeftName(linear.Name, "lora_A")).to(float32), file.Read(PeftName(linear.Name, "lora_B")).to(float32),
+             options.UseDora ? file.Read(MagnitudeName(linear.Name)).to(float32) : null));
     }
 
     public void Dispose()
     {
         Detach();
-        foreach (var p in _pairs) { p.A.Dispose(); p.B.Dispose(); }
+        foreach (var p in _pairs) { p.A.Dispose(); p.B.Dispose(); p.Magnitude?.Dispose(); }
         _values.Dispose();
         _gradients.Dispose();
     }

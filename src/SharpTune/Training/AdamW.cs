@@ -9,7 +9,7 @@ namespace SharpTune.Training;
 ///   p ← p − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)
 /// Its state (m, v, t) is plain tensors, saved with a checkpoint for an exact resume.
 /// </summary>
-public sealed class AdamW : IDisposable
+public sealed class AdamW : IOptimizer
 {
     readonly IReadOnlyList<(Tensor Value, Tensor Grad)> _params;
     readonly Tensor[] _m, _v;
@@ -62,6 +62,8 @@ public sealed class AdamW : IDisposable
         {
             using var m = read($"m.{i}");
             using var v = read($"v.{i}");
+            if (!m.shape.SequenceEqual(_m[i].shape) || !v.shape.SequenceEqual(_v[i].shape))
+                throw new SharpTuneException($"optimizer state 'm.{i}' / 'v.{i}' has shape [{string.Join(", ", m.shape)}], expected [{string.Join(", ", _m[i].shape)}]");
             _m[i].copy_(m);
             _v[i].copy_(v);
         }

@@ -5,6 +5,7 @@ using SharpTune.Data;
 using SharpTune.Demo;
 using SharpTune.Models;
 using SharpTune.Peft;
+using SharpTune.Quantization;
 using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -20,11 +21,11 @@ public sealed class SftTrainer : IDisposable
 {
     public TrainOptions Options { get; }
     public PretrainedModel Model { get; }
-    public LoraAdapter Adapter { get; }
+    public IAdapter Adapter { get; }
     public PreparedData Data { get; }
     readonly Batcher _batcher;
     readonly List<PackedSequence> _validation;
-    readonly AdamW _optimizer;
+    readonly IOptimizer _optimizer;
     readonly LearningRateSchedule _schedule;
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
@@ -47,7 +48,7 @@ public sealed class SftTrainer : IDisposable
     public int Step => _step;
     public int MaxSteps => _maxSteps;
 
-    SftTrainer(TrainOptions options, PretrainedModel model, LoraAdapter adapter, PreparedData data, ITrainingSink sink)
+    SftTrainer(TrainOptions options, PretrainedModel model, IAdapter adapter, PreparedData data, ITrainingSink sink)
     {
         Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
         var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
@@ -58,7 +59,10 @@ public sealed class SftTrainer : IDisposable
         _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed, PadToMultipleOf = _padMultiple });
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
-        _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
+        IReadOnlyList<(Tensor, Tensor)> trainable = [(adapter.Values, adapter.Gradients)];
+        _optimizer = options.Optimizer == "adamw_8bit"
+            ? new AdamW8bit(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay)
+            : new AdamW(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload);
@@ -69,7 +73,7 @@ public sealed class SftTrainer : IDisposable
     public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
     {
         options.Validate();
-        var model = PretrainedModel.Load(modelDir, options.Device, options.DType);
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir));
         try
         {
             var data = PrepareData(options, model);
@@ -81,7 +85,9 @@ public sealed class SftTrainer : IDisposable
                     sink.OnMessage($"{s.Source}: skipped {s.Tokens.BadRows} bad rows (on_bad_row: skip); the first: {s.BadRowSamples.FirstOrDefault()}");
             }
             manual_seed(options.Seed);
-            var adapter = LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
+            IAdapter adapter = options.Peft == "prompt_tuning"
+                ? PromptTuning.Attach(model.CausalLM, options.NumVirtualTokens, options.Seed)
+                : LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
             var device = model.CausalLM.Device;
             if (device.type == DeviceType.CUDA)
@@ -295,6 +301,11 @@ public sealed class SftTrainer : IDisposable
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
         var state = JsonFile.ReadObject(statePath);
+        // Optimizer state differs in kind (fp32 vs 8-bit moments); a checkpoint from before the setting existed is adamw.
+        string savedOptimizer = (state["options"] as JsonObject)?["Optimizer"]?.GetValue<string>() ?? "adamw";
+        if (savedOptimizer != Options.Optimizer)
+            throw new SharpTuneException($"{Path.Combine(newest, "optimizer.safetensors")}: holds {savedOptimizer} state, this run asks for optimizer {Options.Optimizer}; "
+                + $"resume with optimizer: {savedOptimizer}, or use another output_dir");
         // A longer run may continue a shorter one (its schedule is recomputed for the new length); a shorter one
         // would need steps that were already taken under another schedule.
         int savedMaxSteps = state["max_steps"]?.GetValue<int>() ?? -1;
@@ -311,16 +322,13 @@ public sealed class SftTrainer : IDisposable
                     + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
 
         using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
-        using (no_grad())
-            foreach (var pair in Adapter.Pairs)
-            {
-                using var a = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_A"));
-                using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
-                pair.A.copy_(a);
-                pair.B.copy_(b);
-            }
-        using (var moments = SafetensorsFile.Open(Path.Combine(newest, "optimizer.safetensors")))
-            _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>());
+            Adapter.Restore(weights);
+        string momentsPath = Path.Combine(newest, "optimizer.safetensors");
+        using (var moments = SafetensorsFile.Open(momentsPath))
+        {
+            try { _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>()); }
+            catch (SharpTuneException e) when (!e.Message.StartsWith(momentsPath)) { throw new SharpTuneException($"{momentsPath}: {e.Message}"); }
+        }
         _step = state["step"]!.GetValue<int>();
         _position = new DataPosition(state["epoch"]!.GetValue<int>(), state["batch"]!.GetValue<int>());
         _tokens = state["tokens"]!.GetValue<long>();
@@ -335,7 +343,7 @@ public sealed class SftTrainer : IDisposable
 
     static readonly string[] ResumeSensitive =
     [
-        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora),
+        nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora), nameof(TrainOptions.UseDora), nameof(TrainOptions.Peft), nameof(TrainOptions.NumVirtualTokens),
         nameof(TrainOptions.BatchSize), nameof(TrainOptions.GradientAccumulation), nameof(TrainOptions.Packing), nameof(TrainOptions.MaxLength),
         nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed), nameof(TrainOptions.OnBadRow),
     ];

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Serialization;
 using SharpTune.Data;
 using SharpTune.Peft;
+using SharpTune.Quantization;
 using YamlDotNet.RepresentationModel;
 
 namespace SharpTune.Training;
@@ -66,6 +67,12 @@ public sealed record TrainOptions
     [Setting("A dataset row that cannot be read or formatted: stop with an error naming it, or leave it out and report the count", Allowed = "error, skip")]
     public string OnBadRow { get; init; } = "error";
 
+    // ---- adapter
+    [Setting("Adapter kind: LoRA (DoRA with use_dora), or prompt tuning (trainable virtual tokens; the lora_* settings do not apply)", Allowed = "lora, prompt_tuning")]
+    public string Peft { get; init; } = "lora";
+    [Setting("Virtual tokens of prompt tuning", Allowed = ">= 1")]
+    public int NumVirtualTokens { get; init; } = 20;
+
     // ---- LoRA (defaults: LoraOptions')
     static readonly LoraOptions LoraDefaults = new();
     [Setting("LoRA rank r: the inner size of each adapter (more = more capacity and memory)")]
@@ -76,10 +83,18 @@ public sealed record TrainOptions
     public double LoraDropout { get; init; } = LoraDefaults.Dropout;
     [Setting("Rank-stabilized LoRA: scale by alpha / sqrt(r) instead of alpha / r")]
     public bool UseRslora { get; init; } = LoraDefaults.UseRslora;
+    [Setting("DoRA: a trainable magnitude per output row on top of LoRA (PEFT's use_dora)")]
+    public bool UseDora { get; init; }
     [Setting("Comma-separated projections that get adapters", Allowed = "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")]
     public string TargetModules { get; init; } = string.Join(",", LoraDefaults.Targets);
 
+    // ---- quantization (QLoRA)
+    [Setting("The frozen base's projections: as dtype, 4-bit NF4/FP4 (blocks of 64, double-quantized absmax) or int8 row-wise; a bitsandbytes 4-bit checkpoint loads as stored", Allowed = "none, nf4, fp4, int8")]
+    public string Quantization { get; init; } = "none";
+
     // ---- optimization
+    [Setting("Optimizer: AdamW with fp32 moments, or 8-bit AdamW (both moments block-wise 8-bit, Dettmers et al. 2022)", Allowed = "adamw, adamw_8bit")]
+    public string Optimizer { get; init; } = "adamw";
     [Setting("Peak learning rate of AdamW", Allowed = "> 0")]
     public double LearningRate { get; init; } = 2e-4;
     [Setting("AdamW's decoupled weight decay")]
@@ -300,6 +315,11 @@ public sealed record TrainOptions
         Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
         Require(OnBadRow is "error" or "skip", $"on_bad_row: expected error or skip, got '{OnBadRow}'");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
+        Require(WeightQuantization.Kinds.Contains(Quantization), $"quantization: expected {string.Join(", ", WeightQuantization.Kinds)}, got '{Quantization}'");
+        Require(Peft is "lora" or "prompt_tuning", $"peft: expected lora or prompt_tuning, got '{Peft}'");
+        Require(NumVirtualTokens >= 1, $"num_virtual_tokens must be at least 1, got {NumVirtualTokens}");
+        Require(!(Peft == "prompt_tuning" && UseDora), "use_dora applies to peft: lora, not prompt_tuning");
+        Require(Optimizer is "adamw" or "adamw_8bit", $"optimizer: expected adamw or adamw_8bit, got '{Optimizer}'");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
@@ -307,7 +327,7 @@ public sealed record TrainOptions
     }
 
     public LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
-        TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), UseDora);
 }
 
 /// <summary>Describes a <see cref="TrainOptions"/> setting for `train --help` and docs/training.md.</summary>

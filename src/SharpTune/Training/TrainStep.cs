@@ -12,7 +12,7 @@ namespace SharpTune.Training;
 public static class TrainStep
 {
     /// <returns>the summed loss and the gradient norm before clipping (device scalars), and the tokens scored</returns>
-    public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, LoraAdapter adapter, AdamW optimizer,
+    public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, IAdapter adapter, IOptimizer optimizer,
         IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk)
     {
         int scored = micro.Sum(ScoredTokens);
@@ -112,7 +112,7 @@ public static class TrainStep
 
     /// <summary>Scales gradients so that their global L2 norm is at most max_grad_norm; returns the norm before
     /// clipping as a device scalar (no host sync).</summary>
-    static Tensor ClipGradients(LoraAdapter adapter, double maxGradNorm)
+    static Tensor ClipGradients(IAdapter adapter, double maxGradNorm)
     {
         var norm = adapter.Gradients.norm();
         if (maxGradNorm > 0) adapter.Gradients.mul_((maxGradNorm / (norm + 1e-6)).clamp_max(1.0));

@@ -28,6 +28,15 @@ public class CliTests
     }
 
     [Fact]
+    public void GenerateRunsOnA4BitBaseAndRefusesAnUnknownQuantization()
+    {
+        var r = Run("generate", "--model", Tiny.Value, "--prompt", "What is the BMI?", "--temperature", "0", "-n", "4", "--json", "--device", "cpu", "--quantization", "nf4");
+        Assert.Equal(0, r.Code);
+        Assert.Equal(4, JsonDocument.Parse(r.Out).RootElement.GetProperty("output_ids").GetArrayLength());
+        AssertOneLineError(Run("generate", "--model", Tiny.Value, "--prompt", "x", "--device", "cpu", "--quantization", "nf3"), "nf4");
+    }
+
+    [Fact]
     public void InfoDescribesTheModel()
     {
         var r = Run("info", "--model", TestPaths.Model("llama"));

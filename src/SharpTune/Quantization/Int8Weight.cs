@@ -1,0 +1,43 @@
+using SharpTune.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace SharpTune.Quantization;
+
+/// <summary>A weight in 8 bits, row-wise absmax (the weight side of LLM.int8(), Dettmers et al. 2022, without its
+/// outlier decomposition): each output row is scaled so that its largest magnitude maps to 127 and rounded to the
+/// nearest integer. Used dequantized in the compute dtype (no int8 matmul), so the error is the rounding alone:
+/// at most half a step, absmax/254, per value.</summary>
+public sealed class Int8Weight : IFrozenWeight
+{
+    public required Tensor Values { get; init; }   // [out, in] int8
+    public required Tensor Scale { get; init; }    // [out] fp32: absmax / 127
+    public long OutFeatures => Values.shape[0];
+    public long InFeatures => Values.shape[1];
+    public long StorageBytes => Values.NumberOfElements + Scale.NumberOfElements * 4;
+
+    public static Int8Weight Quantize(Tensor weight)
+    {
+        using var scope = NewDisposeScope();
+        var w = weight.to(float32);
+        var absmax = w.abs().amax([1]);
+        var scale = where(absmax > 0, absmax, ones_like(absmax)) / 127;
+        var q = (w / scale.unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8);
+        return new Int8Weight { Values = q.DetachFromDisposeScope(), Scale = scale.DetachFromDisposeScope() };
+    }
+
+    public Tensor Dense(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        return (Values.to(dtype) * Scale.to(dtype).unsqueeze(1)).MoveToOuterDisposeScope();
+    }
+
+    public Tensor Linear(Tensor x, Tensor? bias)
+    {
+        using var w = Dense(x.dtype);
+        return F.linear(x, w, bias);
+    }
+
+    public void Dispose() { Values.Dispose(); Scale.Dispose(); }
+}
