@@ -55,6 +55,9 @@ public sealed class AdamW : IDisposable
     public IEnumerable<(string Name, Tensor Tensor)> State() =>
         _m.Select((t, i) => ($"m.{i}", t)).Concat(_v.Select((t, i) => ($"v.{i}", t)));
 
+    /// <summary>The name and shape of each state tensor that <see cref="LoadState"/> reads.</summary>
+    public IEnumerable<(string Name, long[] Shape)> StateShapes() => State().Select(s => (s.Name, s.Tensor.shape));
+
     public void LoadState(Func<string, Tensor> read, int stepCount)
     {
         using var noGrad = no_grad();

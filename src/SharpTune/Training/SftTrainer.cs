@@ -279,35 +279,64 @@ public sealed class SftTrainer : IDisposable
         var newest = Checkpoints(CheckpointsDir).LastOrDefault();
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
-        var state = JsonFile.ReadObject(statePath);
-        if (state["max_steps"]?.GetValue<int>() != _maxSteps)
-            throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
+        var state = JsonFile.Read(statePath);
+        int savedMaxSteps = state["max_steps"].Int(1, int.MaxValue);
+        if (savedMaxSteps != _maxSteps)
+            throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {savedMaxSteps} steps, this one has {_maxSteps}; use another output_dir or resume: false");
         // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.
-        var saved = state["options"] as JsonObject;
+        var saved = state["options"].Object().Element.Deserialize<JsonObject>();
         var current = JsonSerializer.SerializeToNode(Options with { Resume = true }) as JsonObject;
         foreach (var key in ResumeSensitive)
             if (!JsonNode.DeepEquals(saved?[key], current?[key]))
-                throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {saved?[key]?.ToJsonString() ?? "(unset)"}, "
-                    + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
+                throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {ErrorText.OneLine(saved?[key]?.ToJsonString() ?? "(unset)")}, "
+                    + $"this run has {ErrorText.OneLine(current?[key]?.ToJsonString() ?? "(unset)")}; use another output_dir, or the checkpoint's settings to resume");
+        int step = state["step"].Int(0, _maxSteps);
+        int optimizerSteps = state["optimizer_steps"].Int(0, int.MaxValue);
+        var position = new DataPosition(state["epoch"].Int(0, int.MaxValue), state["batch"].Int(0, int.MaxValue));
+        long tokens = state["tokens"].Long();
+        double? bestEvalLoss = state["best_eval_loss"].DoubleOrNull();
+        int evalsWithoutImprovement = state["evals_without_improvement"].Int(0, int.MaxValue);
+        double elapsed = state["elapsed_seconds"].Double();
 
-        using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
-        using (no_grad())
+        // Every tensor's name and shape is checked against this run before anything is copied, so that a damaged
+        // checkpoint is named here rather than failing inside libtorch halfway through.
+        string adapterPath = Path.Combine(newest, "adapter_model.safetensors");
+        string optimizerPath = Path.Combine(newest, "optimizer.safetensors");
+        using (var weights = SafetensorsFile.Open(adapterPath))
+        using (var moments = SafetensorsFile.Open(optimizerPath))
+        {
             foreach (var pair in Adapter.Pairs)
             {
-                using var a = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_A"));
-                using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
-                pair.A.copy_(a);
-                pair.B.copy_(b);
+                RequireShape(weights, LoraAdapter.PeftName(pair.Target.Name, "lora_A"), pair.A.shape);
+                RequireShape(weights, LoraAdapter.PeftName(pair.Target.Name, "lora_B"), pair.B.shape);
             }
-        using (var moments = SafetensorsFile.Open(Path.Combine(newest, "optimizer.safetensors")))
-            _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>());
-        _step = state["step"]!.GetValue<int>();
-        _position = new DataPosition(state["epoch"]!.GetValue<int>(), state["batch"]!.GetValue<int>());
-        _tokens = state["tokens"]!.GetValue<long>();
-        _bestEvalLoss = state["best_eval_loss"]?.GetValue<double>();
-        _evalsWithoutImprovement = state["evals_without_improvement"]!.GetValue<int>();
-        _previousSeconds = state["elapsed_seconds"]!.GetValue<double>();
+            var stateShapes = _optimizer.StateShapes();
+            foreach (var (name, shape) in stateShapes) RequireShape(moments, name, shape);
+            using (no_grad())
+                foreach (var pair in Adapter.Pairs)
+                {
+                    using var a = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_A"));
+                    using var b = weights.Read(LoraAdapter.PeftName(pair.Target.Name, "lora_B"));
+                    pair.A.copy_(a);
+                    pair.B.copy_(b);
+                }
+            _optimizer.LoadState(name => moments.Read(name), optimizerSteps);
+        }
+        _step = step;
+        _position = position;
+        _tokens = tokens;
+        _bestEvalLoss = bestEvalLoss;
+        _evalsWithoutImprovement = evalsWithoutImprovement;
+        _previousSeconds = elapsed;
         _sink.OnMessage($"resuming from {newest} (step {_step} of {_maxSteps})");
+    }
+
+    static void RequireShape(SafetensorsFile file, string name, long[] shape)
+    {
+        if (!file.Entries.TryGetValue(name, out var entry))
+            throw new SharpTuneException($"{file.Path}: tensor {ErrorText.Quote(name)} is missing; the checkpoint does not belong to this run");
+        if (!entry.Shape.SequenceEqual(shape))
+            throw new SharpTuneException($"{file.Path}: tensor {ErrorText.Quote(name)} has shape [{string.Join(", ", entry.Shape)}], this run needs [{string.Join(", ", shape)}]");
     }
 
     static readonly string[] ResumeSensitive =
