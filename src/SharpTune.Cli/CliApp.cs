@@ -30,16 +30,29 @@ public static class CliApp
         catch (Exception e)
         {
             bool verbose = parsed.GetValue(Verbose);
-            var userError = Unwrap(e);
-            if (userError is not null && !verbose)
-            {
-                stderr.WriteLine($"error: {userError.Message}");
-                return 1;
-            }
-            stderr.WriteLine(verbose ? $"error: {e}" : $"error: {e.Message} (run with --verbose for details)");
-            return userError is not null ? 1 : 2;
+            var (message, code) = Describe(e);
+            stderr.WriteLine(verbose ? $"error: {e}" : $"error: {ErrorText.Message(message)}");
+            return code;
         }
     }
+
+    /// <summary>What to print for an exception, and the exit code: 1 for a user mistake or a file-system refusal
+    /// (the message names the file), 2 for a fault of SharpTune itself, worded to ask for a report.</summary>
+    static (string Message, int Code) Describe(Exception e)
+    {
+        if (Unwrap(e) is { } user) return (user.Message, 1);
+        if (UnwrapIo(e) is { } io) return (io.Message, 1);
+        return ($"internal error ({e.GetType().Name}: {e.Message}). This is a bug in SharpTune, not in your input: "
+            + "please report it with the command line and the output of the same command with --verbose", 2);
+    }
+
+    static Exception? UnwrapIo(Exception e) => e switch
+    {
+        IOException or UnauthorizedAccessException => e,
+        AggregateException { InnerExceptions.Count: 1 } a => UnwrapIo(a.InnerExceptions[0]),
+        TypeInitializationException { InnerException: { } inner } => UnwrapIo(inner),
+        _ => null,
+    };
 
     static SharpTuneException? Unwrap(Exception e) => e switch
     {

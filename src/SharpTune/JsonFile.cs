@@ -190,38 +190,3 @@ public readonly struct JsonField
 
     public override string ToString() => $"{File}: {Name}";
 }
-
-/// <summary>How user-supplied text appears in error messages: one line, control characters escaped, cut short.</summary>
-public static class ErrorText
-{
-    /// <summary>The value in double quotes, escaped, at most ~<paramref name="max"/> characters.</summary>
-    public static string Quote(string? value, int max = 80) => value is null ? "null" : $"\"{OneLine(value, max)}\"";
-
-    /// <summary>Escapes control characters, invalid surrogates and line breaks; keeps the first <paramref name="max"/>
-    /// characters and says how many more there were.</summary>
-    public static string OneLine(string text, int max = 80)
-    {
-        var sb = new StringBuilder(Math.Min(text.Length, max) + 16);
-        int i = 0;
-        for (; i < text.Length && sb.Length < max; i++)
-        {
-            char c = text[i];
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { sb.Append(c).Append(text[++i]); continue; }
-            switch (c)
-            {
-                case '\n': sb.Append("\\n"); break;
-                case '\r': sb.Append("\\r"); break;
-                case '\t': sb.Append("\\t"); break;
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                default:
-                    if (char.IsControl(c) || char.IsSurrogate(c) || c is '\u2028' or '\u2029')
-                        sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
-                    else sb.Append(c);
-                    break;
-            }
-        }
-        if (i < text.Length) sb.Append($"… ({text.Length - i} more characters)");
-        return sb.ToString();
-    }
-}

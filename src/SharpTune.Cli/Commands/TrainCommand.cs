@@ -41,11 +41,26 @@ static class TrainCommand
                 options = options with { Datasets = options.Datasets.Select(d => d with { Source = ModelLocator.ResolveDataset(d.Source) }).ToList() };
 
             bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
-            Directory.CreateDirectory(options.OutputDir);
-            using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
+            options.Validate();
+            OutputFolder.RequireWritable(options.OutputDir);
+            string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
+            CheckMetricsForResume(options, metricsPath);
+            bool newOutput = !Directory.Exists(options.OutputDir);
+            using var metrics = new MetricsLog(metricsPath);
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+            FineTuneResult result;
+            try
+            {
+                result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+            }
+            catch when (newOutput && !Directory.Exists(Path.Combine(options.OutputDir, "checkpoints")))
+            {
+                // A run that failed before its first checkpoint leaves nothing behind in a folder it created.
+                metrics.Dispose();
+                try { Directory.Delete(options.OutputDir, recursive: true); } catch (IOException) { }
+                throw;
+            }
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -71,5 +86,21 @@ static class TrainCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>A resumed run appends to metrics.jsonl and reads it back for the report at the end: a damaged file is
+    /// refused now, not after the training it would have spoiled.</summary>
+    static void CheckMetricsForResume(TrainOptions options, string metricsPath)
+    {
+        if (!options.Resume || !File.Exists(metricsPath) || SftTrainer.Checkpoints(Path.Combine(options.OutputDir, "checkpoints")).Count == 0)
+            return;
+        try
+        {
+            MetricsLog.Read(metricsPath);
+        }
+        catch (SharpTuneException e)
+        {
+            throw new SharpTuneException($"{e.Message}; this run would resume into that file: repair it (or delete it to start the metrics anew), the checkpoints are kept");
+        }
     }
 }

@@ -15,7 +15,7 @@ internal static class CsvRecords
         byte delimiter = file.Kind == DataFileKind.Tsv ? (byte)'\t' : (byte)',';
         using var stream = file.Open();
         var reader = new ByteReader(stream);
-        reader.SkipByteOrderMark();
+        reader.SkipByteOrderMark(file.Name);
         var scanner = new Scanner(reader, delimiter, maxRowBytes);
 
         if (!scanner.Next(out long headerLine, out string? headerError))

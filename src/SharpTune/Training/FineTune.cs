@@ -42,6 +42,9 @@ public static class FineTune
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
     public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default)
     {
+        // Everything that can be checked without training is checked before the first file is written.
+        options.Validate();
+        OutputFolder.RequireWritable(options.OutputDir);
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
         {

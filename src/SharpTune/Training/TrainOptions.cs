@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text;
 using YamlDotNet.RepresentationModel;
+using PromptFormats = SharpTune.Data.PromptFormat;
 
 namespace SharpTune.Training;
 
@@ -121,7 +122,7 @@ public sealed record TrainOptions
     {
         string k = key.Replace('-', '_');
         if (!Settable.TryGetValue(k, out var prop))
-            throw new SharpTuneException($"{where}: unknown setting '{key}'{Suggest(k)}");
+            throw new SharpTuneException($"{where}: unknown setting {ErrorText.Quote(key)}{Suggest(k)}");
         object converted;
         try
         {
@@ -130,18 +131,19 @@ public sealed record TrainOptions
                 var t when t == typeof(string) => value,
                 var t when t == typeof(int) => int.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(long) => long.Parse(value, CultureInfo.InvariantCulture),
-                var t when t == typeof(double) => double.Parse(value, CultureInfo.InvariantCulture),
+                var t when t == typeof(double) => double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) is var d && double.IsFinite(d) ? d
+                    : throw new SharpTuneException($"{where}: '{key}' expects a finite number, got {ErrorText.Quote(value)}"),
                 var t when t == typeof(bool) => bool.Parse(value),
                 var t => throw new InvalidOperationException($"no conversion to {t}"),
             };
         }
         catch (FormatException)
         {
-            throw new SharpTuneException($"{where}: '{key}' expects {TypeName(prop.PropertyType)}, got '{value}'");
+            throw new SharpTuneException($"{where}: '{key}' expects {TypeName(prop.PropertyType)}, got {ErrorText.Quote(value)}");
         }
         catch (OverflowException)
         {
-            throw new SharpTuneException($"{where}: '{key}' value '{value}' is out of range");
+            throw new SharpTuneException($"{where}: '{key}' value {ErrorText.Quote(value)} is out of range");
         }
         var copy = this with { };
         prop.SetValue(copy, converted);
@@ -171,17 +173,22 @@ public sealed record TrainOptions
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
     {
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
+        string text = InputFile.ReadAllText(path);
         var yaml = new YamlStream();
-        try { yaml.Load(new StringReader(File.ReadAllText(path))); }
-        catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({e.Message})"); }
+        try
+        {
+            CheckDepth(text, path);
+            yaml.Load(new StringReader(text));
+        }
+        catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({ErrorText.OneLine(e.Message, 160)})"); }
         var options = start ?? new TrainOptions();
         if (yaml.Documents.Count == 0) return options;
         if (yaml.Documents[0].RootNode is not YamlMappingNode root)
             throw new SharpTuneException($"{path}: a recipe is a mapping of settings (key: value)");
         foreach (var (keyNode, valueNode) in root.Children)
         {
-            string key = ((YamlScalarNode)keyNode).Value ?? "";
             string where = $"{path}:{keyNode.Start.Line}";
+            string key = keyNode is YamlScalarNode k ? k.Value ?? "" : throw new SharpTuneException($"{where}: a setting's name must be plain text");
             if (key == "datasets")
             {
                 if (valueNode is not YamlSequenceNode list)
@@ -196,6 +203,29 @@ public sealed record TrainOptions
         return options;
     }
 
+    /// <summary>Recipes are flat; the representation model recurses per level, so a hostile file nested
+    /// thousands deep would overflow the stack. The event parser is not recursive: count the depth with it first.</summary>
+    const int MaxYamlDepth = 32;
+
+    static void CheckDepth(string text, string path)
+    {
+        var parser = new YamlDotNet.Core.Parser(new StringReader(text));
+        int depth = 0;
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart:
+                    if (++depth > MaxYamlDepth)
+                        throw new SharpTuneException($"{path}:{parser.Current.Start.Line}: nested more than {MaxYamlDepth} levels deep; a recipe is a flat mapping of settings");
+                    break;
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    depth--;
+                    break;
+            }
+        }
+    }
+
     static DatasetSpec ParseDataset(YamlNode node, string path)
     {
         string where = $"{path}:{node.Start.Line}";
@@ -204,43 +234,60 @@ public sealed record TrainOptions
         var spec = new DatasetSpec();
         foreach (var (k, v) in map.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "", value = (v as YamlScalarNode)?.Value ?? "";
             string at = $"{path}:{k.Start.Line}";
+            string key = k is YamlScalarNode ks ? ks.Value ?? "" : throw new SharpTuneException($"{at}: a dataset setting's name must be plain text");
+            string value = v is YamlScalarNode vs ? vs.Value ?? "" : throw new SharpTuneException($"{at}: {ErrorText.Quote(key)} expects a single value");
             spec = key switch
             {
                 "source" => spec with { Source = value },
                 "config" => spec with { Config = value },
                 "split" => spec with { Split = value },
-                "rows" => spec with { Rows = int.TryParse(value, out var r) && r >= 0 ? r : throw new SharpTuneException($"{at}: 'rows' expects a whole number >= 0, got '{value}'") },
+                "rows" => spec with { Rows = int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var r) && r >= 0 ? r : throw new SharpTuneException($"{at}: 'rows' expects a whole number >= 0, got {ErrorText.Quote(value)}") },
                 "format" => spec with { Format = value },
-                "ratio" => spec with { Ratio = double.TryParse(value, CultureInfo.InvariantCulture, out var q) && q > 0 ? q : throw new SharpTuneException($"{at}: 'ratio' expects a number > 0, got '{value}'") },
+                "ratio" => spec with { Ratio = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var q) && q > 0 && double.IsFinite(q) ? q : throw new SharpTuneException($"{at}: 'ratio' expects a finite number > 0, got {ErrorText.Quote(value)}") },
                 "columns" => spec with { Columns = value },
-                _ => throw new SharpTuneException($"{at}: unknown dataset setting '{key}' (source, config, split, rows, format, ratio, columns)"),
+                _ => throw new SharpTuneException($"{at}: unknown dataset setting {ErrorText.Quote(key)} (source, config, split, rows, format, ratio, columns)"),
             };
         }
         return spec;
     }
 
-    /// <summary>Checks ranges and combinations before any work starts.</summary>
+    /// <summary>Checks ranges and combinations before any work starts (and before anything is written): every
+    /// number finite and in the range where training means something.</summary>
     public void Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new SharpTuneException(message); }
-        Require(MaxLength >= 16, $"max_length must be at least 16, got {MaxLength}");
-        Require(BatchSize >= 1, $"batch_size must be at least 1, got {BatchSize}");
-        Require(GradientAccumulation >= 1, $"gradient_accumulation must be at least 1, got {GradientAccumulation}");
+        void Positive(double value, string key) => Require(value > 0 && double.IsFinite(value), $"{key} must be a finite number > 0, got {value}");
+        void Fraction(double value, string key, bool closedAtOne) =>
+            Require(value >= 0 && (closedAtOne ? value <= 1 : value < 1), $"{key} must be in [0, 1{(closedAtOne ? "]" : ")")}, got {value}");
+        Require(MaxLength is >= 16 and <= 1 << 20, $"max_length must be from 16 to {1 << 20}, got {MaxLength}");
+        Require(BatchSize is >= 1 and <= 1 << 16, $"batch_size must be from 1 to {1 << 16}, got {BatchSize}");
+        Require(GradientAccumulation is >= 1 and <= 1 << 16, $"gradient_accumulation must be from 1 to {1 << 16}, got {GradientAccumulation}");
+        Require((long)BatchSize * MaxLength <= 1L << 26, $"batch_size × max_length = {(long)BatchSize * MaxLength} tokens per forward pass is more than {1L << 26}");
         Require(MaxSteps >= 0, $"max_steps must be >= 0, got {MaxSteps}");
+        Require(Epochs is >= 0 and <= 1_000_000, $"epochs must be from 0 to 1000000, got {Epochs}");
         Require(MaxSteps > 0 || Epochs >= 1, "set max_steps or epochs");
         Require(MaxSteps == 0 || Epochs == 1, $"epochs {Epochs} would be ignored because max_steps is {MaxSteps}; set max_steps: 0 to train by epochs");
         Require(LogEvery >= 1, $"log_every must be at least 1, got {LogEvery}");
         Require(EvalEvery >= 0 && SaveEvery >= 0 && EarlyStoppingPatience >= 0, "eval_every, save_every and early_stopping_patience must be >= 0");
-        Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
+        Positive(LearningRate, "learning_rate");
+        Require(LearningRate <= 10, $"learning_rate must be at most 10, got {LearningRate}");
+        Require(WeightDecay >= 0 && WeightDecay <= 1, $"weight_decay must be in [0, 1], got {WeightDecay}");
+        Fraction(AdamBeta1, "adam_beta1", closedAtOne: false);
+        Fraction(AdamBeta2, "adam_beta2", closedAtOne: false);
+        Positive(AdamEpsilon, "adam_epsilon");
+        Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), $"max_grad_norm must be a finite number >= 0 (0 = off), got {MaxGradNorm}");
         Require(WarmupSteps >= 0, $"warmup_steps must be >= 0, got {WarmupSteps}");
-        Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got '{LrScheduler}'");
-        Require(LossOn is "response" or "all", $"loss_on: expected response or all, got '{LossOn}'");
-        Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
+        Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got {ErrorText.Quote(LrScheduler)}");
+        Require(LossOn is "response" or "all", $"loss_on: expected response or all, got {ErrorText.Quote(LossOn)}");
+        Require(PromptFormats.Names.Contains(PromptFormat.ToLowerInvariant()),
+            $"prompt_format: expected {string.Join(", ", PromptFormats.Names)}, got {ErrorText.Quote(PromptFormat)}");
+        Fraction(ValidationFraction, "validation_fraction", closedAtOne: false);
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
-        Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
+        Require(LossChunk is >= 16 and <= 1 << 24, $"loss_chunk must be from 16 to {1 << 24}, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
+        Require(OutputDir.Length > 0, "output_dir must not be empty");
+        Lora.Validate();
     }
 
     public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
