@@ -27,6 +27,8 @@ public static class JsonFile
     /// <summary>Parses <paramref name="utf8"/> (named <paramref name="source"/> in errors); the top level must be an object.</summary>
     public static JsonField Parse(ReadOnlyMemory<byte> utf8, string source)
     {
+        if (System.Text.Unicode.Utf8.IsValid(utf8.Span) is false)
+            throw new SharpTuneException($"{source}: not valid UTF-8 text (at byte {InvalidUtf8At(utf8.Span)})");
         JsonDocument document;
         try
         {
@@ -48,6 +50,12 @@ public static class JsonFile
         byte[] bytes = InputFile.ReadAllBytes(path);
         Parse(bytes, path);
         return (JsonObject)JsonNode.Parse(bytes, documentOptions: Options)!;
+    }
+
+    static int InvalidUtf8At(ReadOnlySpan<byte> bytes)
+    {
+        System.Text.Unicode.Utf8.ToUtf16(bytes, new char[bytes.Length], out int read, out _, replaceInvalidSequences: false);
+        return read;
     }
 
     /// <summary>System.Text.Json's message without its "Path: $ | " noise, cut to one short line.</summary>
@@ -106,7 +114,7 @@ public readonly struct JsonField
         JsonValueKind.Undefined => "nothing (missing)",
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => $"a list of {Element.GetArrayLength()}",
-        JsonValueKind.String => ErrorText.Quote(Element.GetString()),
+        JsonValueKind.String => ErrorText.Quote(StringOf(Element) ?? Element.GetRawText()),
         _ => ErrorText.OneLine(Element.GetRawText(), 80),
     };
 
@@ -122,7 +130,21 @@ public readonly struct JsonField
     public double Double() => Element.ValueKind == JsonValueKind.Number && Element.TryGetDouble(out double v) && double.IsFinite(v) ? v
         : throw Expected("a finite number");
 
-    public string String() => Element.ValueKind == JsonValueKind.String ? Element.GetString()! : throw Expected("a string");
+    public string String() => Element.ValueKind != JsonValueKind.String ? throw Expected("a string")
+        : StringOf(Element) ?? throw Error($"expected text, got {ErrorText.OneLine(Element.GetRawText())}, which holds a lone surrogate escape (not valid Unicode)");
+
+    /// <summary>The string, or null when it holds an escaped lone surrogate (System.Text.Json refuses those).</summary>
+    static string? StringOf(JsonElement element)
+    {
+        try
+        {
+            return element.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+    }
 
     public bool Bool() => Element.ValueKind switch
     {
@@ -174,7 +196,12 @@ public readonly struct JsonField
         static IEnumerable<(string, JsonField)> PropertiesOf(JsonField obj)
         {
             foreach (var p in obj.Element.EnumerateObject())
-                yield return (p.Name, new(obj.File, obj.Path.Length == 0 ? p.Name : $"{obj.Path}[{ErrorText.Quote(p.Name)}]", p.Value));
+            {
+                string name;
+                try { name = p.Name; }
+                catch (InvalidOperationException) { throw obj.Error($"a key holds a lone surrogate escape (not valid Unicode): {ErrorText.OneLine(p.ToString())}"); }
+                yield return (name, new(obj.File, obj.Path.Length == 0 ? name : $"{obj.Path}[{ErrorText.Quote(name)}]", p.Value));
+            }
         }
     }
 

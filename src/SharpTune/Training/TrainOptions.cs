@@ -172,8 +172,13 @@ public sealed record TrainOptions
     /// <summary>Reads a YAML recipe: a mapping of settings, with <c>datasets</c> as a list of mappings.</summary>
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
     {
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
-        string text = InputFile.ReadAllText(path);
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
+        return FromYamlText(InputFile.ReadAllText(path), path, start);
+    }
+
+    /// <summary>Reads recipe text; <paramref name="path"/> names it in errors.</summary>
+    public static TrainOptions FromYamlText(string text, string path, TrainOptions? start = null)
+    {
         var yaml = new YamlStream();
         try
         {
