@@ -9,6 +9,16 @@ public static class ErrorText
     /// <summary>The value in double quotes, escaped, at most ~<paramref name="max"/> characters.</summary>
     public static string Quote(string? value, int max = 80) => value is null ? "null" : $"\"{OneLine(value, max)}\"";
 
+    /// <summary>Names from the input (columns, keys) as a comma-separated list: each escaped and cut short, at most
+    /// <paramref name="max"/> of them.</summary>
+    public static string List(IEnumerable<string> names, int max = 12)
+    {
+        var all = names.ToList();
+        var shown = all.Take(max).Select(n => n.Length <= 40 && n.All(c => !char.IsControl(c) && !char.IsSurrogate(c) && c is not ',' and not '"') && n.Trim() == n && n.Length > 0
+            ? n : Quote(n, 40));
+        return string.Join(", ", shown) + (all.Count > max ? $" and {all.Count - max} more" : "");
+    }
+
     /// <summary>A whole message on one line: line breaks and control characters escaped (quotes kept as they are),
     /// cut at <paramref name="max"/> characters.</summary>
     public static string Message(string text, int max = 1000) => OneLine(text, max, escapeQuotes: false);

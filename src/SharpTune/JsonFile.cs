@@ -65,6 +65,9 @@ public static class JsonFile
         int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
         if (cut > 0) message = message[..cut];
         message = message.Replace("The JSON value could not be converted to System.Text.Json.JsonDocument. ", "");
+        const string duplicate = "Duplicate property '";
+        if (message.StartsWith(duplicate, StringComparison.Ordinal) && message.LastIndexOf("' encountered", StringComparison.Ordinal) is var end and > 0)
+            message = $"duplicate key {ErrorText.Quote(message[duplicate.Length..end])}";
         string where = e.LineNumber is { } line ? $"line {line + 1}, byte {e.BytePositionInLine + 1}: " : "";
         return where + ErrorText.OneLine(message, 200);
     }

@@ -39,7 +39,8 @@ public sealed record ModelConfig(
     {
         string path = Path.Combine(modelDir, "config.json");
         if (!Directory.Exists(modelDir)) throw new SharpTuneException($"{modelDir}: model folder not found");
-        if (!File.Exists(path) && !Directory.Exists(path)) throw new SharpTuneException($"{path}: not found; a model folder needs the config.json of a Hugging Face checkpoint");
+        if (!File.Exists(path) && !Directory.Exists(path) && new FileInfo(path).LinkTarget is null)
+            throw new SharpTuneException($"{path}: not found; a model folder needs the config.json of a Hugging Face checkpoint");
         return Parse(JsonFile.Read(path));
     }
 

@@ -325,7 +325,9 @@ internal sealed class JinjaRenderer
                 var sb = new StringBuilder();
                 foreach (var part in concat.Parts)
                 {
-                    sb.Append(Py.Str(Evaluate(part, scope)));
+                    var text = Py.Str(Evaluate(part, scope));
+                    Py.Size((long)sb.Length + text.Length, "a string of length");
+                    sb.Append(text);
                 }
 
                 return sb.ToString();

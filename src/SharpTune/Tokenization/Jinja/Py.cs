@@ -260,14 +260,17 @@ internal static class Py
 
         return (a, b) switch
         {
-            (string x, string y) => x + y,
-            (List<object?> x, List<object?> y) => x.Concat(y).ToList(),
-            (object?[] x, object?[] y) => x.Concat(y).ToArray(),
+            (string x, string y) when WithinLimit(x.Length, y.Length) => x + y,
+            (List<object?> x, List<object?> y) when WithinLimit(x.Count, y.Count) => x.Concat(y).ToList(),
+            (object?[] x, object?[] y) when WithinLimit(x.Length, y.Length) => x.Concat(y).ToArray(),
             (string, _) => throw new JinjaRuntimeException($"can only concatenate str (not \"{TypeName(b)}\") to str"),
             (List<object?>, _) => throw new JinjaRuntimeException($"can only concatenate list (not \"{TypeName(b)}\") to list"),
             _ => throw Unsupported("+", a, b),
         };
     }
+
+    /// <summary>True when a concatenation stays within <see cref="MaxRepeat"/>; throws otherwise.</summary>
+    private static bool WithinLimit(int first, int second) => Size((long)first + second, "a concatenation of length") >= 0;
 
     public static object? Subtract(object? a, object? b)
     {
