@@ -40,6 +40,7 @@ public static class JsonFile
         }
         var root = new JsonField(source, "", document.RootElement.Clone());
         document.Dispose();
+        RequireValidStrings(root);
         if (root.Element.ValueKind != JsonValueKind.Object) throw root.Expected("a JSON object");
         return root;
     }
@@ -50,6 +51,24 @@ public static class JsonFile
         byte[] bytes = InputFile.ReadAllBytes(path);
         Parse(bytes, path);
         return (JsonObject)JsonNode.Parse(bytes, documentOptions: Options)!;
+    }
+
+    /// <summary>System.Text.Json accepts escaped lone surrogates ("\ud800") and fails only when the string is read:
+    /// every key and string is checked here, so that no later reader meets one.</summary>
+    static void RequireValidStrings(JsonField field)
+    {
+        switch (field.Kind)
+        {
+            case JsonValueKind.String:
+                field.String();
+                break;
+            case JsonValueKind.Array:
+                foreach (var item in field.Items()) RequireValidStrings(item);
+                break;
+            case JsonValueKind.Object:
+                foreach (var (_, value) in field.Properties()) RequireValidStrings(value);
+                break;
+        }
     }
 
     static int InvalidUtf8At(ReadOnlySpan<byte> bytes)
@@ -65,11 +84,11 @@ public static class JsonFile
         int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
         if (cut > 0) message = message[..cut];
         message = message.Replace("The JSON value could not be converted to System.Text.Json.JsonDocument. ", "");
+        string where = e.LineNumber is { } line ? $"line {line + 1}, byte {e.BytePositionInLine + 1}: " : "";
         const string duplicate = "Duplicate property '";
         if (message.StartsWith(duplicate, StringComparison.Ordinal) && message.LastIndexOf("' encountered", StringComparison.Ordinal) is var end and > 0)
-            message = $"duplicate key {ErrorText.Quote(message[duplicate.Length..end])}";
-        string where = e.LineNumber is { } line ? $"line {line + 1}, byte {e.BytePositionInLine + 1}: " : "";
-        return where + ErrorText.OneLine(message, 200);
+            return where + $"duplicate key {ErrorText.Quote(message[duplicate.Length..end])}";
+        return where + ErrorText.Message(message, 200);
     }
 }
 

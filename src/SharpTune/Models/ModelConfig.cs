@@ -128,6 +128,7 @@ public sealed record ModelConfig(
         {
             "default" => null,
             "linear" => new RopeScaling(type, Get("factor", 1)),
+            "llama3" when Get("high_freq_factor", 4) <= Get("low_freq_factor", 1) => throw node["high_freq_factor"].Expected("a number above low_freq_factor"),
             "llama3" => new RopeScaling(type, Get("factor", 8), Get("low_freq_factor", 1), Get("high_freq_factor", 4),
                 node["original_max_position_embeddings"].Exists ? node["original_max_position_embeddings"].Int(1, 1 << 24) : 8192),
             _ => throw new SharpTuneException($"{node.File}: rope scaling type {ErrorText.Quote(type)} is not supported (supported: default, linear, llama3)"),

@@ -27,6 +27,9 @@ public sealed class PretrainedModel : IDisposable
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var checkpoint = Checkpoint.Open(dir);
+        if (tokenizer.VocabSize > checkpoint.Config.VocabSize)
+            throw new SharpTuneException($"{dir}: the tokenizer has ids up to {tokenizer.VocabSize - 1} but config.json's vocab_size is {checkpoint.Config.VocabSize}; "
+                + "are tokenizer.json and config.json from the same model?");
         var model = checkpoint.LoadModel(dev, Checkpoint.ResolveDType(dtype, checkpoint.Config, dev));
         Peft.LoraAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : Peft.LoraAdapter.Load(adapterDir, model); }

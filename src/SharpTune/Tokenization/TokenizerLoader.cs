@@ -8,6 +8,9 @@ namespace SharpTune.Tokenization;
 /// the file and the feature.</summary>
 internal static class TokenizerLoader
 {
+    /// <summary>Ids index tables as large as the highest id: 16M covers every real vocabulary (~256k at most).</summary>
+    private const int MaxTokenId = (1 << 24) - 1;
+
     public static TokenizerDefinition Load(string modelDir)
     {
         if (!Directory.Exists(modelDir))
@@ -145,7 +148,7 @@ internal static class TokenizerLoader
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var (token, id) in vocabField.Properties())
         {
-            vocab[token] = id.Int(0, int.MaxValue);
+            vocab[token] = id.Int(0, MaxTokenId);
         }
         var merges = new List<(string, string)>();
         if (model["merges"].Exists)
@@ -187,7 +190,7 @@ internal static class TokenizerLoader
         {
             entry.Object();
             bool special = Bool(entry, "special", false);
-            tokens.Add(new AddedToken(entry["id"].Int(0, int.MaxValue), entry["content"].String(), special, Bool(entry, "single_word", false),
+            tokens.Add(new AddedToken(entry["id"].Int(0, MaxTokenId), entry["content"].String(), special, Bool(entry, "single_word", false),
                 Bool(entry, "lstrip", false), Bool(entry, "rstrip", false), Bool(entry, "normalized", !special)));
         }
         return tokens;
@@ -345,7 +348,7 @@ internal static class TokenizerLoader
         {
             foreach (var (name, entry) in processor["special_tokens"].Properties())
             {
-                specialIds[name] = [.. entry.Object()["ids"].Items().Select(i => i.Int(0, int.MaxValue))];
+                specialIds[name] = [.. entry.Object()["ids"].Items().Select(i => i.Int(0, MaxTokenId))];
             }
         }
         var prefix = new List<int>();
