@@ -64,7 +64,7 @@ internal static class CsvRecords
             }
             columns[i] = Encoding.UTF8.GetString(fields[i]);
             if (!seen.Add(columns[i]))
-                throw new SharpTuneException($"{file.Name}:{line}: the header names column {ErrorText.Quote(columns[i])} twice");
+                throw new SharpTuneException($"{file.Name}:{line}: the header names column '{ErrorText.OneLine(columns[i])}' twice");
         }
         return columns;
     }
@@ -80,7 +80,7 @@ internal static class CsvRecords
         var values = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
         for (int i = 0; i < fields.Length; i++)
         {
-            RowValues.RequireUtf8(fields[i], $"{location} column {ErrorText.Quote(columns[i])}");
+            RowValues.RequireUtf8(fields[i], $"{location} column '{ErrorText.OneLine(columns[i])}'");
             values[columns[i]] = Encoding.UTF8.GetString(fields[i]);
         }
         return values;

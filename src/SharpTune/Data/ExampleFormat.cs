@@ -59,7 +59,7 @@ public sealed record ExampleFormat(string Name)
 
     public static ExampleFormat Get(string name) =>
         BuiltIn.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new SharpTuneException($"unknown example format {ErrorText.Quote(name)}; known formats: {string.Join(", ", Names)}");
+        ?? throw new SharpTuneException($"unknown example format '{ErrorText.OneLine(name)}'; known formats: {string.Join(", ", Names)}");
 
     /// <summary>The format for a dataset: the named one (or the one whose columns the row has, when
     /// <paramref name="name"/> is null or "auto"), with the column mapping applied.</summary>
@@ -188,7 +188,7 @@ public sealed record ExampleFormat(string Name)
         "user" or "human" => "user",
         "assistant" or "gpt" or "model" => "assistant",
         "tool" or "function" => "tool",
-        _ => throw new BadRowException($"{where} has role {ErrorText.Quote(role)}, expected system, user or assistant"),
+        _ => throw new BadRowException($"{where} has role '{ErrorText.OneLine(role)}', expected system, user or assistant"),
     };
 
     /// <summary>Message content as text: a string, or a list of parts whose text parts are joined.</summary>

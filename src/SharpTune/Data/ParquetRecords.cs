@@ -79,17 +79,17 @@ internal static class ParquetRecords
         long length = stream.Length;
         Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
         if (length < 12)
-            throw new SharpTuneException($"{name}: {length} bytes is too short for a Parquet file");
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: {length} bytes is too short for one");
         stream.Position = 0;
         stream.ReadExactly(head);
         stream.Position = length - 8;
         stream.ReadExactly(tail);
         stream.Position = 0;
         if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8))
-            throw new SharpTuneException($"{name}: not a Parquet file (no PAR1 marker at its start and end)");
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: no PAR1 marker at its start and end");
         long footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail);
         if (footer == 0 || footer > length - 12)
-            throw new SharpTuneException($"{name}: the Parquet footer claims {footer} bytes in a file of {length}: the file is truncated or corrupt");
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: its footer claims {footer} bytes in a file of {length} (truncated or corrupt)");
     }
 
     /// <summary>Runs Parquet.Net's async API to completion off the caller's synchronization context, and names
