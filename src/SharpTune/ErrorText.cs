@@ -6,16 +6,13 @@ namespace SharpTune;
 /// <summary>How user-supplied text appears in error messages: one line, control characters escaped, cut short.</summary>
 public static class ErrorText
 {
-    /// <summary>The value in double quotes, escaped, at most ~<paramref name="max"/> characters.</summary>
-    public static string Quote(string? value, int max = 80) => value is null ? "null" : $"\"{OneLine(value, max)}\"";
-
     /// <summary>Names from the input (columns, keys) as a comma-separated list: each escaped and cut short, at most
     /// <paramref name="max"/> of them.</summary>
     public static string List(IEnumerable<string> names, int max = 12)
     {
         var all = names.ToList();
         var shown = all.Take(max).Select(n => n.Length <= 40 && n.All(c => !char.IsControl(c) && !char.IsSurrogate(c) && c is not ',' and not '"') && n.Trim() == n && n.Length > 0
-            ? n : Quote(n, 40));
+            ? n : SharpTuneException.Quote(n, 40));
         return string.Join(", ", shown) + (all.Count > max ? $" and {all.Count - max} more" : "");
     }
 

@@ -87,7 +87,7 @@ public static class JsonFile
         string where = e.LineNumber is { } line ? $"line {line + 1}, byte {e.BytePositionInLine + 1}: " : "";
         const string duplicate = "Duplicate property '";
         if (message.StartsWith(duplicate, StringComparison.Ordinal) && message.LastIndexOf("' encountered", StringComparison.Ordinal) is var end and > 0)
-            return where + $"duplicate key {ErrorText.Quote(message[duplicate.Length..end])}";
+            return where + $"duplicate key {SharpTuneException.Quote(message[duplicate.Length..end])}";
         return where + ErrorText.Message(message, 200);
     }
 }
@@ -136,7 +136,7 @@ public readonly struct JsonField
         JsonValueKind.Undefined => "nothing (missing)",
         JsonValueKind.Object => "an object",
         JsonValueKind.Array => $"a list of {Element.GetArrayLength()}",
-        JsonValueKind.String => ErrorText.Quote(StringOf(Element) ?? Element.GetRawText()),
+        JsonValueKind.String => SharpTuneException.Quote(StringOf(Element) ?? Element.GetRawText()),
         _ => ErrorText.OneLine(Element.GetRawText(), 80),
     };
 
@@ -222,7 +222,7 @@ public readonly struct JsonField
                 string name;
                 try { name = p.Name; }
                 catch (InvalidOperationException) { throw obj.Error($"a key holds a lone surrogate escape (not valid Unicode): {ErrorText.OneLine(p.ToString())}"); }
-                yield return (name, new(obj.File, obj.Path.Length == 0 ? name : $"{obj.Path}[{ErrorText.Quote(name)}]", p.Value));
+                yield return (name, new(obj.File, obj.Path.Length == 0 ? name : $"{obj.Path}[{SharpTuneException.Quote(name)}]", p.Value));
             }
         }
     }

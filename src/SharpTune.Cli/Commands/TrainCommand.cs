@@ -16,7 +16,7 @@ static class TrainCommand
         var rows = new Option<int?>("--dataset-rows") { Description = "Use the first N rows of --dataset" };
         var format = new Option<string?>("--dataset-format") { Description = "auto, medical, alpaca or chat" };
         var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format };
-        var settings = TrainOptions.Keys.Order().Select(k => (Key: k, Option: new Option<string?>("--" + k.Replace('_', '-')) { Description = $"recipe setting {k}" })).ToList();
+        var settings = TrainOptions.Settings.Select(s => (s.Key, Option: new Option<string?>(s.Flag) { Description = s.HelpText, HelpName = s.Type })).ToList();
         foreach (var s in settings) cmd.Options.Add(s.Option);
 
         cmd.SetAction(p =>
@@ -38,7 +38,12 @@ static class TrainCommand
                     }],
                 };
             else
+            {
+                if (!demo && p.GetValue(recipe) is null)
+                    stdout.WriteLine("note: no --dataset given: training on the bundled sample (400 generated clinical-calculation questions); "
+                        + "give --dataset FILE|HUB_ID for your own data");
                 options = options with { Datasets = options.Datasets.Select(d => d with { Source = ModelLocator.ResolveDataset(d.Source) }).ToList() };
+            }
 
             bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             options.Validate();

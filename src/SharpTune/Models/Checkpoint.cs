@@ -56,7 +56,7 @@ public sealed class Checkpoint : IDisposable
             foreach (var shard in shards)
             {
                 if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains("..") || shard.Contains('\0'))
-                    throw new SharpTuneException($"{index}: weight_map names an invalid shard file {ErrorText.Quote(shard)}");
+                    throw new SharpTuneException($"{index}: weight_map names an invalid shard file {SharpTuneException.Quote(shard)}");
                 if (!File.Exists(Path.Combine(dir, shard)))
                     throw new SharpTuneException($"{index}: shard '{shard}' named in weight_map is missing from {dir}");
             }

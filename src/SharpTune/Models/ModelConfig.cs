@@ -58,7 +58,7 @@ public sealed record ModelConfig(
             "llama" => "LlamaForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", var t => t ?? "(none)",
         };
         if (!Supported.Contains(arch))
-            throw new SharpTuneException($"{source}: architecture {ErrorText.Quote(arch)} is not supported; supported: {string.Join(", ", Supported)}");
+            throw new SharpTuneException($"{source}: architecture {SharpTuneException.Quote(arch)} is not supported; supported: {string.Join(", ", Supported)}");
 
         // Sizes up to 2^20 (a million) cover every released model by far and keep products of two sizes inside int64.
         const int MaxSize = 1 << 20;
@@ -75,7 +75,7 @@ public sealed record ModelConfig(
         if (Flag("use_sliding_window", false))
             throw new SharpTuneException($"{source}: use_sliding_window is true; sliding-window attention is not supported (the DeepSeek-R1 distills and Qwen2.5 set it false)");
         if ((json["hidden_act"].StringOrNull() ?? "silu") is not "silu" and var act)
-            throw new SharpTuneException($"{source}: hidden_act {ErrorText.Quote(act)} is not supported (only silu)");
+            throw new SharpTuneException($"{source}: hidden_act {SharpTuneException.Quote(act)} is not supported (only silu)");
         int hidden = Size("hidden_size"), heads = Size("num_attention_heads");
         int kvHeads = SizeOr("num_key_value_heads") ?? heads;
         if (heads % kvHeads != 0)
@@ -131,7 +131,7 @@ public sealed record ModelConfig(
             "llama3" when Get("high_freq_factor", 4) <= Get("low_freq_factor", 1) => throw node["high_freq_factor"].Expected("a number above low_freq_factor"),
             "llama3" => new RopeScaling(type, Get("factor", 8), Get("low_freq_factor", 1), Get("high_freq_factor", 4),
                 node["original_max_position_embeddings"].Exists ? node["original_max_position_embeddings"].Int(1, 1 << 24) : 8192),
-            _ => throw new SharpTuneException($"{node.File}: rope scaling type {ErrorText.Quote(type)} is not supported (supported: default, linear, llama3)"),
+            _ => throw new SharpTuneException($"{node.File}: rope scaling type {SharpTuneException.Quote(type)} is not supported (supported: default, linear, llama3)"),
         };
     }
 

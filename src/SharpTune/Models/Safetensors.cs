@@ -89,11 +89,11 @@ public sealed class SafetensorsFile : IDisposable
                 foreach (var (k, v) in info.Properties()) metadata[k] = v.String();
                 continue;
             }
-            string shown = ErrorText.Quote(name);
+            string shown = SharpTuneException.Quote(name);
             info.Object();
             string dtype = info["dtype"].String();
             int elementSize = DTypes.TryGetValue(dtype, out var t) ? t.Size
-                : throw Bad(path, $"tensor {shown} has dtype {ErrorText.Quote(dtype)}, which is not supported (supported: {string.Join(", ", DTypes.Keys)})");
+                : throw Bad(path, $"tensor {shown} has dtype {SharpTuneException.Quote(dtype)}, which is not supported (supported: {string.Join(", ", DTypes.Keys)})");
             long[] shape = info["shape"].Items().Select(d => d.Long()).ToArray();
             if (shape.Any(d => d < 0)) throw Bad(path, $"tensor {shown} has a negative dimension in shape [{string.Join(", ", shape)}]");
             var offsets = info["data_offsets"];
@@ -113,9 +113,9 @@ public sealed class SafetensorsFile : IDisposable
         foreach (var e in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
             if (e.Begin < covered)
-                throw Bad(path, $"tensors {ErrorText.Quote(previous!.Name)} and {ErrorText.Quote(e.Name)} overlap (data_offsets [{previous.Begin}, {previous.End}] and [{e.Begin}, {e.End}])");
+                throw Bad(path, $"tensors {SharpTuneException.Quote(previous!.Name)} and {SharpTuneException.Quote(e.Name)} overlap (data_offsets [{previous.Begin}, {previous.End}] and [{e.Begin}, {e.End}])");
             if (e.Begin > covered)
-                throw Bad(path, $"tensor {ErrorText.Quote(e.Name)} starts at {e.Begin}, leaving bytes {covered}..{e.Begin} of the data unused (corrupt offsets)");
+                throw Bad(path, $"tensor {SharpTuneException.Quote(e.Name)} starts at {e.Begin}, leaving bytes {covered}..{e.Begin} of the data unused (corrupt offsets)");
             covered = e.End;
             previous = e;
         }

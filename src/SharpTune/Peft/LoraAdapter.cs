@@ -30,7 +30,7 @@ public sealed record LoraOptions(
         if (!(Dropout >= 0 && Dropout < 1)) throw new SharpTuneException($"lora dropout must be in [0, 1), got {Dropout}");
         var unknown = Targets.Except(AllProjections).ToList();
         if (unknown.Count > 0)
-            throw new SharpTuneException($"lora target modules {string.Join(", ", unknown.Take(5).Select(u => ErrorText.Quote(u)))} unknown; choose from {string.Join(", ", AllProjections)}");
+            throw new SharpTuneException($"lora target modules {string.Join(", ", unknown.Take(5).Select(u => SharpTuneException.Quote(u)))} unknown; choose from {string.Join(", ", AllProjections)}");
         if (Targets.Count == 0) throw new SharpTuneException($"lora target modules: none given; choose from {string.Join(", ", AllProjections)}");
     }
 }
@@ -177,17 +177,17 @@ public sealed class LoraAdapter : IDisposable
         var config = JsonFile.Read(configPath);
 
         string type = config["peft_type"].StringOrNull() ?? "LORA";
-        if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {ErrorText.Quote(type)} is not supported (only LORA)");
+        if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {SharpTuneException.Quote(type)} is not supported (only LORA)");
         if (config["use_dora"].BoolOrNull() == true) throw new SharpTuneException($"{configPath}: DoRA adapters are not supported yet");
         foreach (var key in new[] { "rank_pattern", "alpha_pattern" })
             if (config[key].Exists && config[key].Properties().Any()) throw new SharpTuneException($"{configPath}: per-module {key} is not supported");
-        if (config["bias"].StringOrNull() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias {ErrorText.Quote(bias)} is not supported (only \"none\")");
+        if (config["bias"].StringOrNull() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias {SharpTuneException.Quote(bias)} is not supported (only \"none\")");
 
         var targetsField = config["target_modules"];
         var targetNames = targetsField.Kind switch
         {
             JsonValueKind.Array => targetsField.Items().Select(n => n.String()).ToList(),
-            JsonValueKind.String => throw new SharpTuneException($"{configPath}: target_modules as a regex ({ErrorText.Quote(targetsField.String())}) is not supported; list the module names"),
+            JsonValueKind.String => throw new SharpTuneException($"{configPath}: target_modules as a regex ({SharpTuneException.Quote(targetsField.String())}) is not supported; list the module names"),
             _ when targetsField.Exists => throw targetsField.Expected("a list of module names"),
             _ => [.. LoraOptions.AllProjections],
         };

@@ -78,7 +78,7 @@ public class BadInputTests
     public void Generation_config_with_a_text_eos_id_is_refused()
     {
         string dir = ModelWith("llama", d => File.WriteAllText(Path.Combine(d, "generation_config.json"), """{"eos_token_id": [1, "a"]}"""));
-        Refused(() => GenerationDefaults.Load(dir), "generation_config.json", "\"eos_token_id[1]\"", "\"a\"");
+        Refused(() => GenerationDefaults.Load(dir), "generation_config.json", "\"eos_token_id[1]\"", "'a'");
     }
 
     [Fact]
@@ -150,7 +150,7 @@ public class BadInputTests
 
     [Fact]
     public void Safetensors_duplicate_names_are_refused() =>
-        HeaderRefused("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "x.safetensors", "duplicate key \"a\"");
+        HeaderRefused("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "x.safetensors", "duplicate key 'a'");
 
     [Fact]
     public void Safetensors_fractional_and_oversized_numbers_are_refused()

@@ -70,7 +70,7 @@ public class FuzzCorpusTests
     public void Quoted_values_are_one_short_line() =>
         Gen.String.Sample(text =>
         {
-            string quoted = ErrorText.Quote(text);
+            string quoted = SharpTuneException.Quote(text);
             Assert.DoesNotContain('\n', quoted);
             Assert.DoesNotContain('\r', quoted);
             Assert.True(quoted.Length <= 80 + 40, $"{quoted.Length} characters");
