@@ -8,8 +8,8 @@ set -euo pipefail
 target=${1:?target}
 seconds=${2:-600}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-out=$root/artifacts/fuzz/$target
-bin=$root/artifacts/fuzz/bin
+out=$root/artifacts/fuzz/${FUZZ_RUN:-$target}
+bin=${FUZZ_BIN:-$root/artifacts/fuzz/bin}   # another folder lets a rebuilt harness run beside a running one
 export PATH="$PATH:$HOME/.dotnet/tools"
 
 if [[ ! -f $bin/.instrumented ]]; then
@@ -30,5 +30,5 @@ stats=$out/findings/default/fuzzer_stats
 get() { awk -F' *: *' -v k="$1" '$1==k {print $2}' "$stats"; }
 crashes=$(find "$out/findings/default/crashes" -type f -name 'id*' 2>/dev/null | wc -l)
 hangs=$(find "$out/findings/default/hangs" -type f -name 'id*' 2>/dev/null | wc -l)
-printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "$((end - start))" "$(get execs_done)" "$(get corpus_count)" "$crashes" "$hangs" "$(date -u +%FT%TZ)" \
+printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "${FUZZ_RUN:-$target}" "$((end - start))" "$(get execs_done)" "$(get corpus_count)" "$crashes" "$hangs" "$(date -u +%FT%TZ)" \
   | tee -a "$root/artifacts/fuzz/summary.tsv"
