@@ -123,7 +123,7 @@ internal static class TokenizerLoader
         string type = model["type"].StringOrNull() ?? "BPE";
         if (type != "BPE")
         {
-            throw Unsupported(model["type"], $"model type {SharpTuneException.Quote(type)} (only byte-level BPE)");
+            throw Unsupported(model["type"], $"model type \"{ErrorText.OneLine(type)}\" (only byte-level BPE)");
         }
         if (model["dropout"].DoubleOrNull() is { } dropout && dropout != 0)
         {
@@ -216,7 +216,7 @@ internal static class TokenizerLoader
                 }
                 return nfc;
             default:
-                throw Unsupported(normalizer, $"normalizer {SharpTuneException.Quote(type)}");
+                throw Unsupported(normalizer, $"normalizer \"{ErrorText.OneLine(type)}\"");
         }
     }
 
@@ -267,7 +267,7 @@ internal static class TokenizerLoader
                 steps.Add((type, new DigitsPreTokenizer(Bool(element, "individual_digits", false))));
                 break;
             default:
-                throw Unsupported(element, $"pre-tokenizer {SharpTuneException.Quote(type)}");
+                throw Unsupported(element, $"pre-tokenizer \"{ErrorText.OneLine(type)}\"");
         }
     }
 
@@ -290,7 +290,7 @@ internal static class TokenizerLoader
         string behaviorName = element["behavior"].String();
         if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior) || !Enum.IsDefined(behavior) || behaviorName.Any(char.IsDigit))
         {
-            throw Unsupported(element["behavior"], $"split behavior {SharpTuneException.Quote(behaviorName)}");
+            throw Unsupported(element["behavior"], $"split behavior \"{ErrorText.OneLine(behaviorName)}\"");
         }
         return new SplitPreTokenizer(matcher, behavior, Bool(element, "invert", false));
     }
@@ -311,7 +311,7 @@ internal static class TokenizerLoader
         }
         else if (type != "ByteLevel")
         {
-            throw Unsupported(decoder, $"decoder {SharpTuneException.Quote(type)}");
+            throw Unsupported(decoder, $"decoder \"{ErrorText.OneLine(type)}\"");
         }
     }
 
@@ -337,7 +337,7 @@ internal static class TokenizerLoader
             case "TemplateProcessing":
                 return ReadTemplate(processor);
             default:
-                throw Unsupported(processor, $"post-processor {SharpTuneException.Quote(type)}");
+                throw Unsupported(processor, $"post-processor \"{ErrorText.OneLine(type)}\"");
         }
     }
 
@@ -365,7 +365,7 @@ internal static class TokenizerLoader
                 string id = item["SpecialToken"].Object()["id"].String();
                 if (!specialIds.TryGetValue(id, out var ids))
                 {
-                    throw new SharpTuneException($"{processor.File}: {processor.Path}.single uses {SharpTuneException.Quote(id)}, missing from special_tokens");
+                    throw new SharpTuneException($"{processor.File}: {processor.Path}.single uses \"{ErrorText.OneLine(id)}\", missing from special_tokens");
                 }
                 (seenSequence ? suffix : prefix).AddRange(ids);
             }
