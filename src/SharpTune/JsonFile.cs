@@ -153,7 +153,7 @@ public readonly struct JsonField
         : throw Expected("a finite number");
 
     public string String() => Element.ValueKind != JsonValueKind.String ? throw Expected("a string")
-        : StringOf(Element) ?? throw Error($"expected text, got {ErrorText.OneLine(Element.GetRawText())}, which holds a lone surrogate escape (not valid Unicode)");
+        : StringOf(Element) ?? throw Error($"expected text, got {ErrorText.Message(Element.GetRawText(), 80)}, which holds a lone surrogate escape (not valid Unicode)");
 
     /// <summary>The string, or null when it holds an escaped lone surrogate (System.Text.Json refuses those).</summary>
     static string? StringOf(JsonElement element)
