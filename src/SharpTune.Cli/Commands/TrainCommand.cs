@@ -1,4 +1,6 @@
 using System.CommandLine;
+using SharpTune.Data;
+using SharpTune.Reporting;
 using SharpTune.Training;
 
 namespace SharpTune.Cli.Commands;
@@ -57,7 +59,7 @@ static class TrainCommand
             FineTuneResult result;
             try
             {
-                result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+                result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model));
             }
             catch when (newOutput && !Directory.Exists(Path.Combine(options.OutputDir, "checkpoints")))
             {
@@ -78,7 +80,7 @@ static class TrainCommand
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }
             stdout.WriteLine();
-            if (result.Summary.Reason == "cancelled")
+            if (result.Summary.Reason == StopReason.Cancelled)
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
                 return 130;
@@ -86,7 +88,7 @@ static class TrainCommand
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
-            string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
+            string formatFlag = options.PromptFormat == PromptStyle.ChatTemplate ? "" : $" --prompt-format {PromptStyles.NameOf(options.PromptFormat)}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
             return 0;
         });

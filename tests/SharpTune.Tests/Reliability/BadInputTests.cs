@@ -86,7 +86,7 @@ public class BadInputTests
     {
         string dir = ModelWith("llama", d => File.WriteAllText(Path.Combine(d, "model.safetensors.index.json"),
             """{"weight_map": {"lm_head.weight": "model.safetensors", "lm_head.weight": "model.safetensors"}}"""));
-        Refused(() => Checkpoint.Open(dir).Dispose(), "model.safetensors.index.json", "lm_head.weight");
+        Refused(() => ModelFolder.Open(dir).Dispose(), "model.safetensors.index.json", "lm_head.weight");
     }
 
     [Fact]
@@ -195,8 +195,8 @@ public class BadInputTests
     [Fact]
     public void Adapter_config_with_wrong_types_is_refused()
     {
-        using var checkpoint = Checkpoint.Open(TestPaths.Model("qwen2"));
-        using var model = checkpoint.LoadModel(TestPaths.Cpu, TorchSharp.torch.float32);
+        using var folder = ModelFolder.Open(TestPaths.Model("qwen2"));
+        using var model = folder.LoadModel(TestPaths.Cpu, TorchSharp.torch.float32);
         Refused(() => LoraAdapter.Load(AdapterWith(j => j["bias"] = 0), model), "adapter_config.json", "\"bias\"", "string", "0");
         Refused(() => LoraAdapter.Load(AdapterWith(j => j["target_modules"] = new JsonArray((JsonNode?)null)), model), "\"target_modules[0]\"", "null");
         Refused(() => LoraAdapter.Load(AdapterWith(j => j["lora_alpha"] = "x"), model), "\"lora_alpha\"");
@@ -280,8 +280,8 @@ public class BadInputTests
     [Fact]
     public void Prompt_longer_than_the_context_is_refused()
     {
-        using var checkpoint = Checkpoint.Open(TestPaths.Model("llama"));
-        using var model = checkpoint.LoadModel(TestPaths.Cpu, TorchSharp.torch.float32);
+        using var folder = ModelFolder.Open(TestPaths.Model("llama"));
+        using var model = folder.LoadModel(TestPaths.Cpu, TorchSharp.torch.float32);
         int context = model.Config.MaxPositionEmbeddings;
         var prompt = Enumerable.Range(0, 100_000).Select(i => i % 300 + 3).ToArray();
         Refused(() => new TokenGenerator(model).Generate([prompt], new GenerationOptions(4)), "100000 tokens", $"{context}");
