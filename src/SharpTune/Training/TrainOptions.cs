@@ -232,12 +232,18 @@ public sealed record TrainOptions
     public static TrainOptions FromYamlText(string text, string path, TrainOptions? start = null)
     {
         var yaml = new YamlStream();
+        CheckPrintable(text, path);
         try
         {
             CheckDepth(text, path);
             yaml.Load(new StringReader(text));
         }
         catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({ErrorText.OneLine(e.Message, 160)})"); }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner throws these on some malformed input (found by fuzzing) instead of a YamlException.
+            throw new SharpTuneException($"{path}: invalid YAML (the parser stopped: {ErrorText.OneLine(e.Message, 120)})");
+        }
         var options = start ?? new TrainOptions();
         if (yaml.Documents.Count == 0) return options;
         if (yaml.Documents[0].RootNode is not YamlMappingNode root)
@@ -263,6 +269,22 @@ public sealed record TrainOptions
     /// <summary>Recipes are flat; the representation model recurses per level, so a hostile file nested
     /// thousands deep would overflow the stack. The event parser is not recursive: count the depth with it first.</summary>
     const int MaxYamlDepth = 32;
+
+    /// <summary>YAML allows only printable characters (tab, line breaks and the rest of Unicode minus controls and
+    /// lone surrogates); anything else is refused with its line before the parser sees it.</summary>
+    static void CheckPrintable(string text, string path)
+    {
+        int line = 1;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '\n') { line++; continue; }
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            bool printable = c is '\t' or '\r' or '\u0085' || (c >= ' ' && c != '\u007f' && !(c >= '\u0080' && c <= '\u009f') && !char.IsSurrogate(c) && c is not ('\ufffe' or '\uffff'));
+            if (!printable)
+                throw new SharpTuneException($"{path}:{line}: invalid YAML (character U+{(int)c:X4} is not allowed in a YAML file)");
+        }
+    }
 
     static void CheckDepth(string text, string path)
     {
