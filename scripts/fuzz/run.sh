@@ -15,7 +15,7 @@ export PATH="$PATH:$HOME/.dotnet/tools"
 if [[ ! -f $bin/.instrumented ]]; then
   dotnet publish "$root/fuzz/SharpTune.Fuzz" -c Release -o "$bin" --nologo -v q
   # Instrument our parsers and the two third-party parsers we feed untrusted bytes (YAML, Parquet).
-  for dll in SharpTune.dll YamlDotNet.dll Parquet.dll; do sharpfuzz "$bin/$dll"; done
+  for dll in SharpTune.dll SharpTune.Jinja.dll YamlDotNet.dll Parquet.dll; do sharpfuzz "$bin/$dll"; done
   touch "$bin/.instrumented"
 fi
 
