@@ -45,10 +45,11 @@ public static class CliApp
         catch (Exception e)
         {
             bool verbose = parsed.GetValue(Verbose);
-            var userError = Unwrap(e);
+            // A file-system refusal (a loop, a full disk, no permission) is the user's to fix; .NET's message names the path.
+            var userError = Unwrap(e) ?? (UnwrapIo(e) is { } io ? new SharpTuneException(io.Message, io) : null);
             if (userError is not null && !verbose)
             {
-                stderr.WriteLine($"error: {userError.Message}");
+                stderr.WriteLine($"error: {ErrorText.Message(userError.Message)}");
                 return 1;
             }
             if (userError is not null) { stderr.WriteLine($"error: {e}"); return 1; }
@@ -104,6 +105,14 @@ public static class CliApp
         return t == typeof(int) || t == typeof(long) ? "a whole number" : t == typeof(double) || t == typeof(float) ? "a number"
             : t == typeof(bool) ? "true or false" : $"a {t.Name}";
     }
+
+    static Exception? UnwrapIo(Exception e) => e switch
+    {
+        IOException or UnauthorizedAccessException => e,
+        AggregateException { InnerExceptions.Count: 1 } a => UnwrapIo(a.InnerExceptions[0]),
+        TypeInitializationException { InnerException: { } inner } => UnwrapIo(inner),
+        _ => null,
+    };
 
     static SharpTuneException? Unwrap(Exception e) => e switch
     {

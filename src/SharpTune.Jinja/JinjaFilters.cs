@@ -266,7 +266,7 @@ internal static partial class JinjaFilters
         var first = args.Bool(1, "first", false);
         var blank = args.Bool(2, "blank", false);
         args.Done(3);
-        var indention = width is string text ? text : new string(' ', (int)Math.Max(0, args.AsInteger(width, "width")));
+        var indention = width is string text ? text : new string(' ', Py.Size(args.AsInteger(width, "width"), "width"));
         var lines = PyString.SplitLines(Py.Str(value) + "\n", keepEnds: false);
         string result;
         if (blank)
@@ -693,7 +693,7 @@ internal static partial class JinjaFilters
         {
             null => null,
             string s => s,
-            _ => new string(' ', (int)Math.Max(0, args.AsInteger(indent, "indent"))),
+            _ => new string(' ', Py.Size(args.AsInteger(indent, "indent"), "indent")),
         };
         (string, string)? separatorPair = null;
         if (separators is not null)

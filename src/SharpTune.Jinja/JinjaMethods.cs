@@ -179,7 +179,7 @@ internal static class JinjaMethods
                 a.Done(2);
                 return Justify(text, name, width, fill);
             case "zfill":
-                var zwidth = a.AsInteger(a.Required(0, "width"), "width");
+                var zwidth = Py.Size(a.AsInteger(a.Required(0, "width"), "width"), "width");
                 a.Done(1);
                 var sign = text.Length > 0 && text[0] is '+' or '-' ? text[..1] : "";
                 var length = PyString.Length(text);
@@ -307,6 +307,7 @@ internal static class JinjaMethods
         }
 
         var length = PyString.Length(text);
+        Py.Size(width, "width");
         if (length >= width)
         {
             return text;

@@ -9,9 +9,13 @@ internal sealed class JinjaParser
     private static readonly HashSet<string> UnsupportedTags =
         ["block", "extends", "include", "import", "from", "call", "autoescape", "do"];
 
+    /// <summary>Nesting of blocks and expressions beyond any real template; deeper input would only cost stack.</summary>
+    public const int MaxNesting = 100;
+
     private readonly List<JinjaToken> tokens;
     private int index;
     private int loopDepth;
+    private int nesting;
 
     private JinjaParser(List<JinjaToken> tokens)
     {
@@ -40,6 +44,24 @@ internal sealed class JinjaParser
     }
 
     private JinjaException Fail(string message, JinjaToken at) => JinjaErrors.Syntax(message, at.Line, at.Column);
+
+    /// <summary>Counts one level of nesting for the duration of a recursive parse step.</summary>
+    private T Nested<T>(Func<T> parse)
+    {
+        if (++nesting > MaxNesting)
+        {
+            throw Fail($"nested more than {MaxNesting} levels deep", Current);
+        }
+
+        try
+        {
+            return parse();
+        }
+        finally
+        {
+            nesting--;
+        }
+    }
 
     private JinjaToken Expect(TokenKind kind)
     {
@@ -123,7 +145,7 @@ internal sealed class JinjaParser
                         return body;
                     }
 
-                    body.AddRange(ParseStatement());
+                    body.AddRange(Nested(ParseStatement));
                     Expect(TokenKind.BlockEnd);
                     break;
                 default:
@@ -372,7 +394,7 @@ internal sealed class JinjaParser
         while (SkipName("if"))
         {
             var test = ParseOr();
-            var otherwise = SkipName("else") ? ParseCondexpr() : null;
+            var otherwise = SkipName("else") ? Nested(ParseCondexpr) : null;
             expr = new ConditionalExpr(test, expr, otherwise, line);
             line = Current.Line;
         }
@@ -409,7 +431,7 @@ internal sealed class JinjaParser
         if (Current.IsName("not"))
         {
             var line = Next().Line;
-            return new UnaryExpr(UnaryOp.Not, ParseNot(), line);
+            return new UnaryExpr(UnaryOp.Not, Nested(ParseNot), line);
         }
 
         return ParseCompare();
@@ -518,16 +540,16 @@ internal sealed class JinjaParser
         if (token.IsOperator("-"))
         {
             Next();
-            node = new UnaryExpr(UnaryOp.Negate, ParseUnary(withFilter: false), token.Line);
+            node = new UnaryExpr(UnaryOp.Negate, Nested(() => ParseUnary(withFilter: false)), token.Line);
         }
         else if (token.IsOperator("+"))
         {
             Next();
-            node = new UnaryExpr(UnaryOp.Plus, ParseUnary(withFilter: false), token.Line);
+            node = new UnaryExpr(UnaryOp.Plus, Nested(() => ParseUnary(withFilter: false)), token.Line);
         }
         else
         {
-            node = ParsePrimary();
+            node = Nested(() => ParsePrimary());
         }
 
         node = ParsePostfix(node);

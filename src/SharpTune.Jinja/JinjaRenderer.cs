@@ -16,8 +16,16 @@ internal sealed class JinjaRenderer
         Continue,
     }
 
+    /// <summary>Nested calls, blocks and expressions while rendering (a self-recursive macro stops here, as
+    /// Python's recursion limit stops jinja2).</summary>
+    public const int MaxDepth = 500;
+
+    /// <summary>The most characters a rendering may produce; a chat prompt is far smaller.</summary>
+    public const int MaxOutput = 16 * 1024 * 1024;
+
     private StringBuilder output = new();
     private int line = 1;
+    private int depth;
 
     private JinjaRenderer()
     {
@@ -47,6 +55,38 @@ internal sealed class JinjaRenderer
 
     private Flow Execute(IReadOnlyList<Node> body, Scope scope)
     {
+        Enter();
+        try
+        {
+            return ExecuteBody(body, scope);
+        }
+        finally
+        {
+            depth--;
+        }
+    }
+
+    private void Enter()
+    {
+        if (++depth > MaxDepth)
+        {
+            depth = 0;   // the error unwinds the whole render
+            throw new JinjaRuntimeException($"recursion deeper than {MaxDepth} levels (a macro calling itself without end?)");
+        }
+    }
+
+    private void Write(string text)
+    {
+        if (output.Length + (long)text.Length > MaxOutput)
+        {
+            throw new JinjaRuntimeException($"the output would exceed {MaxOutput / (1024 * 1024)} MB");
+        }
+
+        output.Append(text);
+    }
+
+    private Flow ExecuteBody(IReadOnlyList<Node> body, Scope scope)
+    {
         foreach (var node in body)
         {
             line = node.Line;
@@ -65,10 +105,10 @@ internal sealed class JinjaRenderer
         switch (node)
         {
             case TextNode text:
-                output.Append(text.Text);
+                Write(text.Text);
                 return Flow.Normal;
             case OutputNode print:
-                output.Append(Py.Str(Evaluate(print.Value, scope)));
+                Write(Py.Str(Evaluate(print.Value, scope)));
                 return Flow.Normal;
             case IfNode conditional:
                 foreach (var (test, branch) in conditional.Branches)
@@ -98,7 +138,7 @@ internal sealed class JinjaRenderer
                 scope.Set(macro.Name, new Macro(macro, scope));
                 return Flow.Normal;
             case FilterBlockNode filterBlock:
-                output.Append(Py.Str(ApplyFilterChain(filterBlock.Filter, Capture(filterBlock.Body, scope), scope)));
+                Write(Py.Str(ApplyFilterChain(filterBlock.Filter, Capture(filterBlock.Body, scope), scope)));
                 return Flow.Normal;
             case WithNode with:
                 var values = with.Assignments.Select(a => Evaluate(a.Value, scope)).ToList();
@@ -214,6 +254,19 @@ internal sealed class JinjaRenderer
 
     public object? Evaluate(Expr expr, Scope scope)
     {
+        Enter();
+        try
+        {
+            return EvaluateExpr(expr, scope);
+        }
+        finally
+        {
+            depth--;
+        }
+    }
+
+    private object? EvaluateExpr(Expr expr, Scope scope)
+    {
         line = expr.Line;
         switch (expr)
         {
@@ -272,7 +325,9 @@ internal sealed class JinjaRenderer
                 var sb = new StringBuilder();
                 foreach (var part in concat.Parts)
                 {
-                    sb.Append(Py.Str(Evaluate(part, scope)));
+                    var text = Py.Str(Evaluate(part, scope));
+                    Py.Size((long)sb.Length + text.Length, "a string of length");
+                    sb.Append(text);
                 }
 
                 return sb.ToString();

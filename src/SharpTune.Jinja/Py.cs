@@ -260,14 +260,17 @@ internal static class Py
 
         return (a, b) switch
         {
-            (string x, string y) => x + y,
-            (List<object?> x, List<object?> y) => x.Concat(y).ToList(),
-            (object?[] x, object?[] y) => x.Concat(y).ToArray(),
+            (string x, string y) when WithinLimit(x.Length, y.Length) => x + y,
+            (List<object?> x, List<object?> y) when WithinLimit(x.Count, y.Count) => x.Concat(y).ToList(),
+            (object?[] x, object?[] y) when WithinLimit(x.Length, y.Length) => x.Concat(y).ToArray(),
             (string, _) => throw new JinjaRuntimeException($"can only concatenate str (not \"{TypeName(b)}\") to str"),
             (List<object?>, _) => throw new JinjaRuntimeException($"can only concatenate list (not \"{TypeName(b)}\") to list"),
             _ => throw Unsupported("+", a, b),
         };
     }
+
+    /// <summary>True when a concatenation stays within <see cref="MaxRepeat"/>; throws otherwise.</summary>
+    private static bool WithinLimit(int first, int second) => Size((long)first + second, "a concatenation of length") >= 0;
 
     public static object? Subtract(object? a, object? b)
     {
@@ -279,6 +282,13 @@ internal static class Py
 
         throw Unsupported("-", a, b);
     }
+
+    /// <summary>The largest string or list that <c>*</c> may build.</summary>
+    public const long MaxRepeat = 16 * 1024 * 1024;
+
+    /// <summary>A width or count that would build a string or list larger than <see cref="MaxRepeat"/> fails here.</summary>
+    public static int Size(long n, string what) => n <= MaxRepeat ? (int)Math.Max(0, n)
+        : throw new JinjaRuntimeException($"{what} {n} exceeds the limit of {MaxRepeat}");
 
     public static object? Multiply(object? a, object? b)
     {
@@ -299,10 +309,14 @@ internal static class Py
             _ => throw Unsupported("*", a, b),
         };
 
-        static string Repeat(string s, long n) => n <= 0 ? "" : new StringBuilder().Insert(0, s, (int)n).ToString();
+        static string Repeat(string s, long n) => n <= 0 || s.Length == 0 ? ""
+            : n > MaxRepeat / s.Length ? throw TooLarge(s.Length, n) : new StringBuilder().Insert(0, s, (int)n).ToString();
 
-        static List<object?> RepeatList(List<object?> list, long n) =>
-            Enumerable.Range(0, (int)Math.Max(0, n)).SelectMany(_ => list).ToList();
+        static List<object?> RepeatList(List<object?> list, long n) => n <= 0 || list.Count == 0 ? []
+            : n > MaxRepeat / list.Count ? throw TooLarge(list.Count, n) : Enumerable.Range(0, (int)n).SelectMany(_ => list).ToList();
+
+        static JinjaRuntimeException TooLarge(int length, long n) =>
+            new($"repeating {length} items {n} times exceeds the limit of {MaxRepeat} (a rendering that large is a mistake)");
     }
 
     public static object? Divide(object? a, object? b)

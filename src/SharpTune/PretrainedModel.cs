@@ -33,6 +33,9 @@ public sealed class PretrainedModel : IDisposable
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
         var template = tokenizer.ChatTemplateSource is { } src ? ChatTemplate.Parse(src) : null;   // fails before the weights load
         using var folder = ModelFolder.Open(dir);
+        if (tokenizer.VocabSize > folder.Config.VocabSize)
+            throw new SharpTuneException($"{dir}: the tokenizer has ids up to {tokenizer.VocabSize - 1} but config.json's vocab_size is {folder.Config.VocabSize}; "
+                + "are tokenizer.json and config.json from the same model?");
         var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections);
         IAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : Adapters.Load(adapterDir, model); }

@@ -53,20 +53,35 @@ static class TrainCommand
             }
 
             bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
-            Directory.CreateDirectory(options.OutputDir);
-            using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
+            options.Validate();
+            OutputFolder.RequireWritable(options.OutputDir);
+            string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
+            CheckMetricsForResume(options, metricsPath);
+            bool newOutput = !Directory.Exists(options.OutputDir);
+            using var metrics = new MetricsLog(metricsPath);
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
             EvalResult? validationEval = null;
             int closingNewTokens = 0;
-            var result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model), afterTraining: t =>
+            FineTuneResult result;
+            try
             {
-                // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
-                var (examples, newTokens) = ClosingEvalSize(t.Model.CausalLM.Device.type == DeviceType.CUDA);
-                closingNewTokens = newTokens;
-                validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, examples, newTokens,
-                    (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress());
-            });
+                result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model), afterTraining: t =>
+                {
+                    // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
+                    var (examples, newTokens) = ClosingEvalSize(t.Model.CausalLM.Device.type == DeviceType.CUDA);
+                    closingNewTokens = newTokens;
+                    validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, examples, newTokens,
+                        (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress());
+                });
+            }
+            catch when (newOutput && !Directory.Exists(Path.Combine(options.OutputDir, "checkpoints")))
+            {
+                // A run that failed before its first checkpoint leaves nothing behind in a folder it created.
+                metrics.Dispose();
+                try { Directory.Delete(options.OutputDir, recursive: true); } catch (IOException) { }
+                throw;
+            }
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -101,5 +116,21 @@ static class TrainCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>A resumed run appends to metrics.jsonl and reads it back for the report at the end: a damaged file is
+    /// refused now, not after the training it would have spoiled.</summary>
+    static void CheckMetricsForResume(TrainOptions options, string metricsPath)
+    {
+        if (!options.Resume || !File.Exists(metricsPath) || SftTrainer.Checkpoints(Path.Combine(options.OutputDir, "checkpoints")).Count == 0)
+            return;
+        try
+        {
+            MetricsLog.Read(metricsPath);
+        }
+        catch (SharpTuneException e)
+        {
+            throw new SharpTuneException($"{e.Message}; this run would resume into that file: repair it (or delete it to start the metrics anew), the checkpoints are kept");
+        }
     }
 }

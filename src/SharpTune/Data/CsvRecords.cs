@@ -15,7 +15,7 @@ internal static class CsvRecords
         byte delimiter = file.Kind == DataFileKind.Tsv ? (byte)'\t' : (byte)',';
         using var stream = file.Open();
         var reader = new ByteReader(stream);
-        reader.SkipByteOrderMark();
+        reader.SkipByteOrderMark(file.Name);
         var scanner = new Scanner(reader, delimiter, maxRowBytes);
 
         if (!scanner.Next(out long headerLine, out string? headerError))
@@ -64,7 +64,7 @@ internal static class CsvRecords
             }
             columns[i] = Encoding.UTF8.GetString(fields[i]);
             if (!seen.Add(columns[i]))
-                throw new SharpTuneException($"{file.Name}:{line}: the header names column '{columns[i]}' twice");
+                throw new SharpTuneException($"{file.Name}:{line}: the header names column '{ErrorText.OneLine(columns[i])}' twice");
         }
         return columns;
     }
@@ -74,13 +74,13 @@ internal static class CsvRecords
         if (fields.Length != columns.Length)
         {
             throw new BadRowException(
-                $"{location}: expected {columns.Length} fields as in the header ({string.Join(", ", columns)}), found {fields.Length}" +
+                $"{location}: expected {columns.Length} fields as in the header ({ErrorText.List(columns)}), found {fields.Length}" +
                 (kind == DataFileKind.Csv ? " (is a field with a comma not in double quotes?)" : ""));
         }
         var values = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
         for (int i = 0; i < fields.Length; i++)
         {
-            RowValues.RequireUtf8(fields[i], $"{location} column '{columns[i]}'");
+            RowValues.RequireUtf8(fields[i], $"{location} column '{ErrorText.OneLine(columns[i])}'");
             values[columns[i]] = Encoding.UTF8.GetString(fields[i]);
         }
         return values;

@@ -49,14 +49,83 @@ internal sealed record DataFile(string Name, DataFileKind Kind, Func<Stream> Ope
         if (!target.Exists)
             throw new SharpTuneException($"{path}: the file links to {target.FullName}, which is missing (an incomplete download?)");
         string identity = $"{target.FullName}|{target.Length}|{target.LastWriteTimeUtc.Ticks}";
-        return new DataFile(displayName, kind, () => OpenFile(info.FullName, gz), identity);
+        return new DataFile(displayName, kind, () => OpenFile(info.FullName, displayName, gz), identity);
     }
 
-    private static Stream OpenFile(string path, bool gz)
+    private static Stream OpenFile(string path, string name, bool gz)
     {
-        Stream stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return gz ? new GZipStream(stream, CompressionMode.Decompress) : stream;
+        Stream stream = InputFile.Guard(path, () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16));
+        return new NamedReadStream(gz ? new GZipStream(stream, CompressionMode.Decompress) : stream, name);
     }
+}
+
+/// <summary>A read-only stream whose read errors (a corrupt .gz, a disk error, a bad byte order mark) become one
+/// <see cref="SharpTuneException"/> naming the file, whichever reader was using it.</summary>
+internal sealed class NamedReadStream(Stream inner, string name) : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => inner.CanSeek;
+    public override bool CanWrite => false;
+    public override long Length => inner.Length;
+    public override long Position { get => inner.Position; set => inner.Position = value; }
+
+    public override int Read(byte[] buffer, int offset, int count) => Guard(() => inner.Read(buffer, offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        try
+        {
+            return inner.Read(buffer);
+        }
+        catch (Exception e) when (Describe(e) is { } problem)
+        {
+            throw new SharpTuneException($"{name}: {problem}", e);
+        }
+    }
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        try
+        {
+            return await inner.ReadAsync(buffer, ct);
+        }
+        catch (Exception e) when (Describe(e) is { } problem)
+        {
+            throw new SharpTuneException($"{name}: {problem}", e);
+        }
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
+        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+
+    public override long Seek(long offset, SeekOrigin origin) => Guard(() => inner.Seek(offset, origin));
+    public override void Flush() { }
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) inner.Dispose();
+        base.Dispose(disposing);
+    }
+
+    T Guard<T>(Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception e) when (Describe(e) is { } problem)
+        {
+            throw new SharpTuneException($"{name}: {problem}", e);
+        }
+    }
+
+    static string? Describe(Exception e) => e switch
+    {
+        InvalidDataException => $"corrupt compressed data ({ErrorText.OneLine(e.Message, 120)})",
+        _ => InputFile.Describe(e),
+    };
 }
 
 /// <summary>A record found in a data file, parsed only when <see cref="Parse"/> is called so that rows before a
@@ -109,13 +178,13 @@ internal sealed class ByteReader(Stream stream)
     }
 
     /// <summary>Skips a UTF-8 byte order mark at the start of the file.</summary>
-    public void SkipByteOrderMark()
+    public void SkipByteOrderMark(string fileName)
     {
         if (Peek() != 0xEF)
             return;
         Read();
         if (Read() != 0xBB || Read() != 0xBF)
-            throw new InvalidDataException("the file starts with an incomplete UTF-8 byte order mark");
+            throw new SharpTuneException($"{fileName}: the file starts with an incomplete UTF-8 byte order mark");
     }
 
     private bool Fill()

@@ -36,7 +36,7 @@ public sealed record DatasetRow(string Location, long Index, IReadOnlyDictionary
     public bool HasColumn(string column) => TryGetValue(column, out _);
 
     /// <summary>The column names, for error messages.</summary>
-    public string ColumnList => Values.Count == 0 ? "(none)" : string.Join(", ", Values.Keys);
+    public string ColumnList => Values.Count == 0 ? "(none)" : ErrorText.List(Values.Keys);
 }
 
 /// <summary>Counts the rows that were skipped under <see cref="BadRowPolicy.Skip"/> and keeps the first messages.</summary>

@@ -55,7 +55,7 @@ public sealed record Example(string Location)
         {
             throw new BadRowException(
                 $"{Location}: this prompt format takes one user message and one assistant reply, the conversation has " +
-                $"{string.Join(", ", Messages.Select(m => m.Role))} (use the chat-template format for conversations)");
+                $"{ErrorText.List(Messages.Select(m => m.Role))} (use the chat-template format for conversations)");
         }
         var (reasoning, answer) = SplitThink(turns[1].Content);
         return new Example(Location)

@@ -59,7 +59,7 @@ public sealed record ExampleFormat(string Name)
 
     public static ExampleFormat Get(string name) =>
         BuiltIn.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new SharpTuneException($"unknown example format '{name}'; known formats: {string.Join(", ", Names)}");
+        ?? throw new SharpTuneException($"unknown example format '{ErrorText.OneLine(name)}'; known formats: {string.Join(", ", Names)}");
 
     /// <summary>The format for a dataset: the named one (or the one whose columns the row has, when
     /// <paramref name="name"/> is null or "auto"), with the column mapping applied.</summary>
@@ -174,7 +174,7 @@ public sealed record ExampleFormat(string Name)
             object? role = item.GetValueOrDefault("role") ?? item.GetValueOrDefault("from");
             object? content = item.TryGetValue("content", out var c) ? c : item.GetValueOrDefault("value");
             if (role is not string roleName || roleName.Length == 0)
-                throw new BadRowException($"{where} has no role (keys: {string.Join(", ", item.Keys)})");
+                throw new BadRowException($"{where} has no role (keys: {ErrorText.List(item.Keys)})");
             messages.Add(new ChatMessage(NormalizeRole(roleName, where), ContentText(content, where)));
         }
         if (!messages.Any(m => m.Role == "assistant" && m.Content.Trim().Length > 0))
@@ -188,7 +188,7 @@ public sealed record ExampleFormat(string Name)
         "user" or "human" => "user",
         "assistant" or "gpt" or "model" => "assistant",
         "tool" or "function" => "tool",
-        _ => throw new BadRowException($"{where} has role '{role}', expected system, user or assistant"),
+        _ => throw new BadRowException($"{where} has role '{ErrorText.OneLine(role)}', expected system, user or assistant"),
     };
 
     /// <summary>Message content as text: a string, or a list of parts whose text parts are joined.</summary>

@@ -17,7 +17,7 @@ internal static class JsonRecords
     {
         using var stream = file.Open();
         var reader = new ByteReader(stream);
-        reader.SkipByteOrderMark();
+        reader.SkipByteOrderMark(file.Name);
         SkipWhitespace(reader);
         int first = reader.Peek();
         if (first == '[')
@@ -203,6 +203,11 @@ internal static class JsonRecords
             if (root.ValueKind != JsonValueKind.Object)
                 throw new BadRowException($"{location}: expected a JSON object, found {Describe(root.ValueKind)}");
             return RowValues.ObjectFromJson(root);
+        }
+        catch (InvalidOperationException)
+        {
+            // System.Text.Json refuses to turn an escaped lone surrogate ("\ud800") into a string.
+            throw new BadRowException($"{location}: a string holds a lone surrogate escape (such as \\ud800), which is not valid Unicode text");
         }
         catch (JsonException e)
         {

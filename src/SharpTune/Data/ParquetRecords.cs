@@ -52,13 +52,44 @@ internal static class ParquetRecords
     private static Stream Seekable(DataFile file)
     {
         var stream = file.Open();
-        if (stream.CanSeek)
-            return stream;
-        var copy = new MemoryStream();
-        using (stream)
-            stream.CopyTo(copy);
-        copy.Position = 0;
-        return copy;
+        if (!stream.CanSeek)
+        {
+            var copy = new MemoryStream();
+            using (stream)
+                stream.CopyTo(copy);
+            copy.Position = 0;
+            stream = copy;
+        }
+        try
+        {
+            CheckFrame(stream, file.Name);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+        return stream;
+    }
+
+    /// <summary>"PAR1" at both ends and a footer length that fits the file: checked here because Parquet.Net
+    /// allocates whatever length the footer claims.</summary>
+    private static void CheckFrame(Stream stream, string name)
+    {
+        long length = stream.Length;
+        Span<byte> head = stackalloc byte[4], tail = stackalloc byte[8];
+        if (length < 12)
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: {length} bytes is too short for one");
+        stream.Position = 0;
+        stream.ReadExactly(head);
+        stream.Position = length - 8;
+        stream.ReadExactly(tail);
+        stream.Position = 0;
+        if (!head.SequenceEqual("PAR1"u8) || !tail[4..].SequenceEqual("PAR1"u8))
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: no PAR1 marker at its start and end");
+        long footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail);
+        if (footer == 0 || footer > length - 12)
+            throw new SharpTuneException($"{name}: cannot read the Parquet file: its footer claims {footer} bytes in a file of {length} (truncated or corrupt)");
     }
 
     /// <summary>Runs Parquet.Net's async API to completion off the caller's synchronization context, and names
@@ -69,9 +100,14 @@ internal static class ParquetRecords
         {
             return Task.Run(read).GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is not SharpTuneException and not OutOfMemoryException)
+        catch (OutOfMemoryException e)
         {
-            throw new SharpTuneException($"{file.Name}: cannot read the Parquet file: {e.Message}", e);
+            // A corrupt size field inside the file asks for an impossible allocation.
+            throw new SharpTuneException($"{file.Name}: cannot read the Parquet file: it asks for more memory than is available (a corrupt size field?)", e);
+        }
+        catch (Exception e) when (e is not SharpTuneException)
+        {
+            throw new SharpTuneException($"{file.Name}: cannot read the Parquet file: {ErrorText.OneLine(e.Message, 200)}", e);
         }
     }
 }

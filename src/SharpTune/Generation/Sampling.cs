@@ -17,11 +17,12 @@ public sealed record SamplingOptions(
 
     public void Validate()
     {
-        if (Temperature < 0) throw new SharpTuneException($"--temperature must be >= 0, got {Temperature}");
+        // Written as "not in range" so that NaN fails every check.
+        if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw new SharpTuneException($"--temperature must be a finite number >= 0, got {Temperature}");
         if (TopK < 0) throw new SharpTuneException($"--top-k must be >= 0, got {TopK}");
-        if (TopP is <= 0 or > 1) throw new SharpTuneException($"--top-p must be in (0, 1], got {TopP}");
-        if (MinP is < 0 or > 1) throw new SharpTuneException($"--min-p must be in [0, 1], got {MinP}");
-        if (RepetitionPenalty <= 0) throw new SharpTuneException($"--repetition-penalty must be > 0, got {RepetitionPenalty}");
+        if (!(TopP > 0 && TopP <= 1)) throw new SharpTuneException($"--top-p must be in (0, 1], got {TopP}");
+        if (!(MinP >= 0 && MinP <= 1)) throw new SharpTuneException($"--min-p must be in [0, 1], got {MinP}");
+        if (!(RepetitionPenalty > 0 && double.IsFinite(RepetitionPenalty))) throw new SharpTuneException($"--repetition-penalty must be a finite number > 0, got {RepetitionPenalty}");
     }
 }
 

@@ -52,6 +52,17 @@ public sealed class TokenGenerator(CausalLM model)
         if (prompts.Any(p => p.Length == 0)) throw new SharpTuneException("a prompt is empty: generation needs at least one token");
         var sampling = options.Sampling ?? new SamplingOptions();
         sampling.Validate();
+        if (options.MaxNewTokens <= 0) throw new SharpTuneException($"max new tokens must be positive, got {options.MaxNewTokens}");
+        int context = model.Config.MaxPositionEmbeddings;
+        // A prompt beyond the context has no positions left to generate into (and prefill cost grows with its square).
+        if (prompts.Max(p => p.Length) is var longest && longest >= context)
+            throw new SharpTuneException($"the prompt is {longest} tokens; the model's context is {context} (max_position_embeddings in config.json), "
+                + "which must also leave room for the answer: shorten the prompt");
+        int vocab = model.Config.VocabSize;
+        foreach (var prompt in prompts)
+            foreach (int id in prompt)
+                if ((uint)id >= (uint)vocab)
+                    throw new SharpTuneException($"the prompt holds token id {id}, outside the model's vocabulary of {vocab} (vocab_size in config.json): is the tokenizer from another model?");
         var eos = (options.EosTokenIds ?? []).ToHashSet();
         int B = prompts.Count, P = prompts.Max(p => p.Length);
         var device = model.Device;

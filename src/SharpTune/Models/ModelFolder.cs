@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -53,12 +51,12 @@ public sealed class ModelFolder : IDisposable
         string index = Path.Combine(dir, "model.safetensors.index.json");
         if (File.Exists(index))
         {
-            if (JsonFile.ReadObject(index)["weight_map"] is not JsonObject map) throw new SharpTuneException($"{index}: expected a \"weight_map\" object");
-            var shards = map.Select(kv => kv.Value?.GetValue<string>() ?? "").Distinct().Order().ToList();
+            var map = JsonFile.Read(index)["weight_map"];
+            var shards = map.Properties().Select(kv => kv.Value.String()).Distinct().Order(StringComparer.Ordinal).ToList();
             foreach (var shard in shards)
             {
-                if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
-                    throw new SharpTuneException($"{index}: weight_map names an invalid shard file '{shard}'");
+                if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains("..") || shard.Contains('\0'))
+                    throw new SharpTuneException($"{index}: weight_map names an invalid shard file {SharpTuneException.Quote(shard)}");
                 if (!File.Exists(Path.Combine(dir, shard)))
                     throw new SharpTuneException($"{index}: shard '{shard}' named in weight_map is missing from {dir}");
             }

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,22 +35,11 @@ public sealed class SafetensorsFile : IDisposable
 
     public static SafetensorsFile Open(string path)
     {
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: file not found");
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.RandomAccess);
+        var stream = InputFile.OpenRead(path, FileOptions.RandomAccess);
         try
         {
-            long fileLength = stream.Length;
-            Span<byte> lengthBytes = stackalloc byte[8];
-            if (fileLength < 8 || stream.Read(lengthBytes) != 8)
-                throw Bad(path, $"file is {fileLength} bytes, too short for a safetensors header");
-            long headerLength = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
-            if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > fileLength)
-                throw Bad(path, $"header length {headerLength} does not fit a file of {fileLength} bytes (truncated or not a safetensors file)");
-            var headerBytes = new byte[headerLength];
-            stream.ReadExactly(headerBytes);
-            long dataStart = 8 + headerLength;
-            var (entries, metadata) = ParseHeader(path, headerBytes, fileLength - dataStart);
-            return new SafetensorsFile(path, stream, dataStart, entries, metadata);
+            var header = InputFile.Guard(path, () => ReadHeader(stream, path));
+            return new SafetensorsFile(path, stream, header.DataStart, header.Entries, header.Metadata);
         }
         catch
         {
@@ -60,48 +48,79 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>The parsed, validated header of a safetensors stream.</summary>
+    public sealed record Header(long DataStart, Dictionary<string, SafetensorsEntry> Entries, Dictionary<string, string> Metadata);
+
+    /// <summary>Reads and validates the header at the start of <paramref name="stream"/> as the reference
+    /// implementation does: a header of at most 100 MB holding one JSON object without duplicate names; every tensor
+    /// has a known dtype, a shape of whole numbers whose byte size does not overflow, and data_offsets that tile the
+    /// data section exactly (no gap, no overlap, nothing past the end). <paramref name="source"/> names it in errors.</summary>
+    public static Header ReadHeader(Stream stream, string source)
+    {
+        long fileLength = stream.Length;
+        Span<byte> lengthBytes = stackalloc byte[8];
+        if (fileLength < 8 || stream.Read(lengthBytes) != 8)
+            throw Bad(source, $"file is {fileLength} bytes, too short for a safetensors header");
+        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(lengthBytes);
+        if (headerLength <= 0 || headerLength > MaxHeaderBytes)
+            throw Bad(source, $"header length {headerLength} is not between 1 and {MaxHeaderBytes} bytes (not a safetensors file?)");
+        if (8 + headerLength > fileLength)
+            throw Bad(source, $"header length {headerLength} does not fit a file of {fileLength} bytes (truncated or not a safetensors file)");
+        var headerBytes = new byte[headerLength];
+        stream.ReadExactly(headerBytes);
+        long dataStart = 8 + headerLength;
+        var (entries, metadata) = ParseHeader(source, headerBytes, fileLength - dataStart);
+        return new Header(dataStart, entries, metadata);
+    }
+
     static SharpTuneException Bad(string path, string problem) => new($"{path}: {problem}");
 
     static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)
     {
-        JsonObject root;
-        try
-        {
-            root = JsonNode.Parse(header) as JsonObject ?? throw Bad(path, "header is not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw Bad(path, $"header is not valid JSON ({e.Message})");
-        }
+        if (header[0] != (byte)'{') throw Bad(path, "header does not start with '{' (not a safetensors file?)");
+        var root = JsonFile.Parse(header, $"{path} (header)");
 
-        var entries = new Dictionary<string, SafetensorsEntry>();
-        var metadata = new Dictionary<string, string>();
-        foreach (var (name, node) in root)
+        var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (name, info) in root.Properties())
         {
             if (name == "__metadata__")
             {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v?.ToString() ?? "";
+                foreach (var (k, v) in info.Properties()) metadata[k] = v.String();
                 continue;
             }
-            if (node is not JsonObject info || info["dtype"] is not JsonValue dtypeNode || info["shape"] is not JsonArray shapeNode
-                || info["data_offsets"] is not JsonArray offsets || offsets.Count != 2)
-                throw Bad(path, $"tensor '{name}' needs dtype, shape and data_offsets [begin, end]");
-            string dtype = dtypeNode.ToString();
-            long[] shape = shapeNode.Select(d => d?.GetValue<long>() ?? -1).ToArray();
-            long begin = offsets[0]!.GetValue<long>(), end = offsets[1]!.GetValue<long>();
-            if (shape.Any(d => d < 0)) throw Bad(path, $"tensor '{name}' has a negative dimension in shape [{string.Join(", ", shape)}]");
-            if (begin < 0 || end < begin) throw Bad(path, $"tensor '{name}' has data_offsets [{begin}, {end}], expected 0 <= begin <= end");
-            if (end > dataLength) throw Bad(path, $"tensor '{name}' data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes): the file is truncated or corrupt");
-            long expected = shape.Aggregate(1L, (a, d) => a * d) * ElementSize(path, name, dtype);
-            if (end - begin != expected) throw Bad(path, $"tensor '{name}' ({dtype}, shape [{string.Join(", ", shape)}]) needs {expected} bytes but data_offsets give {end - begin}");
+            string shown = SharpTuneException.Quote(name);
+            info.Object();
+            string dtype = info["dtype"].String();
+            int elementSize = DTypes.TryGetValue(dtype, out var t) ? t.Size
+                : throw Bad(path, $"tensor {shown} has dtype {SharpTuneException.Quote(dtype)}, which is not supported (supported: {string.Join(", ", DTypes.Keys)})");
+            long[] shape = info["shape"].Items().Select(d => d.Long()).ToArray();
+            if (shape.Any(d => d < 0)) throw Bad(path, $"tensor {shown} has a negative dimension in shape [{string.Join(", ", shape)}]");
+            var offsets = info["data_offsets"];
+            if (offsets.Count != 2) throw offsets.Expected("[begin, end]");
+            long begin = offsets[0].Long(), end = offsets[1].Long();
+            if (begin < 0 || end < begin) throw Bad(path, $"tensor {shown} has data_offsets [{begin}, {end}], expected 0 <= begin <= end");
+            if (end > dataLength) throw Bad(path, $"tensor {shown} data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes): the file is truncated or corrupt");
+            long expected;
+            try { expected = checked(shape.Aggregate(1L, (a, d) => a * d) * elementSize); }
+            catch (OverflowException) { throw Bad(path, $"tensor {shown} has shape [{string.Join(", ", shape)}], whose size overflows 64 bits"); }
+            if (end - begin != expected) throw Bad(path, $"tensor {shown} ({dtype}, shape [{string.Join(", ", shape)}]) needs {expected} bytes but data_offsets give {end - begin}");
             entries[name] = new SafetensorsEntry(name, dtype, shape, begin, end);
         }
 
-        var sorted = entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End).ToList();
-        for (int i = 1; i < sorted.Count; i++)
-            if (sorted[i].Begin < sorted[i - 1].End)
-                throw Bad(path, $"tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap (data_offsets [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and [{sorted[i].Begin}, {sorted[i].End}])");
+        long covered = 0;
+        SafetensorsEntry? previous = null;
+        foreach (var e in entries.Values.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.Begin < covered)
+                throw Bad(path, $"tensors {SharpTuneException.Quote(previous!.Name)} and {SharpTuneException.Quote(e.Name)} overlap (data_offsets [{previous.Begin}, {previous.End}] and [{e.Begin}, {e.End}])");
+            if (e.Begin > covered)
+                throw Bad(path, $"tensor {SharpTuneException.Quote(e.Name)} starts at {e.Begin}, leaving bytes {covered}..{e.Begin} of the data unused (corrupt offsets)");
+            covered = e.End;
+            previous = e;
+        }
+        if (covered != dataLength)
+            throw Bad(path, $"the tensors cover {covered} bytes of data but the file holds {dataLength} after the header (corrupt offsets or extra bytes)");
         return (entries, metadata);
     }
 
@@ -111,9 +130,6 @@ public sealed class SafetensorsFile : IDisposable
         ["F64"] = (ScalarType.Float64, 8), ["I64"] = (ScalarType.Int64, 8), ["I32"] = (ScalarType.Int32, 4),
         ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1), ["U8"] = (ScalarType.Byte, 1), ["BOOL"] = (ScalarType.Bool, 1),
     };
-
-    static int ElementSize(string path, string name, string dtype) => DTypes.TryGetValue(dtype, out var t) ? t.Size
-        : throw Bad(path, $"tensor '{name}' has dtype {dtype}, which is not supported (supported: {string.Join(", ", DTypes.Keys)})");
 
     public static string DTypeName(ScalarType type) =>
         DTypes.FirstOrDefault(kv => kv.Value.Type == type).Key ?? throw new SharpTuneException($"dtype {type} cannot be stored in safetensors");

@@ -26,12 +26,13 @@ public sealed record LoraOptions(
 
     public void Validate()
     {
-        if (Rank <= 0) throw new SharpTuneException($"lora rank must be positive, got {Rank}");
-        if (Alpha <= 0) throw new SharpTuneException($"lora alpha must be positive, got {Alpha}");
-        if (Dropout is < 0 or >= 1) throw new SharpTuneException($"lora dropout must be in [0, 1), got {Dropout}");
+        if (Rank is <= 0 or > 65536) throw new SharpTuneException($"lora rank must be from 1 to 65536, got {Rank}");
+        if (!(Alpha > 0 && double.IsFinite(Alpha))) throw new SharpTuneException($"lora alpha must be a finite number > 0, got {Alpha}");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new SharpTuneException($"lora dropout must be in [0, 1), got {Dropout}");
         var unknown = Targets.Except(AllProjections).ToList();
         if (unknown.Count > 0)
-            throw new SharpTuneException($"lora target modules {string.Join(", ", unknown)} unknown; choose from {string.Join(", ", AllProjections)}");
+            throw new SharpTuneException($"lora target modules {string.Join(", ", unknown.Take(5).Select(u => SharpTuneException.Quote(u)))} unknown; choose from {string.Join(", ", AllProjections)}");
+        if (Targets.Count == 0) throw new SharpTuneException($"lora target modules: none given; choose from {string.Join(", ", AllProjections)}");
     }
 }
 
@@ -220,27 +221,29 @@ public sealed class LoraAdapter : IAdapter
         string configPath = Path.Combine(dir, "adapter_config.json");
         string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
         if (!File.Exists(configPath)) throw new SharpTuneException($"{configPath}: not found; an adapter folder needs adapter_config.json and adapter_model.safetensors");
-        var config = JsonFile.ReadObject(configPath);
+        var config = JsonFile.Read(configPath);
 
-        string type = config["peft_type"]?.GetValue<string>() ?? "LORA";
-        if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {type} is not supported (only LORA)");
+        string type = config["peft_type"].StringOrNull() ?? "LORA";
+        if (type != "LORA") throw new SharpTuneException($"{configPath}: peft_type {SharpTuneException.Quote(type)} is not supported (only LORA)");
         foreach (var key in new[] { "rank_pattern", "alpha_pattern" })
-            if (config[key] is JsonObject { Count: > 0 }) throw new SharpTuneException($"{configPath}: per-module {key} is not supported");
-        if (config["bias"]?.GetValue<string>() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias '{bias}' is not supported (only 'none')");
+            if (config[key].Exists && config[key].Properties().Any()) throw new SharpTuneException($"{configPath}: per-module {key} is not supported");
+        if (config["bias"].StringOrNull() is { } bias && bias != "none") throw new SharpTuneException($"{configPath}: bias {SharpTuneException.Quote(bias)} is not supported (only \"none\")");
 
-        var targetNames = config["target_modules"] switch
+        var targetsField = config["target_modules"];
+        var targetNames = targetsField.Kind switch
         {
-            JsonArray arr => arr.Select(n => n!.GetValue<string>()).ToList(),
-            JsonValue v => throw new SharpTuneException($"{configPath}: target_modules as a regex ('{v}') is not supported; list the module names"),
+            JsonValueKind.Array => targetsField.Items().Select(n => n.String()).ToList(),
+            JsonValueKind.String => throw new SharpTuneException($"{configPath}: target_modules as a regex ({SharpTuneException.Quote(targetsField.String())}) is not supported; list the module names"),
+            _ when targetsField.Exists => throw targetsField.Expected("a list of module names"),
             _ => [.. LoraOptions.AllProjections],
         };
         var options = new LoraOptions(
-            Rank: config["r"]?.GetValue<int>() ?? 8,
-            Alpha: config["lora_alpha"]?.GetValue<double>() ?? 8,
-            Dropout: config["lora_dropout"]?.GetValue<double>() ?? 0,
-            UseRslora: config["use_rslora"]?.GetValue<bool>() ?? false,
+            Rank: config["r"].Exists ? config["r"].Int(1, 1 << 16) : 8,
+            Alpha: config["lora_alpha"].DoubleOrNull() ?? 8,
+            Dropout: config["lora_dropout"].DoubleOrNull() ?? 0,
+            UseRslora: config["use_rslora"].BoolOrNull() ?? false,
             TargetModules: targetNames,
-            UseDora: config["use_dora"]?.GetValue<bool>() ?? false);
+            UseDora: config["use_dora"].BoolOrNull() ?? false);
         options.Validate();
 
         using var file = SafetensorsFile.Open(weightsPath);

@@ -323,7 +323,7 @@ internal sealed class CodePointRegex
         }
 
         private SharpTuneException Unsupported(string what) => new(
-            $"{where}: unsupported regex feature ({what}) at position {_pos} of pattern \"{pattern}\"");
+            $"{where}: unsupported regex feature ({ErrorText.Message(what, 120)}) at position {_pos} of pattern {SharpTuneException.Quote(pattern, 120)}");
 
         private bool AtEnd => _pos >= pattern.Length;
 

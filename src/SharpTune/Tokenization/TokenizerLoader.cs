@@ -8,6 +8,9 @@ namespace SharpTune.Tokenization;
 /// the file and the feature.</summary>
 internal static class TokenizerLoader
 {
+    /// <summary>Ids index tables as large as the highest id: 16M covers every real vocabulary (~256k at most).</summary>
+    private const int MaxTokenId = (1 << 24) - 1;
+
     public static TokenizerDefinition Load(string modelDir)
     {
         if (!Directory.Exists(modelDir))
@@ -20,11 +23,11 @@ internal static class TokenizerLoader
             throw new SharpTuneException(
                 $"{tokenizerPath}: not found; a Hugging Face tokenizer.json (fast tokenizer) is required");
         }
-        string tokenizerText = File.ReadAllText(tokenizerPath);
+        string tokenizerText = InputFile.ReadAllText(tokenizerPath);
         var configJson = ReadObject(Path.Combine(modelDir, "tokenizer_config.json")) ?? [];
         var specialMap = ReadObject(Path.Combine(modelDir, "special_tokens_map.json")) ?? [];
         string? jinjaTemplate = File.Exists(Path.Combine(modelDir, "chat_template.jinja"))
-            ? File.ReadAllText(Path.Combine(modelDir, "chat_template.jinja"))
+            ? InputFile.ReadAllText(Path.Combine(modelDir, "chat_template.jinja"))
             : null;
         var config = ReadConfig(configJson, specialMap, jinjaTemplate, Path.Combine(modelDir, "tokenizer_config.json"));
         return Parse(tokenizerText, tokenizerPath, config, configJson);
@@ -33,54 +36,26 @@ internal static class TokenizerLoader
     public static TokenizerDefinition Parse(string tokenizerText, string file, TokenizerConfig config,
         JsonObject configJson)
     {
-        JsonDocument document;
-        try
+        var root = JsonFile.Parse(System.Text.Encoding.UTF8.GetBytes(tokenizerText), file);
+        var model = ReadModel(root);
+        var addedTokens = ReadAddedTokens(root);
+        bool nfc = ReadNormalizer(root["normalizer"]);
+        var preTokenizer = ReadPreTokenizer(root);
+        CheckDecoder(root["decoder"]);
+        var tokenIds = new Dictionary<string, int>();
+        foreach (var token in addedTokens)
         {
-            document = JsonDocument.Parse(tokenizerText);
+            tokenIds[token.Content] = token.Id;
         }
-        catch (JsonException e)
-        {
-            throw new SharpTuneException($"{file}: not valid JSON ({e.Message})", e);
-        }
-        using (document)
-        {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                throw new SharpTuneException($"{file}: expected a JSON object at the top level");
-            }
-            var model = ReadModel(root, file);
-            var addedTokens = ReadAddedTokens(root, file);
-            bool nfc = ReadNormalizer(Optional(root, "normalizer"), file, "normalizer");
-            var preTokenizer = ReadPreTokenizer(root, file);
-            CheckDecoder(Optional(root, "decoder"), file, "decoder");
-            var tokenIds = new Dictionary<string, int>();
-            foreach (var token in addedTokens)
-            {
-                tokenIds[token.Content] = token.Id;
-            }
-            var postProcessor = ReadPostProcessor(Optional(root, "post_processor"), file, "post_processor");
-            postProcessor = ApplyConfigSpecialTokens(postProcessor, config, tokenIds, model);
-            return new TokenizerDefinition(model, addedTokens, nfc, preTokenizer, postProcessor, config, tokenizerText,
-                configJson);
-        }
+        var postProcessor = ReadPostProcessor(root["post_processor"]);
+        postProcessor = ApplyConfigSpecialTokens(postProcessor, config, tokenIds, model);
+        return new TokenizerDefinition(model, addedTokens, nfc, preTokenizer, postProcessor, config, tokenizerText,
+            configJson);
     }
 
     private static JsonObject? ReadObject(string path)
     {
-        if (!File.Exists(path))
-        {
-            return null;
-        }
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject
-                ?? throw new SharpTuneException($"{path}: expected a JSON object at the top level");
-        }
-        catch (JsonException e)
-        {
-            throw new SharpTuneException($"{path}: not valid JSON ({e.Message})", e);
-        }
+        return File.Exists(path) || Directory.Exists(path) ? JsonFile.ReadObject(path) : null;
     }
 
     internal static TokenizerConfig ReadConfig(JsonObject config, JsonObject specialMap, string? jinjaTemplate,
@@ -118,9 +93,10 @@ internal static class TokenizerLoader
                 // Several named templates: transformers uses the one named "default".
                 foreach (var entry in named)
                 {
-                    if (entry?["name"]?.GetValue<string>() == "default")
+                    if (entry is JsonObject o && o["name"] is JsonValue name && name.TryGetValue(out string? n) && n == "default")
                     {
-                        return entry["template"]?.GetValue<string>();
+                        return o["template"] is JsonValue t && t.TryGetValue(out string? template) ? template
+                            : throw new SharpTuneException($"{file}: the \"default\" chat_template needs a \"template\" string");
                     }
                 }
                 return null;
@@ -129,174 +105,161 @@ internal static class TokenizerLoader
         }
     }
 
-    private static JsonElement? Optional(JsonElement parent, string name) =>
-        parent.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
+    private static string TypeOf(JsonField element) => element.Object()["type"].String();
 
-    private static string TypeOf(JsonElement element, string file, string path) =>
-        element.TryGetProperty("type", out var type) && type.ValueKind == JsonValueKind.String
-            ? type.GetString()!
-            : throw new SharpTuneException($"{file}: {path} has no \"type\"");
+    private static bool Bool(JsonField element, string name, bool fallback) => element[name].BoolOrNull() ?? fallback;
 
-    private static bool Bool(JsonElement element, string name, bool fallback) =>
-        element.TryGetProperty(name, out var value) && value.ValueKind is JsonValueKind.True or JsonValueKind.False
-            ? value.GetBoolean()
-            : fallback;
+    private static SharpTuneException Unsupported(JsonField at, string what) =>
+        new($"{at.File}: {at.Path}: {what} is not supported");
 
-    private static SharpTuneException Unsupported(string file, string path, string what) =>
-        new($"{file}: {path}: {what} is not supported");
-
-    private static BpeModel ReadModel(JsonElement root, string file)
+    private static BpeModel ReadModel(JsonField root)
     {
-        if (Optional(root, "model") is not { } model)
+        var model = root["model"];
+        if (!model.Exists)
         {
-            throw new SharpTuneException($"{file}: missing \"model\"");
+            throw new SharpTuneException($"{root.File}: missing \"model\"");
         }
-        string type = model.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "BPE";
+        model.Object();
+        string type = model["type"].StringOrNull() ?? "BPE";
         if (type != "BPE")
         {
-            throw Unsupported(file, "model.type", $"model type \"{type}\" (only byte-level BPE)");
+            throw Unsupported(model["type"], $"model type \"{ErrorText.OneLine(type)}\" (only byte-level BPE)");
         }
-        if (Optional(model, "dropout") is { } dropout && dropout.GetDouble() != 0)
+        if (model["dropout"].DoubleOrNull() is { } dropout && dropout != 0)
         {
-            throw Unsupported(file, "model.dropout", "BPE dropout");
+            throw Unsupported(model["dropout"], "BPE dropout");
         }
         if (Bool(model, "byte_fallback", false))
         {
-            throw Unsupported(file, "model.byte_fallback", "byte fallback (SentencePiece-style BPE)");
+            throw Unsupported(model["byte_fallback"], "byte fallback (SentencePiece-style BPE)");
         }
         foreach (string affix in new[] { "continuing_subword_prefix", "end_of_word_suffix" })
         {
-            if (Optional(model, affix) is { } value && value.GetString() is { Length: > 0 })
+            if (model[affix].StringOrNull() is { Length: > 0 })
             {
-                throw Unsupported(file, $"model.{affix}", "a subword prefix/suffix");
+                throw Unsupported(model[affix], "a subword prefix/suffix");
             }
         }
-        if (Optional(model, "vocab") is not { ValueKind: JsonValueKind.Object } vocabElement)
+        var vocabField = model["vocab"];
+        if (!vocabField.IsObject)
         {
-            throw new SharpTuneException($"{file}: model.vocab must be an object of token → id");
+            throw vocabField.Expected("an object of token → id");
         }
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var entry in vocabElement.EnumerateObject())
+        foreach (var (token, id) in vocabField.Properties())
         {
-            vocab[entry.Name] = entry.Value.GetInt32();
+            vocab[token] = id.Int(0, MaxTokenId);
         }
         var merges = new List<(string, string)>();
-        if (Optional(model, "merges") is { } mergesElement)
+        if (model["merges"].Exists)
         {
-            int index = 0;
-            foreach (var merge in mergesElement.EnumerateArray())
+            foreach (var merge in model["merges"].Items())
             {
-                merges.Add(ReadMerge(merge, file, index++));
+                merges.Add(ReadMerge(merge));
             }
         }
-        return new BpeModel(vocab, merges, Bool(model, "ignore_merges", false), file);
+        return new BpeModel(vocab, merges, Bool(model, "ignore_merges", false), root.File);
     }
 
-    private static (string, string) ReadMerge(JsonElement merge, string file, int index)
+    private static (string, string) ReadMerge(JsonField merge)
     {
-        if (merge.ValueKind == JsonValueKind.String)
+        if (merge.Kind == JsonValueKind.String)
         {
-            string text = merge.GetString()!;
-            int space = text.IndexOf(' ', 1);
+            string text = merge.String();
+            int space = text.Length > 1 ? text.IndexOf(' ', 1) : -1;
             if (space > 0)
             {
                 return (text[..space], text[(space + 1)..]);
             }
         }
-        else if (merge.ValueKind == JsonValueKind.Array && merge.GetArrayLength() == 2)
+        else if (merge.IsArray && merge.Count == 2)
         {
-            return (merge[0].GetString()!, merge[1].GetString()!);
+            return (merge[0].String(), merge[1].String());
         }
-        throw new SharpTuneException($"{file}: model.merges[{index}] must be \"left right\" or [left, right]");
+        throw merge.Expected("\"left right\" or [left, right]");
     }
 
-    private static List<AddedToken> ReadAddedTokens(JsonElement root, string file)
+    private static List<AddedToken> ReadAddedTokens(JsonField root)
     {
         var tokens = new List<AddedToken>();
-        if (Optional(root, "added_tokens") is not { } list)
+        if (!root["added_tokens"].Exists)
         {
             return tokens;
         }
-        int index = 0;
-        foreach (var entry in list.EnumerateArray())
+        foreach (var entry in root["added_tokens"].Items())
         {
-            if (!entry.TryGetProperty("id", out var id) || !entry.TryGetProperty("content", out var content))
-            {
-                throw new SharpTuneException($"{file}: added_tokens[{index}] needs \"id\" and \"content\"");
-            }
+            entry.Object();
             bool special = Bool(entry, "special", false);
-            tokens.Add(new AddedToken(id.GetInt32(), content.GetString()!, special, Bool(entry, "single_word", false),
+            tokens.Add(new AddedToken(entry["id"].Int(0, MaxTokenId), entry["content"].String(), special, Bool(entry, "single_word", false),
                 Bool(entry, "lstrip", false), Bool(entry, "rstrip", false), Bool(entry, "normalized", !special)));
-            index++;
         }
         return tokens;
     }
 
     /// <summary>True for NFC, false for no normalization.</summary>
-    private static bool ReadNormalizer(JsonElement? element, string file, string path)
+    private static bool ReadNormalizer(JsonField normalizer)
     {
-        if (element is not { } normalizer)
+        if (!normalizer.Exists)
         {
             return false;
         }
-        string type = TypeOf(normalizer, file, path);
+        string type = TypeOf(normalizer);
         switch (type)
         {
             case "NFC":
                 return true;
             case "Sequence":
                 bool nfc = false;
-                int index = 0;
-                foreach (var step in normalizer.GetProperty("normalizers").EnumerateArray())
+                foreach (var step in normalizer["normalizers"].Items())
                 {
-                    nfc |= ReadNormalizer(step, file, $"{path}.normalizers[{index++}]");
+                    nfc |= ReadNormalizer(step);
                 }
                 return nfc;
             default:
-                throw Unsupported(file, path, $"normalizer \"{type}\"");
+                throw Unsupported(normalizer, $"normalizer \"{ErrorText.OneLine(type)}\"");
         }
     }
 
-    private static IPreTokenizer ReadPreTokenizer(JsonElement root, string file)
+    private static IPreTokenizer ReadPreTokenizer(JsonField root)
     {
-        if (Optional(root, "pre_tokenizer") is not { } element)
+        var element = root["pre_tokenizer"];
+        if (!element.Exists)
         {
-            throw Unsupported(file, "pre_tokenizer", "a missing pre-tokenizer (byte-level BPE needs ByteLevel)");
+            throw Unsupported(element, "a missing pre-tokenizer (byte-level BPE needs ByteLevel)");
         }
         var steps = new List<(string Type, IPreTokenizer Step)>();
-        Flatten(element, "pre_tokenizer", file, steps);
+        Flatten(element, steps);
         for (int i = 0; i < steps.Count; i++)
         {
             if (steps[i].Type == "ByteLevel" && i != steps.Count - 1)
             {
-                throw Unsupported(file, "pre_tokenizer", "a pre-tokenizer after ByteLevel");
+                throw Unsupported(element, "a pre-tokenizer after ByteLevel");
             }
         }
         if (steps.Count == 0 || steps[^1].Type != "ByteLevel")
         {
-            throw Unsupported(file, "pre_tokenizer", "a pre-tokenizer without ByteLevel (only byte-level BPE)");
+            throw Unsupported(element, "a pre-tokenizer without ByteLevel (only byte-level BPE)");
         }
         return steps.Count == 1 ? steps[0].Step : new SequencePreTokenizer([.. steps.Select(s => s.Step)]);
     }
 
-    private static void Flatten(JsonElement element, string path, string file, List<(string, IPreTokenizer)> steps)
+    private static void Flatten(JsonField element, List<(string, IPreTokenizer)> steps)
     {
-        string type = TypeOf(element, file, path);
+        string type = TypeOf(element);
         switch (type)
         {
             case "Sequence":
-                int index = 0;
-                foreach (var step in element.GetProperty("pretokenizers").EnumerateArray())
+                foreach (var step in element["pretokenizers"].Items())
                 {
-                    Flatten(step, $"{path}.pretokenizers[{index++}]", file, steps);
+                    Flatten(step, steps);
                 }
                 break;
             case "Split":
-                steps.Add((type, ReadSplit(element, path, file)));
+                steps.Add((type, ReadSplit(element)));
                 break;
             case "ByteLevel":
                 var gpt2 = Bool(element, "use_regex", true)
-                    ? SplitPatterns.ForRegex(ByteLevelPreTokenizer.Gpt2Pattern, $"{file}: {path}")
+                    ? SplitPatterns.ForRegex(ByteLevelPreTokenizer.Gpt2Pattern, $"{element.File}: {element.Path}")
                     : null;
                 steps.Add((type, new ByteLevelPreTokenizer(Bool(element, "add_prefix_space", true), gpt2)));
                 break;
@@ -304,62 +267,61 @@ internal static class TokenizerLoader
                 steps.Add((type, new DigitsPreTokenizer(Bool(element, "individual_digits", false))));
                 break;
             default:
-                throw Unsupported(file, path, $"pre-tokenizer \"{type}\"");
+                throw Unsupported(element, $"pre-tokenizer \"{ErrorText.OneLine(type)}\"");
         }
     }
 
-    private static SplitPreTokenizer ReadSplit(JsonElement element, string path, string file)
+    private static SplitPreTokenizer ReadSplit(JsonField element)
     {
-        var pattern = element.GetProperty("pattern");
+        var pattern = element["pattern"].Object();
         ISplitPattern matcher;
-        if (pattern.TryGetProperty("Regex", out var regex))
+        if (pattern["Regex"].Exists)
         {
-            matcher = SplitPatterns.ForRegex(regex.GetString()!, $"{file}: {path}.pattern.Regex");
+            matcher = SplitPatterns.ForRegex(pattern["Regex"].String(), $"{element.File}: {pattern["Regex"].Path}");
         }
-        else if (pattern.TryGetProperty("String", out var literal))
+        else if (pattern["String"].Exists)
         {
-            matcher = SplitPatterns.ForLiteral(literal.GetString()!);
+            matcher = SplitPatterns.ForLiteral(pattern["String"].String());
         }
         else
         {
-            throw Unsupported(file, $"{path}.pattern", "a pattern other than Regex or String");
+            throw Unsupported(pattern, "a pattern other than Regex or String");
         }
-        string behaviorName = element.GetProperty("behavior").GetString()!;
-        if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior))
+        string behaviorName = element["behavior"].String();
+        if (!Enum.TryParse<SplitBehavior>(behaviorName, out var behavior) || !Enum.IsDefined(behavior) || behaviorName.Any(char.IsDigit))
         {
-            throw Unsupported(file, $"{path}.behavior", $"split behavior \"{behaviorName}\"");
+            throw Unsupported(element["behavior"], $"split behavior \"{ErrorText.OneLine(behaviorName)}\"");
         }
         return new SplitPreTokenizer(matcher, behavior, Bool(element, "invert", false));
     }
 
-    private static void CheckDecoder(JsonElement? element, string file, string path)
+    private static void CheckDecoder(JsonField decoder)
     {
-        if (element is not { } decoder)
+        if (!decoder.Exists)
         {
-            throw Unsupported(file, path, "a missing decoder (byte-level BPE needs the ByteLevel decoder)");
+            throw Unsupported(decoder, "a missing decoder (byte-level BPE needs the ByteLevel decoder)");
         }
-        string type = TypeOf(decoder, file, path);
+        string type = TypeOf(decoder);
         if (type == "Sequence")
         {
-            int index = 0;
-            foreach (var step in decoder.GetProperty("decoders").EnumerateArray())
+            foreach (var step in decoder["decoders"].Items())
             {
-                CheckDecoder(step, file, $"{path}.decoders[{index++}]");
+                CheckDecoder(step);
             }
         }
         else if (type != "ByteLevel")
         {
-            throw Unsupported(file, path, $"decoder \"{type}\"");
+            throw Unsupported(decoder, $"decoder \"{ErrorText.OneLine(type)}\"");
         }
     }
 
-    private static PostProcessor ReadPostProcessor(JsonElement? element, string file, string path)
+    private static PostProcessor ReadPostProcessor(JsonField processor)
     {
-        if (element is not { } processor)
+        if (!processor.Exists)
         {
             return PostProcessor.None;
         }
-        string type = TypeOf(processor, file, path);
+        string type = TypeOf(processor);
         switch (type)
         {
             case "ByteLevel":
@@ -367,50 +329,49 @@ internal static class TokenizerLoader
                     Bool(processor, "add_prefix_space", true));
             case "Sequence":
                 var result = PostProcessor.None;
-                int index = 0;
-                foreach (var step in processor.GetProperty("processors").EnumerateArray())
+                foreach (var step in processor["processors"].Items())
                 {
-                    result = result.Then(ReadPostProcessor(step, file, $"{path}.processors[{index++}]"));
+                    result = result.Then(ReadPostProcessor(step));
                 }
                 return result;
             case "TemplateProcessing":
-                return ReadTemplate(processor, file, path);
+                return ReadTemplate(processor);
             default:
-                throw Unsupported(file, path, $"post-processor \"{type}\"");
+                throw Unsupported(processor, $"post-processor \"{ErrorText.OneLine(type)}\"");
         }
     }
 
-    private static PostProcessor ReadTemplate(JsonElement processor, string file, string path)
+    private static PostProcessor ReadTemplate(JsonField processor)
     {
         var specialIds = new Dictionary<string, int[]>();
-        if (processor.TryGetProperty("special_tokens", out var specials))
+        if (processor["special_tokens"].Exists)
         {
-            foreach (var entry in specials.EnumerateObject())
+            foreach (var (name, entry) in processor["special_tokens"].Properties())
             {
-                specialIds[entry.Name] = [.. entry.Value.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32())];
+                specialIds[name] = [.. entry.Object()["ids"].Items().Select(i => i.Int(0, MaxTokenId))];
             }
         }
         var prefix = new List<int>();
         var suffix = new List<int>();
         bool seenSequence = false;
-        foreach (var item in processor.GetProperty("single").EnumerateArray())
+        foreach (var item in processor["single"].Items())
         {
-            if (item.TryGetProperty("Sequence", out _))
+            if (item["Sequence"].Exists)
             {
                 seenSequence = true;
             }
-            else if (item.TryGetProperty("SpecialToken", out var special))
+            else if (item["SpecialToken"].Exists)
             {
-                string id = special.GetProperty("id").GetString()!;
+                string id = item["SpecialToken"].Object()["id"].String();
                 if (!specialIds.TryGetValue(id, out var ids))
                 {
-                    throw new SharpTuneException($"{file}: {path}.single uses \"{id}\", missing from special_tokens");
+                    throw new SharpTuneException($"{processor.File}: {processor.Path}.single uses \"{ErrorText.OneLine(id)}\", missing from special_tokens");
                 }
                 (seenSequence ? suffix : prefix).AddRange(ids);
             }
             else
             {
-                throw Unsupported(file, $"{path}.single", "a template item other than SpecialToken or Sequence");
+                throw Unsupported(item, "a template item other than SpecialToken or Sequence");
             }
         }
         return new PostProcessor([.. prefix], [.. suffix], false, false);

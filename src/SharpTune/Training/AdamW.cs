@@ -55,6 +55,8 @@ public sealed class AdamW : IOptimizer
     public IEnumerable<(string Name, Tensor Tensor)> State() =>
         _m.Select((t, i) => ($"m.{i}", t)).Concat(_v.Select((t, i) => ($"v.{i}", t)));
 
+    /// <summary>The name and shape of each state tensor that <see cref="LoadState"/> reads.</summary>
+
     public void LoadState(Func<string, Tensor> read, int stepCount)
     {
         using var noGrad = no_grad();

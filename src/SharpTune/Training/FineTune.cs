@@ -28,6 +28,9 @@ public static class FineTune
     public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null,
         Action<SftTrainer>? afterTraining = null)
     {
+        // Everything that can be checked without training is checked before the first file is written.
+        options.Validate();
+        OutputFolder.RequireWritable(options.OutputDir);
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
         {

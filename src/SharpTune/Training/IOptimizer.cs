@@ -11,4 +11,6 @@ public interface IOptimizer : IDisposable
     /// <summary>Tensors to save for an exact resume, by name; the step count goes with the trainer state.</summary>
     IEnumerable<(string Name, Tensor Tensor)> State();
     void LoadState(Func<string, Tensor> read, int stepCount);
+    /// <summary>The names and shapes <see cref="LoadState"/> expects (checked before a resume copies anything).</summary>
+    IEnumerable<(string Name, long[] Shape)> StateShapes() => State().Select(s => (s.Name, s.Tensor.shape));
 }

@@ -30,15 +30,27 @@ public sealed class MetricsLog : ITrainingSink, IDisposable
         RespectRequiredConstructorParameters = true,
     };
 
-    FileStream _stream;
+    FileStream? _stream;
 
     public string FilePath { get; }
 
+    /// <summary>Nothing is created until the first event: a run that fails while setting up leaves no file.</summary>
     public MetricsLog(string path)
     {
         FilePath = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
-        _stream = OpenForAppend(FilePath);
+    }
+
+    FileStream Stream
+    {
+        get
+        {
+            if (_stream is null)
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
+                _stream = OpenForAppend(FilePath);
+            }
+            return _stream;
+        }
     }
 
     public void OnStart(TrainStart start)
@@ -63,6 +75,7 @@ public sealed class MetricsLog : ITrainingSink, IDisposable
     public void TruncateAfter(int step)
     {
         var kept = new List<string>();
+        if (!File.Exists(FilePath)) return;
         foreach (var (line, _, json) in ReadLines(FilePath))
         {
             int? lineStep = json is null ? null : StepOf(json.RootElement);
@@ -74,7 +87,7 @@ public sealed class MetricsLog : ITrainingSink, IDisposable
         Rewrite(kept);
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() => _stream?.Dispose();
 
     public static List<StepMetrics> ReadSteps(string path) => [.. Read(path).Steps];
 
@@ -137,13 +150,15 @@ public sealed class MetricsLog : ITrainingSink, IDisposable
         buffer.WriteByte((byte)'\n');
         // One write per line, flushed to the OS, so that the file only ever ends mid-line if the process is
         // killed inside this call.
-        _stream.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
-        _stream.Flush();
+        Stream.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
+        Stream.Flush();
     }
 
     void Rewrite(IReadOnlyList<string> lines)
     {
-        _stream.Dispose();
+        _stream?.Dispose();
+        _stream = null;
+        Directory.CreateDirectory(Path.GetDirectoryName(FilePath)!);
         try
         {
             AtomicFile.Write(FilePath, s =>

@@ -300,45 +300,68 @@ public sealed class SftTrainer : IDisposable
         var newest = Checkpoints(CheckpointsDir).LastOrDefault();
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
-        var state = JsonFile.ReadObject(statePath);
+        var state = JsonFile.Read(statePath);
         // Optimizer state differs in kind (fp32 vs 8-bit moments); a checkpoint from before the setting existed is adamw.
-        string savedOptimizer = (state["options"] as JsonObject)?["Optimizer"]?.GetValue<string>() ?? "adamw";
+        string savedOptimizer = state["options"]["Optimizer"].StringOrNull() ?? "adamw";
         if (savedOptimizer != Options.Optimizer)
-            throw new SharpTuneException($"{Path.Combine(newest, "optimizer.safetensors")}: holds {savedOptimizer} state, this run asks for optimizer {Options.Optimizer}; "
+            throw new SharpTuneException($"{Path.Combine(newest, "optimizer.safetensors")}: holds {SharpTuneException.Quote(savedOptimizer)} state, this run asks for optimizer {Options.Optimizer}; "
                 + $"resume with optimizer: {savedOptimizer}, or use another output_dir");
         // A longer run may continue a shorter one (its schedule is recomputed for the new length); a shorter one
         // would need steps that were already taken under another schedule.
-        int savedMaxSteps = state["max_steps"]?.GetValue<int>() ?? -1;
+        int savedMaxSteps = state["max_steps"].Int(1, int.MaxValue);
         if (savedMaxSteps > _maxSteps)
             throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {savedMaxSteps} steps, this one has {_maxSteps}; "
                 + "a run can be extended (a larger max_steps) but not shortened; use another output_dir or resume: false");
         // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.
-        var saved = state["options"] as JsonObject;
+        var saved = state["options"].Object().Element.Deserialize<JsonObject>();
         var current = JsonSerializer.SerializeToNode(Options with { Resume = true }) as JsonObject;
         var defaults = JsonSerializer.SerializeToNode(new TrainOptions()) as JsonObject;   // for keys older checkpoints lack
         foreach (var key in ResumeSensitive)
             if (!JsonNode.DeepEquals(saved?.ContainsKey(key) == true ? saved[key] : defaults?[key], current?[key]))
-                throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {saved?[key]?.ToJsonString() ?? "(unset)"}, "
-                    + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
+                throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {ErrorText.OneLine(saved?[key]?.ToJsonString() ?? "(unset)")}, "
+                    + $"this run has {ErrorText.OneLine(current?[key]?.ToJsonString() ?? "(unset)")}; use another output_dir, or the checkpoint's settings to resume");
+        int step = state["step"].Int(0, savedMaxSteps);
+        int optimizerSteps = state["optimizer_steps"].Int(0, int.MaxValue);
+        var position = new DataPosition(state["epoch"].Int(0, int.MaxValue), state["batch"].Int(0, int.MaxValue));
+        long tokens = state["tokens"].Long();
+        double? bestEvalLoss = state["best_eval_loss"].DoubleOrNull();
+        int evalsWithoutImprovement = state["evals_without_improvement"].Int(0, int.MaxValue);
+        double elapsed = state["elapsed_seconds"].Double();
 
-        using (var weights = SafetensorsFile.Open(Path.Combine(newest, "adapter_model.safetensors")))
-            Adapter.Restore(weights);
-        string momentsPath = Path.Combine(newest, "optimizer.safetensors");
-        using (var moments = SafetensorsFile.Open(momentsPath))
+        // Every optimizer tensor's name and shape is checked against this run before anything is copied, and a
+        // libtorch error while copying the adapter is named, so that a damaged checkpoint is reported as such.
+        string adapterPath = Path.Combine(newest, "adapter_model.safetensors");
+        string optimizerPath = Path.Combine(newest, "optimizer.safetensors");
+        using (var weights = SafetensorsFile.Open(adapterPath))
+        using (var moments = SafetensorsFile.Open(optimizerPath))
         {
-            try { _optimizer.LoadState(name => moments.Read(name), state["optimizer_steps"]!.GetValue<int>()); }
-            catch (SharpTuneException e) when (!e.Message.StartsWith(momentsPath)) { throw new SharpTuneException($"{momentsPath}: {e.Message}"); }
+            foreach (var (name, shape) in _optimizer.StateShapes()) RequireShape(moments, name, shape);
+            try { Adapter.Restore(weights); }
+            catch (Exception e) when (e is not SharpTuneException)
+            {
+                throw new SharpTuneException($"{adapterPath}: does not fit this run's adapters ({ErrorText.OneLine(e.Message)})", e);
+            }
+            try { _optimizer.LoadState(name => moments.Read(name), optimizerSteps); }
+            catch (SharpTuneException e) when (!e.Message.StartsWith(optimizerPath)) { throw new SharpTuneException($"{optimizerPath}: {e.Message}"); }
         }
-        _step = state["step"]!.GetValue<int>();
-        _position = new DataPosition(state["epoch"]!.GetValue<int>(), state["batch"]!.GetValue<int>());
-        _tokens = state["tokens"]!.GetValue<long>();
-        _bestEvalLoss = state["best_eval_loss"]?.GetValue<double>();
-        _evalsWithoutImprovement = state["evals_without_improvement"]!.GetValue<int>();
-        _previousSeconds = state["elapsed_seconds"]!.GetValue<double>();
+        _step = step;
+        _position = position;
+        _tokens = tokens;
+        _bestEvalLoss = bestEvalLoss;
+        _evalsWithoutImprovement = evalsWithoutImprovement;
+        _previousSeconds = elapsed;
         _sink.OnMessage($"resuming from {newest} (step {_step} of {_maxSteps})");
         if (savedMaxSteps < _maxSteps)
             _sink.OnMessage($"extending the run from {savedMaxSteps} to {_maxSteps} steps: the learning-rate schedule ({Options.LrScheduler}) is recomputed "
                 + $"for {_maxSteps} steps, so from step {_step + 1} on it differs from the first run's");
+    }
+
+    static void RequireShape(SafetensorsFile file, string name, long[] shape)
+    {
+        if (!file.Entries.TryGetValue(name, out var entry))
+            throw new SharpTuneException($"{file.Path}: tensor {SharpTuneException.Quote(name)} is missing; the checkpoint does not belong to this run");
+        if (!entry.Shape.SequenceEqual(shape))
+            throw new SharpTuneException($"{file.Path}: tensor {SharpTuneException.Quote(name)} has shape [{string.Join(", ", entry.Shape)}], this run needs [{string.Join(", ", shape)}]");
     }
 
     static readonly string[] ResumeSensitive =

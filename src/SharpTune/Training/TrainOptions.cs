@@ -201,7 +201,7 @@ public sealed record TrainOptions
     {
         string k = key.Replace('-', '_');
         if (!Settable.TryGetValue(k, out var prop))
-            throw new SharpTuneException($"{where}: unknown setting '{key}'{Suggest(k)}");
+            throw new SharpTuneException($"{where}: unknown setting {SharpTuneException.Quote(key)}{Suggest(k)}");
         object converted;
         try
         {
@@ -210,20 +210,21 @@ public sealed record TrainOptions
                 var t when t == typeof(string) => value,
                 var t when t == typeof(int) => int.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(long) => long.Parse(value, CultureInfo.InvariantCulture),
-                var t when t == typeof(double) => double.Parse(value, CultureInfo.InvariantCulture),
+                var t when t == typeof(double) => double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) is var d && double.IsFinite(d) ? d
+                    : throw new SharpTuneException($"{where}: '{key}' expects a finite number, got {SharpTuneException.Quote(value)}"),
                 var t when t == typeof(bool) => bool.Parse(value),
                 var t when t == typeof(PromptStyle) => PromptStyles.TryParse(value)
-                    ?? throw new SharpTuneException($"{where}: '{key}' expects one of {string.Join(", ", PromptStyles.Names)}, got '{value}'"),
+                    ?? throw new SharpTuneException($"{where}: '{key}' expects one of {string.Join(", ", PromptStyles.Names)}, got {SharpTuneException.Quote(value)}"),
                 var t => throw new InvalidOperationException($"no conversion to {t}"),
             };
         }
         catch (FormatException)
         {
-            throw new SharpTuneException($"{where}: '{key}' expects {TypeName(prop.PropertyType)}, got '{value}'");
+            throw new SharpTuneException($"{where}: '{key}' expects {TypeName(prop.PropertyType)}, got {SharpTuneException.Quote(value)}");
         }
         catch (OverflowException)
         {
-            throw new SharpTuneException($"{where}: '{key}' value '{value}' is out of range");
+            throw new SharpTuneException($"{where}: '{key}' value {SharpTuneException.Quote(value)} is out of range");
         }
         var copy = this with { };
         prop.SetValue(copy, converted);
@@ -238,24 +239,34 @@ public sealed record TrainOptions
     /// <summary>Reads a YAML recipe: a mapping of settings, with <c>datasets</c> as a list of mappings.</summary>
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
     {
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
-        return FromYamlText(File.ReadAllText(path), path, start);
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
+        return FromYamlText(InputFile.ReadAllText(path), path, start);
     }
 
     /// <summary>Reads a YAML recipe's text; <paramref name="path"/> names it in messages.</summary>
     public static TrainOptions FromYamlText(string text, string path, TrainOptions? start = null)
     {
         var yaml = new YamlStream();
-        try { yaml.Load(new StringReader(text)); }
-        catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({e.Message})"); }
+        CheckPrintable(text, path);
+        try
+        {
+            CheckDepth(text, path);
+            yaml.Load(new StringReader(text));
+        }
+        catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({ErrorText.OneLine(e.Message, 160)})"); }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner throws these on some malformed input (found by fuzzing) instead of a YamlException.
+            throw new SharpTuneException($"{path}: invalid YAML (the parser stopped: {ErrorText.OneLine(e.Message, 120)})");
+        }
         var options = start ?? new TrainOptions();
         if (yaml.Documents.Count == 0) return options;
         if (yaml.Documents[0].RootNode is not YamlMappingNode root)
             throw new SharpTuneException($"{path}: a recipe is a mapping of settings (key: value)");
         foreach (var (keyNode, valueNode) in root.Children)
         {
-            string key = ((YamlScalarNode)keyNode).Value ?? "";
             string where = $"{path}:{keyNode.Start.Line}";
+            string key = keyNode is YamlScalarNode k ? k.Value ?? "" : throw new SharpTuneException($"{where}: a setting's name must be plain text");
             if (key == "datasets")
             {
                 if (valueNode is not YamlSequenceNode list)
@@ -270,6 +281,45 @@ public sealed record TrainOptions
         return options;
     }
 
+    /// <summary>Recipes are flat; the representation model recurses per level, so a hostile file nested
+    /// thousands deep would overflow the stack. The event parser is not recursive: count the depth with it first.</summary>
+    const int MaxYamlDepth = 32;
+
+    /// <summary>YAML allows only printable characters (tab, line breaks and the rest of Unicode minus controls and
+    /// lone surrogates); anything else is refused with its line before the parser sees it.</summary>
+    static void CheckPrintable(string text, string path)
+    {
+        int line = 1;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (c == '\n') { line++; continue; }
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { i++; continue; }
+            bool printable = c is '\t' or '\r' or '\u0085' || (c >= ' ' && c != '\u007f' && !(c >= '\u0080' && c <= '\u009f') && !char.IsSurrogate(c) && c is not ('\ufffe' or '\uffff'));
+            if (!printable)
+                throw new SharpTuneException($"{path}:{line}: invalid YAML (character U+{(int)c:X4} is not allowed in a YAML file)");
+        }
+    }
+
+    static void CheckDepth(string text, string path)
+    {
+        var parser = new YamlDotNet.Core.Parser(new StringReader(text));
+        int depth = 0;
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart:
+                    if (++depth > MaxYamlDepth)
+                        throw new SharpTuneException($"{path}:{parser.Current.Start.Line}: nested more than {MaxYamlDepth} levels deep; a recipe is a flat mapping of settings");
+                    break;
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    depth--;
+                    break;
+            }
+        }
+    }
+
     static DatasetSpec ParseDataset(YamlNode node, string path)
     {
         string where = $"{path}:{node.Start.Line}";
@@ -278,52 +328,67 @@ public sealed record TrainOptions
         var spec = new DatasetSpec();
         foreach (var (k, v) in map.Children)
         {
-            string key = ((YamlScalarNode)k).Value ?? "", value = (v as YamlScalarNode)?.Value ?? "";
             string at = $"{path}:{k.Start.Line}";
+            string key = k is YamlScalarNode ks ? ks.Value ?? "" : throw new SharpTuneException($"{at}: a dataset setting's name must be plain text");
+            string value = v is YamlScalarNode vs ? vs.Value ?? "" : throw new SharpTuneException($"{at}: {SharpTuneException.Quote(key)} expects a single value");
             spec = key switch
             {
                 "source" => spec with { Source = value },
                 "config" => spec with { Config = value },
                 "split" => spec with { Split = value },
-                "rows" => spec with { Rows = int.TryParse(value, out var r) && r >= 0 ? r : throw new SharpTuneException($"{at}: 'rows' expects a whole number >= 0, got '{value}'") },
+                "rows" => spec with { Rows = int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var r) && r >= 0 ? r : throw new SharpTuneException($"{at}: 'rows' expects a whole number >= 0, got {SharpTuneException.Quote(value)}") },
                 "format" => spec with { Format = value },
-                "ratio" => spec with { Ratio = double.TryParse(value, CultureInfo.InvariantCulture, out var q) && q > 0 ? q : throw new SharpTuneException($"{at}: 'ratio' expects a number > 0, got '{value}'") },
+                "ratio" => spec with { Ratio = double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var q) && q > 0 && double.IsFinite(q) ? q : throw new SharpTuneException($"{at}: 'ratio' expects a finite number > 0, got {SharpTuneException.Quote(value)}") },
                 "columns" => spec with { Columns = value },
-                _ => throw new SharpTuneException($"{at}: unknown dataset setting '{key}' (source, config, split, rows, format, ratio, columns)"),
+                _ => throw new SharpTuneException($"{at}: unknown dataset setting {SharpTuneException.Quote(key)} (source, config, split, rows, format, ratio, columns)"),
             };
         }
         return spec;
     }
 
-    /// <summary>Checks ranges and combinations before any work starts.</summary>
+    /// <summary>Checks ranges and combinations before any work starts (and before anything is written): every
+    /// number finite and in the range where training means something.</summary>
     public void Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new SharpTuneException(message); }
-        Require(MaxLength >= 16, $"max_length must be at least 16, got {MaxLength}");
-        Require(BatchSize >= 1, $"batch_size must be at least 1, got {BatchSize}");
-        Require(GradientAccumulation >= 1, $"gradient_accumulation must be at least 1, got {GradientAccumulation}");
+        void Positive(double value, string key) => Require(value > 0 && double.IsFinite(value), $"{key} must be a finite number > 0, got {value}");
+        void Fraction(double value, string key, bool closedAtOne) =>
+            Require(value >= 0 && (closedAtOne ? value <= 1 : value < 1), $"{key} must be in [0, 1{(closedAtOne ? "]" : ")")}, got {value}");
+        Require(MaxLength is >= 16 and <= 1 << 20, $"max_length must be from 16 to {1 << 20}, got {MaxLength}");
+        Require(BatchSize is >= 1 and <= 1 << 16, $"batch_size must be from 1 to {1 << 16}, got {BatchSize}");
+        Require(GradientAccumulation is >= 1 and <= 1 << 16, $"gradient_accumulation must be from 1 to {1 << 16}, got {GradientAccumulation}");
+        Require((long)BatchSize * MaxLength <= 1L << 26, $"batch_size × max_length = {(long)BatchSize * MaxLength} tokens per forward pass is more than {1L << 26}");
         Require(MaxSteps >= 0, $"max_steps must be >= 0, got {MaxSteps}");
+        Require(Epochs is >= 0 and <= 1_000_000, $"epochs must be from 0 to 1000000, got {Epochs}");
         Require(MaxSteps > 0 || Epochs >= 1, "set max_steps or epochs");
         Require(MaxSteps == 0 || Epochs == 1, $"epochs {Epochs} would be ignored because max_steps is {MaxSteps}; set max_steps: 0 to train by epochs");
         Require(LogEvery >= 1, $"log_every must be at least 1, got {LogEvery}");
         Require(EvalEvery >= 0 && SaveEvery >= 0 && EarlyStoppingPatience >= 0, "eval_every, save_every and early_stopping_patience must be >= 0");
         Require(EarlyStoppingThreshold >= 0 && double.IsFinite(EarlyStoppingThreshold), "early_stopping_threshold must be a finite number >= 0");
-        Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
+        Positive(LearningRate, "learning_rate");
+        Require(LearningRate <= 10, $"learning_rate must be at most 10, got {LearningRate}");
+        Require(WeightDecay >= 0 && WeightDecay <= 1, $"weight_decay must be in [0, 1], got {WeightDecay}");
+        Fraction(AdamBeta1, "adam_beta1", closedAtOne: false);
+        Fraction(AdamBeta2, "adam_beta2", closedAtOne: false);
+        Positive(AdamEpsilon, "adam_epsilon");
+        Require(MaxGradNorm >= 0 && double.IsFinite(MaxGradNorm), $"max_grad_norm must be a finite number >= 0 (0 = off), got {MaxGradNorm}");
         Require(WarmupSteps >= 0, $"warmup_steps must be >= 0, got {WarmupSteps}");
-        Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got '{LrScheduler}'");
-        Require(LossOn is "response" or "all", $"loss_on: expected response or all, got '{LossOn}'");
-        Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
-        Require(OnBadRow is "error" or "skip", $"on_bad_row: expected error or skip, got '{OnBadRow}'");
+        Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got {SharpTuneException.Quote(LrScheduler)}");
+        Require(LossOn is "response" or "all", $"loss_on: expected response or all, got {SharpTuneException.Quote(LossOn)}");
+        Fraction(ValidationFraction, "validation_fraction", closedAtOne: false);
+        Require(OnBadRow is "error" or "skip", $"on_bad_row: expected error or skip, got {SharpTuneException.Quote(OnBadRow)}");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(WeightQuantization.Kinds.Contains(Quantization), $"quantization: expected {string.Join(", ", WeightQuantization.Kinds)}, got '{Quantization}'");
         Require(Peft is "lora" or "prompt_tuning", $"peft: expected lora or prompt_tuning, got '{Peft}'");
         Require(NumVirtualTokens >= 1, $"num_virtual_tokens must be at least 1, got {NumVirtualTokens}");
         Require(!(Peft == "prompt_tuning" && UseDora), "use_dora applies to peft: lora, not prompt_tuning");
         Require(Optimizer is "adamw" or "adamw_8bit", $"optimizer: expected adamw or adamw_8bit, got '{Optimizer}'");
-        Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
+        Require(LossChunk is >= 16 and <= 1 << 24, $"loss_chunk must be from 16 to {1 << 24}, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
+        Require(OutputDir.Length > 0, "output_dir must not be empty");
+        Lora.Validate();
     }
 
     public LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,

@@ -72,7 +72,7 @@ public class TokenizerErrorTests
         {
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ not json");
             var error = Assert.Throws<SharpTuneException>(() => Tokenizer.Load(dir));
-            Assert.Contains("not valid JSON", error.Message);
+            Assert.Contains("invalid JSON", error.Message);
         }
         finally
         {
