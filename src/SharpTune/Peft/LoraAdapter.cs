@@ -167,11 +167,10 @@ public sealed class LoraAdapter : IDisposable
         AtomicFile.WriteAllText(Path.Combine(dir, "adapter_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Reads a PEFT LoRA adapter folder and attaches it to <paramref name="model"/>.</summary>
-    public static LoraAdapter Load(string dir, CausalLM model)
+    /// <summary>Reads a PEFT adapter folder's adapter_config.json, refusing what this LoRA does not implement.</summary>
+    public static LoraOptions ReadConfig(string dir)
     {
         string configPath = Path.Combine(dir, "adapter_config.json");
-        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
         if (!File.Exists(configPath)) throw new SharpTuneException($"{configPath}: not found; an adapter folder needs adapter_config.json and adapter_model.safetensors");
         var config = JsonFile.ReadObject(configPath);
 
@@ -195,6 +194,14 @@ public sealed class LoraAdapter : IDisposable
             UseRsLora: config["use_rslora"]?.GetValue<bool>() ?? false,
             TargetModules: targetNames);
         options.Validate();
+        return options;
+    }
+
+    /// <summary>Reads a PEFT LoRA adapter folder and attaches it to <paramref name="model"/>.</summary>
+    public static LoraAdapter Load(string dir, CausalLM model)
+    {
+        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
+        var options = ReadConfig(dir);
 
         using var file = SafetensorsFile.Open(weightsPath);
         var targets = Targets(model, options).ToList();
