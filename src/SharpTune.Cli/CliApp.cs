@@ -19,6 +19,7 @@ public static class CliApp
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
             TrainCommand.Create(stdout),
+            ExportCommand.Create(stdout),
         };
         root.Options.Add(Verbose);
         var parsed = root.Parse(args);

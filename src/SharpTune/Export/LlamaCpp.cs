@@ -43,6 +43,7 @@ public sealed class LlamaCpp : IDisposable
             {
                 throw new SharpTuneException($"llama.cpp (LLamaSharp) could not be set up: {e.Message}", e);
             }
+            NativeApi.llama_empty_call();    // loads the native library now (the quantizer alone does not)
             _configured = true;
         }
     }
@@ -65,6 +66,9 @@ public sealed class LlamaCpp : IDisposable
         {
             ContextSize = (uint)contextLength, BatchSize = (uint)contextLength, UBatchSize = (uint)contextLength,
             GpuLayerCount = 0, Threads = Math.Max(1, Environment.ProcessorCount),
+            // An f32 KV cache: llama.cpp's default f16 cache alone moves logits by ~1e-3, which would hide real differences.
+            TypeK = GGMLType.GGML_TYPE_F32, TypeV = GGMLType.GGML_TYPE_F32,
+            FlashAttention = false,    // the CPU flash-attention kernel rounds queries to f16
         };
         LLamaWeights weights;
         try { weights = LLamaWeights.LoadFromFile(p); }
