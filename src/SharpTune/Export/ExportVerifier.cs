@@ -6,20 +6,24 @@ using static TorchSharp.torch;
 
 namespace SharpTune.Export;
 
-/// <summary>How closely llama.cpp's logits must follow ours. A greedy token may differ only where our own top
-/// two logits are within <see cref="TieMargin"/> (a near tie that rounding may flip); <see cref="MaxLogitError"/>
-/// bounds |llama.cpp − ours| over all compared logits; <see cref="MinAgreement"/> is the share of positions whose
-/// argmax must agree (quantized files).</summary>
+/// <summary>How closely llama.cpp's logits must follow ours, relative to the spread of our logits (their standard
+/// deviation over the vocabulary, averaged over positions), so that one tolerance serves small and large models.
+/// A greedy token may differ only where our own top two logits are within <see cref="TieMargin"/> (a near tie
+/// that rounding may flip); <see cref="MaxLogitError"/> bounds max |llama.cpp − ours|; <see cref="MinAgreement"/>
+/// is the share of positions whose argmax must agree.</summary>
 public sealed record Tolerance(string Name, double MaxLogitError, double TieMargin, double MinAgreement)
 {
-    /// <summary>Measured on the tiny models (docs/export.md gives the numbers) with a safety factor of ~10.</summary>
+    /// <summary>Measured on the tiny models with an adapter (relative max errors: f32 1.7e-6, f16 0.0024, bf16 0.019,
+    /// q8_0 0.06, q6_k 0.05, q4_k_m 0.31; argmax agreement of K-quants 75-97%; docs/export.md), with margins of 4-100x.
+    /// A file llama.cpp reads wrongly (tokenizer, layout, rope) agrees on almost no position, so even the K-quants'
+    /// 50% floor catches it.</summary>
     public static Tolerance For(string quant) => quant switch
     {
-        "f32" => new("f32 (exact)", 1e-3, 1e-3, 1),
-        "f16" => new("f16 (exact up to near ties)", 0.05, 0.05, 1),
-        "bf16" => new("bf16 (exact up to near ties)", 0.3, 0.3, 1),
-        "q8_0" => new("q8_0", 0.3, 0.3, 0.9),
-        _ => new($"{quant} (llama.cpp quantizer: must load and generate)", double.PositiveInfinity, double.PositiveInfinity, 0),
+        "f32" => new("f32 (exact)", 2e-4, 4e-4, 1),
+        "f16" => new("f16 (exact up to near ties)", 0.02, 0.04, 1),
+        "bf16" => new("bf16 (exact up to near ties)", 0.1, 0.2, 1),
+        "q8_0" => new("q8_0", 0.25, 0.5, 0.75),
+        _ => new($"{quant} (llama.cpp quantizer)", double.PositiveInfinity, double.PositiveInfinity, 0.5),
     };
 }
 
@@ -113,26 +117,28 @@ public static class ExportVerifier
         }
         var theirLogits = theirs.Logits(sequence);
 
-        int agree = 0;
+        int agree = 0, nearTies = 0;
         double maxError = 0;
+        double scale = ourLogits.Average(Std);
         for (int i = 0; i < output.Length; i++)
         {
             var a = ourLogits[i];
             var b = theirLogits[prompt.Length - 1 + i];
             if (b.Any(v => !float.IsFinite(v))) throw Mismatch("logits", $"llama.cpp gives non-finite logits at generated token {i}");
-            for (int v = 0; v < a.Length; v++) maxError = Math.Max(maxError, Math.Abs(a[v] - b[v]));
+            for (int v = 0; v < a.Length; v++) maxError = Math.Max(maxError, Math.Abs(a[v] - b[v]) / scale);
             int ourTop = ArgMax(a), theirTop = ArgMax(b);
             if (ourTop == theirTop) { agree++; continue; }
-            if (tolerance.MinAgreement >= 1 && a[ourTop] - a[theirTop] > tolerance.TieMargin)
+            if ((a[ourTop] - a[theirTop]) / scale <= tolerance.TieMargin) nearTies++;
+            else if (tolerance.MinAgreement >= 1)
                 throw Mismatch("greedy tokens", $"at generated token {i} ours is {ourTop} {Show(ours.Tokenizer.IdToToken(ourTop) ?? "")}, llama.cpp's is {theirTop} "
-                    + $"{Show(ours.Tokenizer.IdToToken(theirTop) ?? "")} (our logits differ by {a[ourTop] - a[theirTop]:0.####}, not a near tie)");
+                    + $"{Show(ours.Tokenizer.IdToToken(theirTop) ?? "")} (our logits differ by {(a[ourTop] - a[theirTop]) / scale:G3} of their spread, not a near tie)");
         }
         if (maxError > tolerance.MaxLogitError)
-            throw Mismatch("logits", $"max |llama.cpp − ours| = {maxError:0.####} over {output.Length} positions, tolerance for {tolerance.Name} is {tolerance.MaxLogitError}");
-        double share = (double)agree / output.Length;
+            throw Mismatch("logits", $"max |llama.cpp − ours| = {maxError:G3} of the logits' spread (std {scale:G3}) over {output.Length} positions, tolerance for {tolerance.Name} is {tolerance.MaxLogitError}");
+        double share = (double)(tolerance.MinAgreement >= 1 ? agree + nearTies : agree) / output.Length;
         if (share < tolerance.MinAgreement)
             throw Mismatch("greedy tokens", $"llama.cpp's argmax agrees with ours at {agree}/{output.Length} positions, {tolerance.Name} needs {tolerance.MinAgreement:P0}");
-        return $"greedy tokens ({tolerance.Name}): {agree}/{output.Length} identical, max |logit difference| {maxError:G3}";
+        return $"greedy tokens ({tolerance.Name}): {agree}/{output.Length} identical{(nearTies > 0 ? $" ({nearTies} near ties)" : "")}, max |logit difference| {maxError:G3} of the logits' spread (std {scale:G3})";
     }
 
     /// <summary>Texts with the tokenizer's added tokens inside running text (where splitting goes wrong first).</summary>
@@ -140,6 +146,12 @@ public static class ExportVerifier
     {
         var specials = new[] { tok.BosToken, tok.EosToken }.OfType<string>().Distinct().ToList();
         if (specials.Count > 0) yield return $"before{string.Join(" middle ", specials)}after";
+    }
+
+    static double Std(float[] v)
+    {
+        double mean = v.Average(x => (double)x);
+        return Math.Sqrt(v.Average(x => (x - mean) * (x - mean)));
     }
 
     static int ArgMax(float[] v)
