@@ -143,3 +143,49 @@ public sealed class GgufExportTests(ExportFixture fixture) : IClassFixture<Expor
         Assert.Equal(["model"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
     }
 }
+
+/// <summary>The reference models made by transformers (tests/SharpTune.Tests/Fixtures/models) carry the switches the
+/// tiny models lack: Llama 3.1 rope scaling with a short original context (so rope_freqs matters from the first
+/// tokens), Qwen2's tied embeddings (and an adapter made by PEFT itself), Qwen3's head_dim 24 ≠ hidden/heads.
+/// They get a trained tokenizer of their vocab size, then go through llama.cpp like the tiny models.</summary>
+public sealed class GgufReferenceModelTests
+{
+    static string WithTokenizer(string name)
+    {
+        _ = TestPaths.Cpu;
+        string source = TestPaths.Model(name), dir = Path.Combine(TestPaths.TempDir(), name);
+        Directory.CreateDirectory(dir);
+        File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(source, "config.json")))!.AsObject();
+        var tokenizer = SharpTune.Tokenization.BpeTrainer.Train(TinyModel.DefaultCorpus().Take(200), config["vocab_size"]!.GetValue<int>(), TinyModel.SpecialTokens,
+            new SharpTune.Tokenization.BpeTrainerOptions(BosToken: TinyModel.Bos, EosToken: TinyModel.Eos, PadToken: TinyModel.Pad, AddBosToken: true, ChatTemplate: TinyModel.ChatTemplate));
+        tokenizer.Save(dir);
+        config["bos_token_id"] = tokenizer.BosTokenId;
+        config["eos_token_id"] = tokenizer.EosTokenId;
+        File.WriteAllText(Path.Combine(dir, "config.json"), config.ToJsonString());
+        File.WriteAllText(Path.Combine(dir, "generation_config.json"), $"{{\"eos_token_id\": {tokenizer.EosTokenId}}}");
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("llama", "rope_freqs.weight")]
+    [InlineData("qwen2", null)]
+    [InlineData("qwen3", null)]
+    public void ReferenceModelsExportExactly(string name, string? extraTensor)
+    {
+        string model = WithTokenizer(name);
+        string? adapter = name == "qwen2" ? TestPaths.Model("qwen2/peft_adapter") : null;
+        string gguf = Path.Combine(TestPaths.TempDir(), name + ".gguf");
+        var result = Exporter.Run(new ExportOptions(model, gguf, "gguf", adapter, "f32"));
+        Assert.Contains(result.Checks, c => c.StartsWith("greedy tokens (f32 (exact)): 32/32 identical"));
+        using var loaded = LlamaCpp.Load(gguf);
+        if (extraTensor is not null) Assert.Contains(extraTensor, File.ReadAllText(gguf).Substring(0, 200_000));
+        if (name == "qwen2")
+        {
+            // tied: no tensor named output.weight (a GGUF string is its u64 length, 13, then the bytes); llama.cpp reuses token_embd
+            Assert.DoesNotContain("\r\0\0\0\0\0\0\0output.weight", File.ReadAllText(gguf).Substring(0, 200_000));
+            string lora = Path.Combine(TestPaths.TempDir(), "lora.gguf");
+            Exporter.Run(new ExportOptions(model, lora, "gguf-lora", adapter));                     // verified against base + adapter
+        }
+    }
+}

@@ -6,7 +6,7 @@ namespace SharpTune.Tests.Export;
 
 /// <summary>The Modelfile's Go template against our Jinja rendering, and the Go template interpreter itself
 /// against outputs of Go's text/template (worked by hand from its documented semantics).</summary>
-public sealed class OllamaTests
+public sealed class OllamaTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void GoTemplateFollowsTextTemplateSemantics()
@@ -66,10 +66,12 @@ public sealed class OllamaTests
             };
             string bos = tok.AddBosToken ? tok.BosToken! : "";
             Assert.Equal(jinja.RenderChat(conversation, true, tok.BosToken, tok.EosToken), bos + GoTemplate.Render(modelfile.Template, values));
+            output.WriteLine(modelfile.Text);
         }
         catch (SharpTuneException e)
         {
             Assert.Contains("Ollama", e.Message);   // refused, naming what could not be expressed
+            output.WriteLine(e.Message);
         }
     }
 }
