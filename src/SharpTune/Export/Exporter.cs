@@ -153,7 +153,7 @@ public static class Exporter
         double tolerance = merged.Model.Config.DType is "bfloat16" or "float16" ? 0.5 : 1e-3;
         if (diff > tolerance)
             throw new SharpTuneException($"export verification failed: the merged checkpoint's logits differ from base + adapter by up to {diff:0.####} (tolerance {tolerance}) (--no-verify skips this check)");
-        return [$"merged checkpoint: logits equal base + adapter within {diff:0.#####} (tolerance {tolerance}) on a {prompt.Length}-token prompt"];
+        return [$"merged checkpoint: logits equal base + adapter within {diff:G3} (tolerance {tolerance}) on a {prompt.Length}-token prompt"];
     }
 
     static string RunHint(string format, string output, string model) => format switch
