@@ -1,17 +1,22 @@
 using System.CommandLine;
+using System.CommandLine.Help;
+using System.CommandLine.Parsing;
 using SharpTune.Cli.Commands;
 
 namespace SharpTune.Cli;
 
 /// <summary>The `sharptune` command line: parses arguments and calls the library. User mistakes
-/// (<see cref="SharpTuneException"/>) print one line and exit 1; --verbose adds the stack trace.</summary>
+/// (<see cref="SharpTuneException"/>, and flags that do not parse) print one line and exit 1; --verbose adds
+/// the stack trace. Exit 2 is kept for faults of SharpTune itself.</summary>
 public static class CliApp
 {
     public static readonly Option<bool> Verbose = new("--verbose") { Description = "Print stack traces on errors", Recursive = true };
 
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("SharpTune: fine-tune open reasoning models from .NET")
+        // A plain Command, not RootCommand, so that usage says `sharptune` whatever the host process is called
+        // (`dotnet run` would make it "SharpTune.Cli").
+        var root = new Command("sharptune", "SharpTune: fine-tune open reasoning models from .NET")
         {
             InfoCommand.Create(stdout),
             GenerateCommand.Create(stdout),
@@ -21,8 +26,15 @@ public static class CliApp
             TrainCommand.Create(stdout),
             ExportCommand.Create(stdout),
         };
+        root.Options.Add(new HelpOption());
+        root.Options.Add(new VersionOption());
         root.Options.Add(Verbose);
         var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0 && !parsed.Tokens.Any(t => t.Value is "--help" or "-h" or "-?"))
+        {
+            stderr.WriteLine($"error: {ParseErrorMessage(parsed)}");
+            return 1;
+        }
         try
         {
             // Signals are the commands' business (see GracefulStop), not the parser's.
@@ -37,9 +49,58 @@ public static class CliApp
                 stderr.WriteLine($"error: {userError.Message}");
                 return 1;
             }
-            stderr.WriteLine(verbose ? $"error: {e}" : $"error: {e.Message} (run with --verbose for details)");
-            return userError is not null ? 1 : 2;
+            if (userError is not null) { stderr.WriteLine($"error: {e}"); return 1; }
+            stderr.WriteLine(verbose
+                ? $"error: internal fault in SharpTune: {e}"
+                : $"error: internal fault in SharpTune ({e.GetType().Name}: {SharpTuneException.Quote(e.Message)}); please report it with the command and the output of --verbose");
+            return 2;
         }
+    }
+
+    /// <summary>One line for the first thing that did not parse: an unknown flag with the nearest known one, or a
+    /// value of the wrong type with the type named in words.</summary>
+    static string ParseErrorMessage(ParseResult parsed)
+    {
+        var command = parsed.CommandResult.Command;
+        var known = KnownOptions(command).ToList();
+        foreach (var token in parsed.UnmatchedTokens)
+        {
+            if (!token.StartsWith('-') && command.Subcommands.Count > 0)
+                return $"unknown command {SharpTuneException.Quote(token)}" + (SharpTuneException.NearestName(token, command.Subcommands.Select(c => c.Name)) is { } c
+                    ? $"; did you mean {c}?" : $"; expected one of {string.Join(", ", command.Subcommands.Select(c => c.Name))}");
+            if (!token.StartsWith('-')) return $"unexpected argument {SharpTuneException.Quote(token)} for `{CommandPath(parsed)}` (see --help)";
+            string name = token.Split('=')[0];
+            string hint = SharpTuneException.NearestName(name, known) is { } nearest ? $"; did you mean {nearest}?" : " (see --help)";
+            return $"unknown option {SharpTuneException.Quote(name)} for `{CommandPath(parsed)}`{hint}";
+        }
+        // A value of the wrong type before a missing required option: it is what the user just typed.
+        foreach (var error in parsed.Errors.OrderBy(e => e.SymbolResult is OptionResult { Tokens.Count: > 0 } ? 0 : 1))
+        {
+            if (error.SymbolResult is not OptionResult { Option: { } option } result) continue;
+            if (result.IdentifierToken is null) return $"`{CommandPath(parsed)}` needs {option.Name} (see --help)";
+            if (result.Tokens.Count == 0) return $"{option.Name} needs a value";
+            return $"{option.Name} expects {TypeInWords(option.ValueType)}, got {SharpTuneException.Quote(string.Join(" ", result.Tokens.Select(t => t.Value)))}";
+        }
+        if (command.Subcommands.Count > 0) return $"no command given; expected one of {string.Join(", ", command.Subcommands.Select(c => c.Name))} (see --help)";
+        return parsed.Errors[0].Message;
+    }
+
+    static string CommandPath(ParseResult parsed)
+    {
+        var names = new List<string>();
+        for (SymbolResult? r = parsed.CommandResult; r is CommandResult c; r = c.Parent) names.Insert(0, c.Command.Name);
+        return string.Join(" ", names);
+    }
+
+    static IEnumerable<string> KnownOptions(Command command) =>
+        command.Options.Concat(command.Parents.OfType<Command>().SelectMany(p => p.Options.Where(o => o.Recursive)))
+            .SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--"));
+
+    static string TypeInWords(Type t)
+    {
+        t = Nullable.GetUnderlyingType(t) ?? t;
+        return t == typeof(int) || t == typeof(long) ? "a whole number" : t == typeof(double) || t == typeof(float) ? "a number"
+            : t == typeof(bool) ? "true or false" : $"a {t.Name}";
     }
 
     static SharpTuneException? Unwrap(Exception e) => e switch

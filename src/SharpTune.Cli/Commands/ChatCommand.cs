@@ -28,13 +28,17 @@ static class ChatCommand
             var history = new List<ChatMessage>();
             if (p.GetValue(system) is { Length: > 0 } s) history.Add(new ChatMessage("system", s));
             int systemCount = history.Count;
-            stdout.WriteLine($"Chatting with {m.Directory} ({m.Config.Architecture}). /reset clears, /exit quits.");
+            stdout.WriteLine($"Chatting with {m.Directory} ({m.Config.Architecture}). /reset clears, /exit or Ctrl-D quits, Ctrl-C stops a reply.");
+            using var interrupts = new ChatInterrupts(stdout);
+            if (ReferenceEquals(stdout, Console.Out)) interrupts.Listen();
             while (true)
             {
                 stdout.Write(terminal ? "\u001b[1m> \u001b[0m" : "> ");
                 stdout.Flush();
                 string? line = Console.In.ReadLine();
-                if (line is null || line.Trim() == "/exit") break;
+                if (line is null) { stdout.WriteLine(); break; }   // Ctrl-D: the shell's prompt goes on a line of its own
+                interrupts.Typed();
+                if (line.Trim() == "/exit") break;
                 if (line.Trim() == "/reset") { history.RemoveRange(systemCount, history.Count - systemCount); continue; }
                 if (line.Trim().Length == 0) continue;
 
@@ -44,41 +48,13 @@ static class ChatCommand
                 var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: format is not null);
                 var display = new ReasoningDisplay(stdout, terminal, p.GetValue(hideReasoning), ReasoningSplitter.PromptOpensReasoning(prompt));
                 // Special tokens stay in the text so that the <think> tags reach the display.
-                var result = generator.Generate([ids], options with { SkipSpecialTokens = false }, (_, piece) => display.Write(piece))[0];
+                var result = generator.Generate([ids], options with { SkipSpecialTokens = false }, (_, piece) => display.Write(piece), interrupts.BeginReply())[0];
+                bool stopped = interrupts.EndReply();
                 display.Finish();
+                if (stopped) stdout.WriteLine("[reply stopped]");
                 history.Add(new ChatMessage("assistant", result.Text));
             }
         });
         return cmd;
-    }
-
-    sealed class ReasoningDisplay(TextWriter output, bool terminal, bool hideReasoning, bool startsInReasoning)
-    {
-        readonly ReasoningSplitter _splitter = new(startsInReasoning);
-        bool? _lastWasReasoning;
-
-        public void Write(string piece)
-        {
-            foreach (var segment in _splitter.Push(piece)) Show(segment);
-            output.Flush();
-        }
-
-        public void Finish()
-        {
-            if (_splitter.Flush() is { } rest) Show(rest);
-            output.WriteLine(terminal ? "\u001b[0m" : "");
-        }
-
-        void Show(ReasoningSplitter.Segment segment)
-        {
-            if (segment.IsReasoning && hideReasoning) return;
-            if (_lastWasReasoning != segment.IsReasoning)
-            {
-                if (terminal) output.Write(segment.IsReasoning ? "\u001b[2m" : "\u001b[0m");
-                else output.Write(segment.IsReasoning ? "[thinking]\n" : (_lastWasReasoning == true ? "\n[answer]\n" : ""));
-                _lastWasReasoning = segment.IsReasoning;
-            }
-            output.Write(segment.Text);
-        }
     }
 }

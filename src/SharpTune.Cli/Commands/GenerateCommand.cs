@@ -29,20 +29,33 @@ static class GenerateCommand
             var options = sampling.Resolve(p, m);
             var generator = new TextGenerator(m.Model, m.Tokenizer);
             bool stream = !p.GetValue(json) && texts.Length == 1;
-            var results = generator.Generate(ids, options, stream ? (_, piece) => { stdout.Write(piece); stdout.Flush(); } : null);
+            bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
+            // Reasoning tags are special tokens in some tokenizers: keep them in the text so the split can be shown.
+            options = options with { SkipSpecialTokens = false };
+            bool opens = ReasoningSplitter.PromptOpensReasoning(m.Tokenizer.Decode(ids[0], skipSpecialTokens: false));
+            var display = stream ? new ReasoningDisplay(stdout, terminal, hideReasoning: false, startsInReasoning: opens) : null;
+            var results = generator.Generate(ids, options, display is null ? null : (_, piece) => display.Write(piece));
             var timings = generator.LastTimings!;
             if (p.GetValue(json))
             {
-                var items = results.Select(r => new { r.PromptIds, r.OutputIds, r.Text, r.FinishReason }).ToList();
+                var items = results.Select((r, i) =>
+                {
+                    var (reasoning, answer) = ReasoningSplitter.Split(r.Text, ReasoningSplitter.PromptOpensReasoning(m.Tokenizer.Decode(ids[i], skipSpecialTokens: false)));
+                    return new { r.PromptIds, r.OutputIds, r.Text, Reasoning = reasoning, Answer = answer, r.FinishReason };
+                }).ToList();
                 var t = new { prefill_seconds = timings.PrefillSeconds, decode_seconds = timings.DecodeSeconds, decode_tokens_per_second = timings.DecodeTokensPerSecond };
                 stdout.WriteLine(items.Count == 1
-                    ? JsonSerializer.Serialize(new { items[0].PromptIds, items[0].OutputIds, items[0].Text, items[0].FinishReason, Timings = t }, JsonOptions.Indented)
+                    ? JsonSerializer.Serialize(new { items[0].PromptIds, items[0].OutputIds, items[0].Text, items[0].Reasoning, items[0].Answer, items[0].FinishReason, Timings = t }, JsonOptions.Indented)
                     : JsonSerializer.Serialize(new { Results = items, Timings = t }, JsonOptions.Indented));
                 return;
             }
-            if (stream) stdout.WriteLine();
+            if (display is not null) display.Finish();
             else
-                for (int i = 0; i < results.Count; i++) stdout.WriteLine($"[{i}] {results[i].Text}");
+                for (int i = 0; i < results.Count; i++)
+                {
+                    var (reasoning, answer) = ReasoningSplitter.Split(results[i].Text, ReasoningSplitter.PromptOpensReasoning(m.Tokenizer.Decode(ids[i], skipSpecialTokens: false)));
+                    stdout.WriteLine(reasoning is null ? $"[{i}] {answer}" : $"[{i}] [thinking]\n{reasoning}\n[answer]\n{answer}");
+                }
             Console.Error.WriteLine($"{timings.GeneratedTokens} tokens, {timings.DecodeTokensPerSecond:0.0} tokens/s (prefill {timings.PrefillSeconds * 1000:0} ms)");
         });
         return cmd;

@@ -18,7 +18,7 @@ static class TrainCommand
         var format = new Option<string?>("--dataset-format") { Description = "auto, medical, alpaca or chat" };
         var export = new Option<string?>("--export") { Description = "After training, export base + adapter: gguf[:QUANT] (e.g. gguf:q4_k_m), ollama[:QUANT], hf or gguf-lora" };
         var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format, export };
-        var settings = TrainOptions.Keys.Order().Select(k => (Key: k, Option: new Option<string?>("--" + k.Replace('_', '-')) { Description = $"recipe setting {k}" })).ToList();
+        var settings = TrainOptions.Settings.Select(s => (s.Key, Option: new Option<string?>(s.Flag) { Description = s.HelpText, HelpName = s.Type })).ToList();
         foreach (var s in settings) cmd.Options.Add(s.Option);
 
         cmd.SetAction(p =>
@@ -40,7 +40,12 @@ static class TrainCommand
                     }],
                 };
             else
+            {
+                if (!demo && p.GetValue(recipe) is null)
+                    stdout.WriteLine("note: no --dataset given: training on the bundled sample (400 generated clinical-calculation questions); "
+                        + "give --dataset FILE|HUB_ID for your own data");
                 options = options with { Datasets = options.Datasets.Select(d => d with { Source = ModelLocator.ResolveDataset(d.Source) }).ToList() };
+            }
 
             var (exportFormat, exportQuant) = p.GetValue(export)?.Split(':', 2) switch
             {

@@ -13,6 +13,17 @@ public sealed class ReasoningSplitter(bool startsInReasoning)
     /// <summary>True when the prompt already opened the reasoning block (R1's newer template ends with &lt;think&gt;\n).</summary>
     public static bool PromptOpensReasoning(string renderedPrompt) => renderedPrompt.TrimEnd().EndsWith(Open, StringComparison.Ordinal);
 
+    /// <summary>A whole generation split at once: the reasoning (null when there was none) and the answer.</summary>
+    public static (string? Reasoning, string Answer) Split(string text, bool startsInReasoning)
+    {
+        var splitter = new ReasoningSplitter(startsInReasoning);
+        var segments = splitter.Push(text).ToList();
+        if (splitter.Flush() is { } rest) segments.Add(rest);
+        var reasoning = segments.Where(s => s.IsReasoning).ToList();
+        return (reasoning.Count == 0 && !startsInReasoning ? null : string.Concat(reasoning.Select(s => s.Text)).Trim(),
+            string.Concat(segments.Where(s => !s.IsReasoning).Select(s => s.Text)).Trim());
+    }
+
     public IEnumerable<Segment> Push(string text)
     {
         string s = _pending + text;

@@ -39,11 +39,16 @@ public sealed record ModelInfo(
         var s = new StringBuilder();
         s.AppendLine($"model         {Directory}");
         s.AppendLine($"architecture  {Architecture}");
-        s.AppendLine($"parameters    {Parameters:N0} ({Parameters / 1e9:0.###} B)");
-        s.AppendLine($"weights       {WeightBytes:N0} bytes ({WeightBytes / (double)(1L << 30):0.##} GiB), dtype {string.Join(", ", StoredDTypes)}");
+        s.AppendLine($"parameters    {Parameters:N0} ({HumanCount(Parameters)})");
+        s.AppendLine($"weights       {WeightBytes:N0} bytes ({HumanBytes(WeightBytes)}), dtype {string.Join(", ", StoredDTypes)}");
         s.AppendLine($"context       {ContextLength:N0} tokens{(RopeScaling is null ? "" : $" (rope scaling {RopeScaling})")}");
         s.AppendLine($"shape         {Layers} layers, hidden {HiddenSize}, {Heads} heads ({KvHeads} KV heads, head dim {HeadDim}), vocab {VocabSize:N0}{(TiedEmbeddings ? ", tied embeddings" : "")}");
         s.Append($"tokenizer     {(HasTokenizer ? "tokenizer.json" : "missing")}{(HasChatTemplate ? ", chat template" : ", no chat template")}");
         return s.ToString();
     }
+
+    static string HumanBytes(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.##} GiB"
+        : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):0.##} MiB" : $"{bytes / 1024.0:0.##} KiB";
+
+    static string HumanCount(long n) => n >= 1_000_000_000 ? $"{n / 1e9:0.##} B" : n >= 1_000_000 ? $"{n / 1e6:0.##} M" : $"{n / 1e3:0.##} K";
 }

@@ -69,6 +69,11 @@ public sealed class ConsoleProgress(TextWriter output, bool interactive, int? wi
             _statusShown = false;
             _last = null;
         }
+        if (summary.StepsThisSession == 0 && summary.Reason != "cancelled")
+        {
+            WriteLine(Invariant($"Nothing to train: this run already finished at step {summary.Steps:N0}; a larger --max-steps extends it, another --output-dir starts a new one"));
+            return;
+        }
         string line = Invariant($"Done: {summary.Steps:N0} steps ({summary.Reason}) in {Duration(summary.ElapsedSeconds)}, ") +
             Throughput(summary.TokensPerSecond);
         if (summary.FinalLoss is double final)

@@ -1,14 +1,15 @@
 namespace SharpTune.Training;
 
-/// <summary>Learning rate per optimizer step, as transformers' schedules compute it: a linear warmup from 0,
-/// then constant, linear decay to 0, or cosine decay to 0 at the last step. Step counts from 0.</summary>
+/// <summary>Learning rate per optimizer step: a linear warmup whose first step already runs at 1/warmup of the peak
+/// (transformers' LambdaLR gives its first optimizer step a learning rate of 0, a wasted step), then constant, linear
+/// decay to 0, or cosine decay to 0 at the last step, as transformers' schedules shape them. Step counts from 0.</summary>
 public sealed record LearningRateSchedule(string Kind, double PeakLr, int WarmupSteps, int TotalSteps)
 {
     public static readonly IReadOnlyList<string> Kinds = ["linear", "cosine", "constant"];
 
     public double At(int step)
     {
-        if (step < WarmupSteps) return PeakLr * step / Math.Max(1, WarmupSteps);
+        if (step < WarmupSteps) return PeakLr * (step + 1) / WarmupSteps;
         double progress = (double)(step - WarmupSteps) / Math.Max(1, TotalSteps - WarmupSteps);
         return Kind switch
         {

@@ -71,8 +71,12 @@ public sealed class SftTrainer : IDisposable
         {
             var data = PrepareData(options, model);
             foreach (var s in data.Sources)
+            {
                 if (s.Tokens.Truncated > 0)
                     sink.OnMessage($"{s.Source}: {s.Tokens.Truncated} of {s.Tokens.Examples} examples were longer than max_length {options.MaxLength} and were truncated");
+                if (s.Tokens.BadRows > 0)
+                    sink.OnMessage($"{s.Source}: skipped {s.Tokens.BadRows} bad rows (on_bad_row: skip); the first: {s.BadRowSamples.FirstOrDefault()}");
+            }
             manual_seed(options.Seed);
             var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
@@ -106,6 +110,7 @@ public sealed class SftTrainer : IDisposable
             Format = d.Format == "auto" ? null : d.Format,
             Columns = ParseColumns(d.Columns),
             Weight = d.Ratio,
+            OnBadRow = o.OnBadRow == "skip" ? BadRowPolicy.Skip : BadRowPolicy.Fail,
         }).ToList();
         var spec = new TokenizerSpec(text => tokenizer.Encode(text, addSpecialTokens: false), eos, TokenizerIdentity(model.Directory))
         {
@@ -202,7 +207,7 @@ public sealed class SftTrainer : IDisposable
         SaveCheckpoint(elapsed);
         if (finished) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
         var summary = new TrainSummary(_step, reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
-            (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed));
+            (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed), _step - stepsAtStart);
         _sink.OnEnd(summary);
         return summary;
     }
@@ -225,7 +230,9 @@ public sealed class SftTrainer : IDisposable
         }
         double loss = sum.item<float>() / Math.Max(1, count);
         _sink.OnEval(new EvalMetrics(_step, loss, Math.Exp(loss), tokens));
-        if (_bestEvalLoss is null || loss < _bestEvalLoss) { _bestEvalLoss = loss; _evalsWithoutImprovement = 0; return false; }
+        bool improved = _bestEvalLoss is null || loss < _bestEvalLoss - Options.EarlyStoppingThreshold;
+        if (_bestEvalLoss is null || loss < _bestEvalLoss) _bestEvalLoss = loss;
+        if (improved) { _evalsWithoutImprovement = 0; return false; }
         _evalsWithoutImprovement++;
         return Options.EarlyStoppingPatience > 0 && _evalsWithoutImprovement >= Options.EarlyStoppingPatience;
     }
@@ -280,13 +287,18 @@ public sealed class SftTrainer : IDisposable
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
         var state = JsonFile.ReadObject(statePath);
-        if (state["max_steps"]?.GetValue<int>() != _maxSteps)
-            throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {state["max_steps"]} steps, this one has {_maxSteps}; use another output_dir or resume: false");
+        // A longer run may continue a shorter one (its schedule is recomputed for the new length); a shorter one
+        // would need steps that were already taken under another schedule.
+        int savedMaxSteps = state["max_steps"]?.GetValue<int>() ?? -1;
+        if (savedMaxSteps > _maxSteps)
+            throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {savedMaxSteps} steps, this one has {_maxSteps}; "
+                + "a run can be extended (a larger max_steps) but not shortened; use another output_dir or resume: false");
         // Settings that change the adapters' shapes or which batches come next make an exact resume impossible.
         var saved = state["options"] as JsonObject;
         var current = JsonSerializer.SerializeToNode(Options with { Resume = true }) as JsonObject;
+        var defaults = JsonSerializer.SerializeToNode(new TrainOptions()) as JsonObject;   // for keys older checkpoints lack
         foreach (var key in ResumeSensitive)
-            if (!JsonNode.DeepEquals(saved?[key], current?[key]))
+            if (!JsonNode.DeepEquals(saved?.ContainsKey(key) == true ? saved[key] : defaults?[key], current?[key]))
                 throw new SharpTuneException($"{newest}: the checkpoint was trained with {TrainOptions.SnakeCase(key)} = {saved?[key]?.ToJsonString() ?? "(unset)"}, "
                     + $"this run has {current?[key]?.ToJsonString() ?? "(unset)"}; use another output_dir, or the checkpoint's settings to resume");
 
@@ -308,13 +320,16 @@ public sealed class SftTrainer : IDisposable
         _evalsWithoutImprovement = state["evals_without_improvement"]!.GetValue<int>();
         _previousSeconds = state["elapsed_seconds"]!.GetValue<double>();
         _sink.OnMessage($"resuming from {newest} (step {_step} of {_maxSteps})");
+        if (savedMaxSteps < _maxSteps)
+            _sink.OnMessage($"extending the run from {savedMaxSteps} to {_maxSteps} steps: the learning-rate schedule ({Options.LrScheduler}) is recomputed "
+                + $"for {_maxSteps} steps, so from step {_step + 1} on it differs from the first run's");
     }
 
     static readonly string[] ResumeSensitive =
     [
         nameof(TrainOptions.LoraRank), nameof(TrainOptions.LoraAlpha), nameof(TrainOptions.TargetModules), nameof(TrainOptions.UseRslora),
         nameof(TrainOptions.BatchSize), nameof(TrainOptions.GradientAccumulation), nameof(TrainOptions.Packing), nameof(TrainOptions.MaxLength),
-        nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed),
+        nameof(TrainOptions.Datasets), nameof(TrainOptions.PromptFormat), nameof(TrainOptions.LossOn), nameof(TrainOptions.ValidationFraction), nameof(TrainOptions.Seed), nameof(TrainOptions.OnBadRow),
     ];
 
     public void Dispose()

@@ -31,68 +31,88 @@ public sealed record DatasetSpec
 public sealed record TrainOptions
 {
     // ---- model and data
-    /// <summary>Base model: folder or Hub id. Empty: the tiny demo model (created on first use).</summary>
+    [Setting("Base model: a local folder or a Hub id org/name[@revision]; empty = the tiny demo model")]
     public string Model { get; init; } = "";
     public IReadOnlyList<DatasetSpec> Datasets { get; init; } = [new DatasetSpec()];
-    /// <summary>r1-reasoning (instruction, question, then &lt;think&gt;reasoning&lt;/think&gt; answer) or chat-template.</summary>
+    [Setting("How an example becomes text: the R1 reasoning prompt (question, then <think>reasoning</think> answer) or the model's chat template", Allowed = "r1-reasoning, chat-template")]
     public string PromptFormat { get; init; } = "r1-reasoning";
-    /// <summary>Tokens per training sequence; longer examples are truncated (and counted).</summary>
+    [Setting("Tokens per training sequence; longer examples are truncated (and counted)")]
     public int MaxLength { get; init; } = 2048;
-    /// <summary>Pack several short examples into one sequence (attention and positions restart per example).</summary>
+    [Setting("Pack several short examples into one sequence (attention and positions restart per example)")]
     public bool Packing { get; init; }
-    /// <summary>response (loss on the answer only) or all.</summary>
+    [Setting("Which tokens the loss is computed on: the response only, or the whole text", Allowed = "response, all")]
     public string LossOn { get; init; } = "response";
-    /// <summary>Share of the data held out for evaluation (0 = none).</summary>
-    public double ValidationFraction { get; init; }
+    [Setting("Share of the examples held out for evaluation (the eval loss curve and early stopping use it); 0 = none", Allowed = "0 to < 1")]
+    public double ValidationFraction { get; init; } = 0.05;
+    [Setting("A dataset row that cannot be read or formatted: stop with an error naming it, or leave it out and report the count", Allowed = "error, skip")]
+    public string OnBadRow { get; init; } = "error";
 
     // ---- LoRA
+    [Setting("LoRA rank r: the inner size of each adapter (more = more capacity and memory)")]
     public int LoraRank { get; init; } = 16;
+    [Setting("LoRA alpha: the adapter's output is scaled by alpha / r (alpha / sqrt(r) with use_rslora)")]
     public double LoraAlpha { get; init; } = 16;
+    [Setting("Dropout on the adapters' input during training", Allowed = "0 to < 1")]
     public double LoraDropout { get; init; }
+    [Setting("Rank-stabilized LoRA: scale by alpha / sqrt(r) instead of alpha / r")]
     public bool UseRslora { get; init; }
-    /// <summary>Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.</summary>
+    [Setting("Comma-separated projections that get adapters", Allowed = "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")]
     public string TargetModules { get; init; } = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
 
     // ---- optimization
+    [Setting("Peak learning rate of AdamW", Allowed = "> 0")]
     public double LearningRate { get; init; } = 2e-4;
+    [Setting("AdamW's decoupled weight decay")]
     public double WeightDecay { get; init; } = 0.01;
+    [Setting("AdamW's beta1 (first-moment decay)")]
     public double AdamBeta1 { get; init; } = 0.9;
+    [Setting("AdamW's beta2 (second-moment decay)")]
     public double AdamBeta2 { get; init; } = 0.999;
+    [Setting("AdamW's epsilon")]
     public double AdamEpsilon { get; init; } = 1e-8;
-    /// <summary>linear, cosine or constant, after <see cref="WarmupSteps"/> of linear warmup.</summary>
+    [Setting("Learning-rate shape after the warmup: constant, linear decay to 0, or cosine decay to 0 at the last step", Allowed = "linear, cosine, constant")]
     public string LrScheduler { get; init; } = "linear";
+    [Setting("Optimizer steps of linear warmup; step k of n runs at k/n of the peak")]
     public int WarmupSteps { get; init; } = 5;
-    /// <summary>Optimizer steps; 0 means run <see cref="Epochs"/> epochs.</summary>
+    [Setting("Optimizer steps to run; 0 = run `epochs` passes over the data instead. A finished run resumed with a larger value continues")]
     public int MaxSteps { get; init; } = 60;
+    [Setting("Passes over the data, used only when max_steps is 0")]
     public int Epochs { get; init; } = 1;
-    /// <summary>Sequences per forward pass.</summary>
+    [Setting("Sequences per forward pass (micro-batch)")]
     public int BatchSize { get; init; } = 2;
-    /// <summary>Forward passes per optimizer step (effective batch = batch_size × this).</summary>
+    [Setting("Forward passes per optimizer step: the effective batch is batch_size × this")]
     public int GradientAccumulation { get; init; } = 4;
-    /// <summary>Clip the global gradient norm to this (0 = off).</summary>
+    [Setting("Clip the global gradient norm to this; 0 = no clipping")]
     public double MaxGradNorm { get; init; } = 1.0;
+    [Setting("Seed of the adapters' initialisation, the data order and dropout")]
     public long Seed { get; init; } = 3407;
 
     // ---- runtime
+    [Setting("Where to train: auto picks CUDA when a CUDA PyTorch is installed", Allowed = "auto, cpu, cuda, cuda:N")]
     public string Device { get; init; } = "auto";
+    [Setting("Compute type of the frozen base: auto = bfloat16 on CUDA, float32 on the CPU", Allowed = "auto, float32, bfloat16, float16")]
     public string DType { get; init; } = "auto";
-    /// <summary>Recompute each layer in backward instead of keeping its activations (less memory, ~30% slower).</summary>
+    [Setting("Recompute each layer in the backward pass instead of keeping its activations: less memory, more time")]
     public bool ActivationCheckpointing { get; init; }
-    /// <summary>Tokens per chunk of the lm_head + loss computation.</summary>
+    [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
     // ---- logging, evaluation, checkpoints
+    [Setting("Output folder: adapter, checkpoints, metrics.jsonl and the report")]
     public string OutputDir { get; init; } = "outputs";
+    [Setting("Log the loss every N optimizer steps")]
     public int LogEvery { get; init; } = 1;
-    /// <summary>Evaluate on the validation split every N steps (0 = at the end only).</summary>
-    public int EvalEvery { get; init; }
-    /// <summary>Stop after this many evaluations without improvement (0 = never).</summary>
+    [Setting("Evaluate on the validation split every N steps (and at the end); 0 = at the end only")]
+    public int EvalEvery { get; init; } = 20;
+    [Setting("Stop after this many evaluations without improvement; 0 = never")]
     public int EarlyStoppingPatience { get; init; }
-    /// <summary>Save a resumable checkpoint every N steps (0 = at the end only).</summary>
+    [Setting("An evaluation improves only when its loss is below the best so far by more than this (transformers' early_stopping_threshold)")]
+    public double EarlyStoppingThreshold { get; init; }
+    [Setting("Save a resumable checkpoint every N steps (and at the end); 0 = at the end only")]
     public int SaveEvery { get; init; } = 20;
-    /// <summary>Keep only the newest N checkpoints.</summary>
+    [Setting("Keep only the newest N checkpoints")]
     public int KeepCheckpoints { get; init; } = 2;
-    /// <summary>Continue from the newest checkpoint in the output folder, if there is one.</summary>
+    [Setting("Continue from the newest checkpoint in output_dir, if there is one")]
     public bool Resume { get; init; } = true;
 
     // ---- setting by name (recipes and flags)
@@ -104,6 +124,26 @@ public sealed record TrainOptions
 
     /// <summary>The snake_case keys a recipe may set (besides <c>datasets</c>).</summary>
     public static IReadOnlyCollection<string> Keys => Settable.Keys;
+
+    /// <summary>Every setting with its meaning, type, default and allowed values: the one source of `train --help`
+    /// and of the table in docs/training.md.</summary>
+    public static IReadOnlyList<SettingInfo> Settings { get; } = Settable.Select(kv =>
+    {
+        var attribute = kv.Value.GetCustomAttribute<SettingAttribute>()
+            ?? throw new InvalidOperationException($"TrainOptions.{kv.Value.Name} has no [Setting] description");
+        object? value = kv.Value.GetValue(new TrainOptions());
+        string text = value switch
+        {
+            null or "" => "(none)",
+            bool b => b ? "true" : "false",
+            double d => d.ToString("G", CultureInfo.InvariantCulture).Replace("E-0", "e-").Replace("E", "e"),
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            _ => value.ToString()!,
+        };
+        string type = kv.Value.PropertyType == typeof(string) ? "text" : kv.Value.PropertyType == typeof(bool) ? "true/false"
+            : kv.Value.PropertyType == typeof(double) ? "number" : "integer";
+        return new SettingInfo(kv.Key, attribute.Meaning, type, text, attribute.Allowed);
+    }).OrderBy(s => s.Key, StringComparer.Ordinal).ToList();
 
     public static string SnakeCase(string name)
     {
@@ -150,22 +190,8 @@ public sealed record TrainOptions
 
     static string TypeName(Type t) => t == typeof(int) || t == typeof(long) ? "a whole number" : t == typeof(double) ? "a number" : t == typeof(bool) ? "true or false" : "text";
 
-    static string Suggest(string key)
-    {
-        var best = Settable.Keys.Select(k => (k, d: Distance(k, key))).OrderBy(x => x.d).First();
-        return best.d <= Math.Max(2, key.Length / 3) ? $"; did you mean '{best.k}'?" : $"; known settings: {string.Join(", ", Settable.Keys.Order())}, datasets";
-    }
-
-    static int Distance(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-            for (int j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
-    }
+    static string Suggest(string key) => SharpTuneException.NearestName(key, Settable.Keys) is { } nearest
+        ? $"; did you mean '{nearest}'?" : $"; known settings: {string.Join(", ", Settable.Keys.Order())}, datasets";
 
     /// <summary>Reads a YAML recipe: a mapping of settings, with <c>datasets</c> as a list of mappings.</summary>
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
@@ -233,11 +259,13 @@ public sealed record TrainOptions
         Require(MaxSteps == 0 || Epochs == 1, $"epochs {Epochs} would be ignored because max_steps is {MaxSteps}; set max_steps: 0 to train by epochs");
         Require(LogEvery >= 1, $"log_every must be at least 1, got {LogEvery}");
         Require(EvalEvery >= 0 && SaveEvery >= 0 && EarlyStoppingPatience >= 0, "eval_every, save_every and early_stopping_patience must be >= 0");
+        Require(EarlyStoppingThreshold >= 0 && double.IsFinite(EarlyStoppingThreshold), "early_stopping_threshold must be a finite number >= 0");
         Require(LearningRate > 0, $"learning_rate must be > 0, got {LearningRate}");
         Require(WarmupSteps >= 0, $"warmup_steps must be >= 0, got {WarmupSteps}");
         Require(LearningRateSchedule.Kinds.Contains(LrScheduler), $"lr_scheduler: expected {string.Join(", ", LearningRateSchedule.Kinds)}, got '{LrScheduler}'");
         Require(LossOn is "response" or "all", $"loss_on: expected response or all, got '{LossOn}'");
         Require(ValidationFraction is >= 0 and < 1, $"validation_fraction must be in [0, 1), got {ValidationFraction}");
+        Require(OnBadRow is "error" or "skip", $"on_bad_row: expected error or skip, got '{OnBadRow}'");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
@@ -245,4 +273,21 @@ public sealed record TrainOptions
 
     public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
         TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+}
+
+/// <summary>Describes a <see cref="TrainOptions"/> setting for `train --help` and docs/training.md.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class SettingAttribute(string meaning) : Attribute
+{
+    public string Meaning { get; } = meaning;
+    /// <summary>The accepted values or range, in words, when the type alone does not say it.</summary>
+    public string? Allowed { get; init; }
+}
+
+/// <summary>One recipe key / flag: its meaning, its type in words, its default and the values it takes.</summary>
+public sealed record SettingInfo(string Key, string Meaning, string Type, string Default, string? Allowed)
+{
+    public string Flag => "--" + Key.Replace('_', '-');
+    /// <summary>The line shown by `train --help`.</summary>
+    public string HelpText => $"{Meaning} [{Type}{(Allowed is null ? "" : $": {Allowed}")}; default {Default}]";
 }

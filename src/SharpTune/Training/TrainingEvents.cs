@@ -28,7 +28,8 @@ public sealed record StepMetrics(
 /// <summary>Loss on the validation split.</summary>
 public sealed record EvalMetrics(int Step, double Loss, double Perplexity, long Tokens);
 
-/// <summary>How a run ended. Reason: "max_steps", "epochs", "early_stopping".</summary>
+/// <summary>How a run ended. Reason: "max_steps", "epochs", "early_stopping". <see cref="StepsThisSession"/> is 0 when
+/// a resumed run had nothing left to do.</summary>
 public sealed record TrainSummary(
     int Steps,
     string Reason,
@@ -36,7 +37,8 @@ public sealed record TrainSummary(
     double? BestEvalLoss,
     string AdapterDir,
     double ElapsedSeconds,
-    double TokensPerSecond);
+    double TokensPerSecond,
+    int StepsThisSession);
 
 /// <summary>Receives a run's progress: the console display, the metrics file and the report are sinks.
 /// Calls come from the training thread, in order.</summary>

@@ -115,4 +115,63 @@ public class CliTests
         File.WriteAllText(recipe, "lora_rnak: 8\n");
         AssertOneLineError(Run("train", "--recipe", recipe), "did you mean 'lora_rank'");
     }
+
+    [Theory]
+    [InlineData("generate --promt hi", "unknown option '--promt' for `sharptune generate`; did you mean --prompt?")]
+    [InlineData("train --max-step 2", "did you mean --max-steps?")]
+    [InlineData("gnerate --prompt hi", "unknown command 'gnerate'; did you mean generate?")]
+    [InlineData("generate --model m --prompt hi --top-k", "--top-k needs a value")]
+    [InlineData("generate --model m --prompt hi --top-p 0x10", "--top-p expects a number, got '0x10'")]
+    [InlineData("generate --model m", "`sharptune generate` needs --prompt")]
+    [InlineData("", "no command given; expected one of info, generate")]
+    public void FlagMistakesAreOneLineWithASuggestion(string args, string expected) =>
+        AssertOneLineError(Run(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)), expected);
+
+    [Fact]
+    public void UnparsableEmptyValueIsOneLine() =>
+        AssertOneLineError(Run("generate", "--model", "m", "--prompt", "hi", "--top-k", ""), "--top-k expects a whole number, got ''");
+
+    [Fact]
+    public void ValuesInMessagesAreEscapedAndCut()
+    {
+        var r = Run("generate", "--model", "m", "--prompt", "hi", "--top-k", "1\n" + new string('x', 5000));
+        AssertOneLineError(r, "--top-k expects a whole number");
+        Assert.True(r.Err.Length < 200, r.Err);
+    }
+
+    [Fact]
+    public void UsageNamesTheCommandSharptune()
+    {
+        var r = Run("--help");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("sharptune [command] [options]", r.Out);
+        Assert.DoesNotContain("SharpTune.Cli", r.Out);
+    }
+
+    [Fact]
+    public void InfoGivesSmallSizesInReadableUnits()
+    {
+        var r = Run("info", "--model", Tiny.Value);
+        Assert.Equal(0, r.Code);
+        Assert.DoesNotContain("(0 GiB)", r.Out);
+        Assert.Matches(@"weights .*\(\d+(\.\d+)? (KiB|MiB)\)", r.Out);
+        Assert.Matches(@"parameters .*\(\d+(\.\d+)? (K|M)\)", r.Out);
+    }
+
+    [Fact]
+    public void GenerateJsonSplitsReasoningFromTheAnswer()
+    {
+        var json = JsonDocument.Parse(Run("generate", "--model", Tiny.Value, "--prompt", "BMI?", "--temperature", "0", "-n", "4", "--json").Out).RootElement;
+        Assert.Equal(json.GetProperty("text").GetString()!.Trim(), json.GetProperty("answer").GetString());   // no <think> from a random model
+        Assert.Equal(JsonValueKind.Null, json.GetProperty("reasoning").ValueKind);
+    }
+
+    [Fact]
+    public void TrainWithAModelButNoDatasetSaysItUsesTheSample()
+    {
+        var r = Run("train", "--model", Tiny.Value, "--max-steps", "1", "--output-dir", TestPaths.TempDir(), "--device", "cpu", "--max-length", "128",
+            "--batch-size", "1", "--gradient-accumulation", "1", "--validation-fraction", "0");
+        Assert.Equal(0, r.Code);
+        Assert.Contains("no --dataset given: training on the bundled sample", r.Out);
+    }
 }

@@ -26,6 +26,26 @@ public class TextGenerationTests
         Assert.Equal(cut.Text, streamedCut.ToString());          // and no part of a stop string was streamed
     }
 
+    [Fact]
+    public void CancellingEndsGenerationAfterTheCurrentToken()
+    {
+        using var m = PretrainedModel.Load(TestPaths.NewTinyModel(seed: 3), "cpu");
+        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        using var cts = new CancellationTokenSource();
+        int pieces = 0;
+        var result = generator.Generate([m.EncodeText("Weight 70 kg")], new GenerationOptions(MaxNewTokens: 40),
+            (_, _) => { if (++pieces == 3) cts.Cancel(); }, cts.Token)[0];
+        Assert.Equal("cancelled", result.FinishReason);
+        Assert.True(result.OutputIds.Length < 40, $"{result.OutputIds.Length} tokens");
+    }
+
+    [Theory]
+    [InlineData("<think>why</think>42", false, "why", "42")]
+    [InlineData("plan</think>\n\nThe answer", true, "plan", "The answer")]
+    [InlineData("just an answer", false, null, "just an answer")]
+    public void AWholeGenerationSplitsIntoReasoningAndAnswer(string text, bool opens, string? reasoning, string answer) =>
+        Assert.Equal((reasoning, answer), ReasoningSplitter.Split(text, opens));
+
     [Theory]
     [InlineData(true, new[] { "plan", "</th", "ink>\n\nThe answer" }, "plan", "\n\nThe answer")]
     [InlineData(false, new[] { "<thi", "nk>why</think>", "42" }, "why", "42")]
