@@ -22,10 +22,10 @@ public static class GgufLora
         w.Add("general.name", GgufModel.DisplayName(weights.ModelDir) + " LoRA");
         w.Add("adapter.type", "lora");
         w.Add("adapter.lora.alpha", (float)(lora.Scaling * lora.Rank));
+        var pairs = weights.Pairs.ToDictionary(p => p.Module + ".weight");
         foreach (var (name, _) in weights.Weights)
         {
-            if (!weights.Pairs.Any(p => p.Module + ".weight" == name)) continue;
-            var pair = weights.Pairs.First(p => p.Module + ".weight" == name);
+            if (!pairs.TryGetValue(name, out var pair)) continue;
             string gguf = GgufModel.TensorName(name);
             string weightName = name;
             w.AddTensor(new GgufTensor(gguf + ".lora_a", [lora.Rank, pair.InFeatures], type, s =>

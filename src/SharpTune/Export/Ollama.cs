@@ -29,12 +29,12 @@ public static class Ollama
         var tokenizer = Tokenizer.Load(modelDir);
         var defaults = GenerationDefaults.Load(modelDir);
         var config = ModelConfig.Load(modelDir);
-        string modelfile = Path.Combine(modelDir, "tokenizer_config.json");
-        if (tokenizer.ChatTemplateSource is null) throw new SharpTuneException($"{modelfile}: no chat_template; an Ollama Modelfile needs one");
+        string configPath = Path.Combine(modelDir, "tokenizer_config.json");
+        if (tokenizer.ChatTemplateSource is null) throw new SharpTuneException($"{configPath}: no chat_template; an Ollama Modelfile needs one");
         var jinja = ChatTemplate.Parse(tokenizer.ChatTemplateSource);
         string Render(IReadOnlyList<ChatMessage> m, bool gen) => jinja.RenderChat(m, gen, tokenizer.BosToken, tokenizer.EosToken);
         string bos = tokenizer.AddBosToken ? tokenizer.BosToken ?? "" : "";
-        string template = Translate(Render, bos, modelfile);
+        string template = Translate(Render, bos, configPath);
 
         var conversations = ExportVerifier.ProbeConversations.Concat(
         [
@@ -46,7 +46,7 @@ public static class Ollama
             string expected = Render(c, true);
             string go = bos + GoTemplate.Render(template, Values(c));
             if (go != expected)
-                throw new SharpTuneException($"{modelfile}: the chat template could not be written in Ollama's template language: on {Show(string.Join(" | ", c.Select(m => $"{m.Role}: {m.Content}")))} "
+                throw new SharpTuneException($"{configPath}: the chat template could not be written in Ollama's template language: on {Show(string.Join(" | ", c.Select(m => $"{m.Role}: {m.Content}")))} "
                     + $"Jinja renders {Show(expected)} but the Modelfile template {Show(go)}");
         }
 

@@ -24,7 +24,7 @@ public class ExportCommandTests
         Assert.Contains("ok  greedy tokens (q8_0)", r.Out);
         Assert.Contains("ok  ollama template: equals the Jinja chat template", r.Out);
         Assert.EndsWith($"run it: ollama create tiny -f {Path.Combine(dir, "tiny", "Modelfile")} && ollama run tiny", r.Out.TrimEnd());
-        Assert.Equal(["Modelfile", "model.gguf"], Directory.GetFiles(Path.Combine(dir, "tiny")).Select(Path.GetFileName).Order());
+        Assert.Equal(["Modelfile", "model.gguf"], Directory.GetFiles(Path.Combine(dir, "tiny")).Select(Path.GetFileName).Order(StringComparer.Ordinal));
 
         var again = Run("export", "--model", model, "--format", "ollama", "--out", Path.Combine(dir, "tiny"));
         Assert.Equal(1, again.Code);
