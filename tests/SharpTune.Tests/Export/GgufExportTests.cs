@@ -55,7 +55,7 @@ public sealed class GgufExportTests(ExportFixture fixture) : IClassFixture<Expor
     {
         var (model, adapter) = fixture.Get(arch);
         string gguf = Export(arch, true, "q4_k_m");
-        var lines = Check(model, adapter, gguf, null, "q4_k_m");   // at least half the greedy tokens agree
+        var lines = Check(model, adapter, gguf, null, "q4_k_m");   // logits correlate with ours at >= 0.9
         Assert.Contains(lines, l => l.StartsWith("greedy tokens (q4_k_m"));
         using var loaded = LlamaCpp.Load(gguf);
         Assert.Equal("15", loaded.Metadata["general.file_type"]);   // llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M
