@@ -17,13 +17,15 @@ namespace SharpTune.Export;
 public sealed record Tolerance(string Name, double MaxLogitError, double TieMargin, double MinAgreement, double MinCorrelation = 0)
 {
     /// <summary>Measured on the tiny models with an adapter (relative max errors: f32 1.7e-6, f16 0.0024, bf16 0.019,
-    /// q8_0 0.06, q6_k 0.05, q4_k_m 0.31; docs/export.md), with margins of 4-100x.</summary>
+    /// q8_0 0.06-0.1, q6_k 0.05-0.09, q4_k_m 0.3-0.65; correlations ≥ 0.9997 for q8_0/q6_k, ≥ 0.99 for q4_k_m;
+    /// docs/export.md), with margins of 4-100x. The maximum over a large vocabulary grows with its size (q8_0 of a
+    /// random 1.5B model: 0.38), so quantized files are bounded by the correlation, the maximum only loosely.</summary>
     public static Tolerance For(string quant) => quant switch
     {
         "f32" => new("f32 (exact)", 2e-4, 4e-4, 1),
         "f16" => new("f16 (exact up to near ties)", 0.02, 0.04, 1),
         "bf16" => new("bf16 (exact up to near ties)", 0.1, 0.2, 1),
-        "q8_0" => new("q8_0", 0.25, 0.5, 0, MinCorrelation: 0.99),
+        "q8_0" => new("q8_0", 1.0, 1.0, 0, MinCorrelation: 0.99),
         _ => new($"{quant} (llama.cpp quantizer)", double.PositiveInfinity, double.PositiveInfinity, 0, MinCorrelation: 0.9),
     };
 }
