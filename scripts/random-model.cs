@@ -27,7 +27,7 @@ foreach (var f in new[] { "tokenizer.json", "tokenizer_config.json" }) File.Copy
 var parsed = ModelConfig.Parse(config);
 var gen = new Generator(0);
 var tensors = new List<(string, Tensor)>();
-foreach (var (name, shape) in Checkpoint.WeightNames(parsed))
+foreach (var (name, shape) in ModelFolder.WeightNames(parsed))
     tensors.Add((name, name.Contains("norm") ? ones(shape, bfloat16) : name.EndsWith(".bias") ? zeros(shape, bfloat16)
         : empty(shape).normal_(0, name.Contains("embed") ? 1 / Math.Sqrt(1536) : 0.02, gen).to(bfloat16)));
 SafetensorsFile.Write(Path.Combine(dir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });

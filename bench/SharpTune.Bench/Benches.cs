@@ -95,7 +95,7 @@ static class Benches
         int failures = 0;
         foreach (var dir in Directory.GetDirectories(a.Get("fixtures", "tests/SharpTune.Tests/Fixtures/models")).Order())
         {
-            using var ckpt = Checkpoint.Open(dir);
+            using var ckpt = ModelFolder.Open(dir);
             using var model = ckpt.LoadModel(device, bfloat16);
             using var reference = SafetensorsFile.Open(Path.Combine(dir, "logits.safetensors"));
             using var scope = NewDisposeScope();
@@ -129,7 +129,7 @@ static class Benches
     /// <summary>Single-thread encode throughput of a tokenizer on a corpus (same corpus as HF's numbers in the fixtures).</summary>
     public static int Tokenize(Args a)
     {
-        var r = SharpTune.Tokenization.TokenizerBenchmark.Run(a.Get("model", ""), a.Get("corpus", "tests/SharpTune.Tests/Fixtures/tokenizer/corpus.json.gz"), output: TextWriter.Null);
+        var r = TokenizerBenchmark.Run(a.Get("model", ""), a.Get("corpus", "tests/SharpTune.Tests/Fixtures/tokenizer/corpus.json.gz"), output: TextWriter.Null);
         Emit(new { bench = "tokenize", model = a.Get("model", ""), megabytes = r.Megabytes, tokens = r.Tokens, cold_mb_per_s = r.ColdMBps,
             warm_mb_per_s = r.WarmMBps, warm_tokens_per_s = r.WarmTokensPerSecond, batch_all_cores_mb_per_s = r.BatchMBps, cores = Environment.ProcessorCount });
         return 0;
@@ -142,9 +142,9 @@ static class Benches
         string dir = a.Get("model", "");
         long before = PeakRss();
         var clock = Stopwatch.StartNew();
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         string dt = a.Get("dtype", "stored");
-        var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : Checkpoint.ResolveDType(dt, ckpt.Config, CPU);
+        var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : ModelFolder.ResolveDType(dt, ckpt.Config, CPU);
         using var model = ckpt.LoadModel(CPU, dtype);
         long peak = PeakRss();
         Emit(new { bench = "load", model = dir, weight_bytes = ckpt.WeightBytes, rss_before = before, peak_rss = peak,

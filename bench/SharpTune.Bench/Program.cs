@@ -1,4 +1,5 @@
-// SharpTune benchmarks and device checks. One JSON line per result on stdout.
+// SharpTune micro-benchmarks (one component each, not the product path: scripts/bench/compare-train.sh measures
+// `sharptune train` / `generate` against transformers) and device checks. One JSON line per result on stdout.
 //   bench decode  --shape qwen1.5b|llama8b|tiny [--device cuda] [--prefill 128] [--gen 128]
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU

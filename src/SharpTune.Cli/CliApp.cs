@@ -25,6 +25,8 @@ public static class CliApp
             TokenizeCommand.Create(stdout),
             TrainCommand.Create(stdout),
             ExportCommand.Create(stdout),
+            ScoreCommand.Create(stdout),
+            EvalCommand.Create(stdout),
         };
         root.Options.Add(new HelpOption());
         root.Options.Add(new VersionOption());

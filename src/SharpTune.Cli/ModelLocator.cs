@@ -2,35 +2,47 @@ using SharpTune.Hub;
 
 namespace SharpTune.Cli;
 
-/// <summary>Turns --model / --dataset into a local folder: an existing folder as is, otherwise a Hub id
-/// (org/name[@revision]) downloaded into the Hugging Face cache, with progress on stderr.</summary>
+/// <summary>Turns --model / --dataset into a local path (<see cref="ModelSource"/>), with download progress on
+/// stderr.</summary>
 static class ModelLocator
 {
-    public static string Resolve(string source) => Fetch(source, dataset: false);
+    public static string Resolve(string source) => WithProgress(source, progress => ModelSource.ResolveModel(source, progress));
 
-    public static string ResolveDataset(string source) =>
-        File.Exists(source) || Directory.Exists(source) || source.StartsWith("sample", StringComparison.Ordinal) || !ModelSource.LooksLikeRepoId(source)
-            ? source : Fetch(source, dataset: true);
+    public static string ResolveDataset(string source) => WithProgress(source, progress => ModelSource.ResolveDataset(source, progress));
 
-    static string Fetch(string source, bool dataset)
+    static string WithProgress(string source, Func<IProgress<HubProgress>, string> resolve)
     {
-        if (Directory.Exists(source)) return source;
-        if (!ModelSource.LooksLikeRepoId(source))
-            throw new SharpTuneException($"{source}: no such folder, and not a Hub id of the form org/name[@revision]");
-        var (repo, revision) = ModelSource.Parse(source);
-        var client = new HubClient(HubOptions.FromEnvironment());
-        long lastReport = 0;
-        var progress = new Progress<HubProgress>(p =>
+        var progress = new DownloadProgress(source);
+        string path = resolve(progress);
+        progress.Finish();
+        return path;
+    }
+
+    /// <summary>One stderr line, rewritten at most twice a second, ended when every file is present.</summary>
+    public sealed class DownloadProgress(string source) : IProgress<HubProgress>
+    {
+        readonly Lock _lock = new();
+        long _lastReport;
+        bool _written;
+
+        public void Report(HubProgress p)
         {
-            long now = Environment.TickCount64;
-            if (now - lastReport < 500 && p.BytesDone < p.BytesTotal) return;
-            lastReport = now;
-            Console.Error.Write($"\rdownloading {repo}: {p.FilesDone}/{p.FilesTotal} files, {p.BytesDone / 1e6:0.0}/{p.BytesTotal / 1e6:0.0} MB   ");
-        });
-        string dir = dataset
-            ? client.DownloadDatasetAsync(repo, revision, null, progress).GetAwaiter().GetResult()
-            : client.DownloadModelAsync(repo, revision, null, progress).GetAwaiter().GetResult();
-        Console.Error.WriteLine();
-        return dir;
+            lock (_lock)
+            {
+                long now = Environment.TickCount64;
+                bool done = p.FilesDone == p.FilesTotal;
+                if (now - _lastReport < 500 && !done) return;
+                _lastReport = now;
+                _written = !done;
+                Console.Error.Write($"\rdownloading {source}: {p.FilesDone}/{p.FilesTotal} files, {p.BytesDone / 1e6:0.0}/{p.BytesTotal / 1e6:0.0} MB   ");
+                if (done) Console.Error.WriteLine();
+            }
+        }
+
+        public void Finish()
+        {
+            lock (_lock)
+                if (_written) Console.Error.WriteLine();
+        }
     }
 }

@@ -1,5 +1,4 @@
 using SharpTune.Generation;
-using SharpTune.Models;
 
 namespace SharpTune.Tests;
 
@@ -12,7 +11,7 @@ public class ReadmeTests
         string path = TestPaths.NewTinyModel();
         // --- as in README.md, with the path and device changed
         using var m = PretrainedModel.Load(path, device: "cpu");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         var result = generator.Generate([m.EncodeChat([new("user", "What is 17 × 23?")])],
             new GenerationOptions(MaxNewTokens: 16, Sampling: new SamplingOptions(Temperature: 0.6, TopP: 0.95, Seed: 1), EosTokenIds: m.EosTokenIds));
         // ---

@@ -1,3 +1,4 @@
+using SharpTune.Demo;
 using SharpTune.Runtime;
 using TorchSharp;
 
@@ -16,7 +17,7 @@ static class TestPaths
     {
         _ = Cpu;
         string dir = Path.Combine(TempDir(), "tiny");
-        SharpTune.Models.TinyModel.Create(dir, new SharpTune.Models.TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128, Seed: seed));
+        TinyModel.Create(dir, new TinyModelOptions(HiddenSize: 64, Layers: 2, IntermediateSize: 128, Seed: seed));
         return dir;
     }
 

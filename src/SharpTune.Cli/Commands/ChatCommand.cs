@@ -22,8 +22,8 @@ static class ChatCommand
         {
             using var m = modelFlags.Load(p);
             var options = sampling.Resolve(p, m);
-            var format = modelFlags.PromptFormat(p);
-            var generator = new TextGenerator(m.Model, m.Tokenizer);
+            var format = modelFlags.TrainingPromptFormat(p);
+            var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             var history = new List<ChatMessage>();
             if (p.GetValue(system) is { Length: > 0 } s) history.Add(new ChatMessage("system", s));

@@ -23,11 +23,11 @@ static class GenerateCommand
         {
             using var m = modelFlags.Load(p);
             var texts = p.GetValue(prompts)!;
-            var format = modelFlags.PromptFormat(p);
+            var format = modelFlags.TrainingPromptFormat(p);
             var ids = texts.Select(t => format is not null ? m.EncodeText(format.Prompt(t))
                 : p.GetValue(chat) ? m.EncodeChat(Conversation(p.GetValue(system), t)) : m.EncodeText(t)).ToList();
             var options = sampling.Resolve(p, m);
-            var generator = new TextGenerator(m.Model, m.Tokenizer);
+            var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
             bool stream = !p.GetValue(json) && texts.Length == 1;
             bool terminal = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             // Reasoning tags are special tokens in some tokenizers: keep them in the text so the split can be shown.

@@ -1,5 +1,6 @@
 using System.CommandLine;
-using SharpTune.Models;
+using SharpTune.Demo;
+using SharpTune.Runtime;
 
 namespace SharpTune.Cli.Commands;
 
@@ -19,7 +20,7 @@ static class InitCommand
                 var other => throw new SharpTuneException($"--arch: expected qwen2, llama or qwen3, got '{other}'"),
             };
             string dir = p.GetValue(tiny)!;
-            Runtime.TorchRuntime.Initialize("cpu");
+            TorchRuntime.Initialize("cpu");
             TinyModel.Create(dir, new TinyModelOptions(Architecture: architecture, Seed: p.GetValue(seed)));
             stdout.WriteLine($"Wrote a tiny {architecture} to {dir}. Try: sharptune info --model {dir}");
         });

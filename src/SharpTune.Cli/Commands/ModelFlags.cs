@@ -24,6 +24,10 @@ sealed class ModelFlags
     public PretrainedModel Load(ParseResult p) =>
         PretrainedModel.Load(ModelLocator.Resolve(p.GetValue(_model)!), p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter));
 
+    /// <summary>The flags' values, the model resolved to a local folder, for commands that load the model themselves.</summary>
+    public (string ModelDir, string? Adapter, string? PromptFormat, string Device, string DType) Values(ParseResult p) =>
+        (ModelLocator.Resolve(p.GetValue(_model)!), p.GetValue(_adapter), p.GetValue(_promptFormat), p.GetValue(_device)!, p.GetValue(_dtype)!);
+
     /// <summary>The training prompt format to wrap prompts in, or null for raw text / the chat template.</summary>
-    public PromptFormat? PromptFormat(ParseResult p) => p.GetValue(_promptFormat) is { } name ? Data.PromptFormat.Get(name) : null;
+    public PromptFormat? TrainingPromptFormat(ParseResult p) => p.GetValue(_promptFormat) is { } name ? PromptFormat.Get(name) : null;
 }

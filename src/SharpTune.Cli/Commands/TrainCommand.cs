@@ -1,6 +1,10 @@
 using System.CommandLine;
+using SharpTune.Data;
+using SharpTune.Evaluation;
 using SharpTune.Export;
+using SharpTune.Reporting;
 using SharpTune.Training;
+using TorchSharp;
 
 namespace SharpTune.Cli.Commands;
 
@@ -8,6 +12,9 @@ namespace SharpTune.Cli.Commands;
 /// it runs the embedded demo: a tiny model on the bundled sample, on the CPU, in a few minutes.</summary>
 static class TrainCommand
 {
+    /// <summary>The closing evaluation's size: (examples, new tokens) on a GPU and on the CPU (where the demo must stay short).</summary>
+    static (int Examples, int NewTokens) ClosingEvalSize(bool gpu) => gpu ? (32, 256) : (8, 64);
+
     public static Command Create(TextWriter stdout)
     {
         var recipe = new Option<string?>("--recipe", "-r") { Description = "YAML recipe; flags override its settings" };
@@ -61,7 +68,16 @@ static class TrainCommand
             using var metrics = new MetricsLog(Path.Combine(options.OutputDir, "metrics.jsonl"));
             var sink = new SinkList(new ConsoleProgress(stdout, interactive), metrics);
             using var stop = new GracefulStop(stdout);
-            var result = FineTune.Run(options, sink, ModelLocator.Resolve, comparisons: 1, stop.Token);
+            EvalResult? validationEval = null;
+            int closingNewTokens = 0;
+            var result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model), afterTraining: t =>
+            {
+                // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
+                var (examples, newTokens) = ClosingEvalSize(t.Model.CausalLM.Device.type == DeviceType.CUDA);
+                closingNewTokens = newTokens;
+                validationEval = ModelEvaluator.Validation(t.Model, t.Adapter, t.Data.Validation, examples, newTokens,
+                    (long)t.Options.BatchSize * t.Options.MaxLength, progress: EvalFlags.Progress());
+            });
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -74,15 +90,24 @@ static class TrainCommand
                 stdout.WriteLine($"--- after fine-tuning:\n{c.After.Trim()}");
             }
             stdout.WriteLine();
-            if (result.Summary.Reason == "cancelled")
+            if (result.Summary.Reason == StopReason.Cancelled)
             {
                 stdout.WriteLine($"Interrupted at step {result.Summary.Steps}; the same command resumes from {Path.Combine(options.OutputDir, "checkpoints")}.");
                 return 130;
             }
+            if (validationEval is { Count: > 0 })
+            {
+                string evalDir = Path.Combine(options.OutputDir, "eval");
+                EvalJson.Write(validationEval, evalDir);
+                var evalReport = EvalReport.Write(validationEval, evalDir, Path.Combine(options.OutputDir, "metrics.jsonl"));
+                stdout.WriteLine($"Validation split ({validationEval.Count} examples, greedy, {closingNewTokens} new tokens):");
+                EvalCommand.PrintSummary(stdout, validationEval);
+                stdout.WriteLine($"Evaluation report: {evalReport.Html}");
+            }
             stdout.WriteLine($"Adapter (PEFT format): {result.Summary.AdapterDir}");
             stdout.WriteLine($"Report: {files.Html}");
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
-            string formatFlag = options.PromptFormat == "chat-template" ? "" : $" --prompt-format {options.PromptFormat}";
+            string formatFlag = options.PromptFormat == PromptStyle.ChatTemplate ? "" : $" --prompt-format {PromptStyles.NameOf(options.PromptFormat)}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
             if (exportFormat is not null)
             {

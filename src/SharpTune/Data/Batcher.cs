@@ -26,6 +26,10 @@ public sealed record BatchOptions(int BatchSize, int PadId)
 
     /// <summary>Leave out the last batch of an epoch when it is smaller than <see cref="BatchSize"/>.</summary>
     public bool DropLast { get; init; }
+
+    /// <summary>Pad every batch's length up to a multiple of this (64 on a GPU: a few shapes instead of one per
+    /// batch, so that the allocator and the matrix kernels settle at once, and aligned matrix sizes).</summary>
+    public int PadToMultipleOf { get; init; } = 1;
 }
 
 /// <summary>Where training is in the data: the epoch and the next batch within it. Save it with a checkpoint and
@@ -88,14 +92,15 @@ public sealed class Batcher
         int count = Math.Min(_options.BatchSize, order.Length - first);
         if (position.Batch < 0 || count <= 0)
             throw new ArgumentOutOfRangeException(nameof(position), position, $"the epoch has {BatchesPerEpoch} batches");
-        return Collate(order.AsSpan(first, count).ToArray().Select(i => _sequences[i]).ToList(), _options.PadId);
+        return Collate(order.AsSpan(first, count).ToArray().Select(i => _sequences[i]).ToList(), _options.PadId, _options.PadToMultipleOf);
     }
 
-    /// <summary>Pads sequences to the longest (pad id, label -100, position 0, segment 0) into one batch.</summary>
-    public static Batch Collate(IReadOnlyList<PackedSequence> rows, int padId)
+    /// <summary>Pads sequences to the longest, rounded up to a multiple of <paramref name="padMultiple"/> (pad id,
+    /// label -100, position 0, segment 0) into one batch.</summary>
+    public static Batch Collate(IReadOnlyList<PackedSequence> rows, int padId, int padMultiple = 1)
     {
         int size = rows.Count;
-        int length = rows.Max(r => r.Length);
+        int length = (rows.Max(r => r.Length) + padMultiple - 1) / padMultiple * padMultiple;
         var ids = new long[size * length];
         var labels = new long[size * length];
         var positions = new long[size * length];

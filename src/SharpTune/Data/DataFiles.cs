@@ -20,12 +20,12 @@ internal static class DataFiles
 
     public static IReadOnlyList<DataFile> Resolve(string path, string? subset, string split)
     {
-        if (path.StartsWith(SampleData.Scheme, StringComparison.Ordinal))
-            return SampleData.Files(path, subset, split);
+        if (path.StartsWith(BundledDatasets.Scheme, StringComparison.Ordinal))
+            return BundledDatasets.Files(path, subset, split);
         if (File.Exists(path))
             return [DataFile.FromPath(path, Path.GetFileName(path))];
         if (!Directory.Exists(path))
-            throw new SharpTuneException($"dataset '{path}' not found (expected a data file, a folder or a {SampleData.Scheme} name)");
+            throw new SharpTuneException($"dataset '{path}' not found (expected a data file, a folder or a {BundledDatasets.Scheme} name)");
 
         var files = AllDataFiles(path);
         var configs = DatasetCard.ReadConfigs(Path.Combine(path, "README.md"));

@@ -1,3 +1,5 @@
+using System.Reflection;
+using System.Text.Json.Serialization;
 using SharpTune.Tokenization;
 
 namespace SharpTune.Data;
@@ -15,14 +17,39 @@ public sealed record FormattedExample(string Location, IReadOnlyList<TextSegment
 /// tokenizer's Jinja template). <c>addGenerationPrompt</c> appends the text that opens the assistant's turn.</summary>
 public delegate string ChatTemplateRenderer(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt);
 
+[JsonConverter(typeof(JsonStringEnumConverter<PromptStyle>))]
 public enum PromptStyle
 {
     /// <summary>Preamble, instruction, "### Question:", "### Response:", then &lt;think&gt;reasoning&lt;/think&gt; and the answer.</summary>
-    R1Reasoning,
+    [JsonStringEnumMemberName("r1-reasoning")] R1Reasoning,
     /// <summary>Preamble, "### Instruction:", optional "### Input:", "### Response:", then the answer.</summary>
-    Alpaca,
+    [JsonStringEnumMemberName("alpaca")] Alpaca,
     /// <summary>The model's own chat template through a <see cref="ChatTemplateRenderer"/>.</summary>
-    ChatTemplate,
+    [JsonStringEnumMemberName("chat-template")] ChatTemplate,
+}
+
+/// <summary>The names of <see cref="PromptStyle"/>s in recipes, flags and JSON.</summary>
+public static class PromptStyles
+{
+    public static IReadOnlyList<string> Names { get; } = Enum.GetValues<PromptStyle>().Select(NameOf).ToList();
+
+    /// <summary>The name of a style as recipes, flags and JSON write it: r1-reasoning, alpaca, chat-template.</summary>
+    public static string NameOf(PromptStyle style) =>
+        typeof(PromptStyle).GetField(style.ToString())!.GetCustomAttribute<JsonStringEnumMemberNameAttribute>()!.Name;
+
+    /// <summary>The style of a name (r1-reasoning, alpaca, chat-template; any case).</summary>
+    public static PromptStyle Parse(string name) =>
+        TryParse(name) ?? throw new SharpTuneException($"unknown prompt format '{name}'; known formats: {string.Join(", ", Names)}");
+
+    public static PromptStyle? TryParse(string name)
+    {
+        foreach (var style in Enum.GetValues<PromptStyle>())
+        {
+            if (string.Equals(NameOf(style), name, StringComparison.OrdinalIgnoreCase))
+                return style;
+        }
+        return null;
+    }
 }
 
 /// <summary>
@@ -63,16 +90,16 @@ public sealed record PromptFormat(string Name, PromptStyle Style)
     public static PromptFormat R1Reasoning { get; } = new("r1-reasoning", PromptStyle.R1Reasoning);
     public static PromptFormat Alpaca { get; } = new("alpaca", PromptStyle.Alpaca);
 
-    public static IReadOnlyList<string> Names { get; } = ["r1-reasoning", "alpaca", "chat-template"];
-
     /// <summary>The named format; chat-template needs <paramref name="chatTemplate"/>.</summary>
-    public static PromptFormat Get(string name, ChatTemplateRenderer? chatTemplate = null) => name.ToLowerInvariant() switch
+    public static PromptFormat Get(string name, ChatTemplateRenderer? chatTemplate = null) => Get(PromptStyles.Parse(name), chatTemplate);
+
+    /// <summary>The format of a style; chat-template needs <paramref name="chatTemplate"/>.</summary>
+    public static PromptFormat Get(PromptStyle style, ChatTemplateRenderer? chatTemplate = null) => style switch
     {
-        "r1-reasoning" => R1Reasoning,
-        "alpaca" => Alpaca,
-        "chat-template" => ForChatTemplate(chatTemplate
+        PromptStyle.R1Reasoning => R1Reasoning,
+        PromptStyle.Alpaca => Alpaca,
+        _ => ForChatTemplate(chatTemplate
             ?? throw new SharpTuneException("the chat-template prompt format needs the model's chat template (a ChatTemplateRenderer)")),
-        _ => throw new SharpTuneException($"unknown prompt format '{name}'; known formats: {string.Join(", ", Names)}"),
     };
 
     public static PromptFormat ForChatTemplate(ChatTemplateRenderer render, string templateIdentity = "") =>

@@ -107,15 +107,15 @@ public static class ExportVerifier
     /// <summary>Our greedy continuation of <paramref name="prompt"/>, then llama.cpp's logits on the same sequence.</summary>
     static string CompareGreedy(PretrainedModel ours, LlamaCpp theirs, int[] prompt, int steps, Tolerance tolerance)
     {
-        var generator = new TokenGenerator(ours.Model);
+        var generator = new TokenGenerator(ours.CausalLM);
         var output = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: steps, Sampling: new SamplingOptions(Temperature: 0)))[0].Ids;
         int[] sequence = [.. prompt, .. output];
         float[][] ourLogits;
         using (no_grad())
         using (NewDisposeScope())
         {
-            var ids = tensor(sequence.Select(i => (long)i).ToArray(), int64).unsqueeze(0).to(ours.Model.Device);
-            var logits = ours.Model.Forward(ids)[0].narrow(0, prompt.Length - 1, output.Length).to(float32).cpu();
+            var ids = tensor(sequence.Select(i => (long)i).ToArray(), int64).unsqueeze(0).to(ours.CausalLM.Device);
+            var logits = ours.CausalLM.Forward(ids)[0].narrow(0, prompt.Length - 1, output.Length).to(float32).cpu();
             ourLogits = Enumerable.Range(0, output.Length).Select(i => logits[i].data<float>().ToArray()).ToArray();
         }
         var theirLogits = theirs.Logits(sequence);

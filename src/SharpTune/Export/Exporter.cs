@@ -148,9 +148,9 @@ public static class Exporter
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var ids = tensor(prompt.Select(i => (long)i).ToArray(), int64).unsqueeze(0);
-        double diff = (reference.Model.Forward(ids) - merged.Model.Forward(ids)).abs().max().item<float>();
+        double diff = (reference.CausalLM.Forward(ids) - merged.CausalLM.Forward(ids)).abs().max().item<float>();
         // bf16 storage rounds each merged weight by 2^-8 relative; fp32 storage only reorders sums.
-        double tolerance = merged.Model.Config.DType is "bfloat16" or "float16" ? 0.5 : 1e-3;
+        double tolerance = merged.CausalLM.Config.DType is "bfloat16" or "float16" ? 0.5 : 1e-3;
         if (diff > tolerance)
             throw new SharpTuneException($"export verification failed: the merged checkpoint's logits differ from base + adapter by up to {diff:0.####} (tolerance {tolerance}) (--no-verify skips this check)");
         return [$"merged checkpoint: logits equal base + adapter within {diff:G3} (tolerance {tolerance}) on a {prompt.Length}-token prompt"];

@@ -15,7 +15,7 @@ public sealed record LoraPair(string Module, string NameA, string NameB, long In
 /// </summary>
 public sealed class MergedWeights : IDisposable
 {
-    readonly Checkpoint _checkpoint;
+    readonly ModelFolder _checkpoint;
     readonly SafetensorsFile? _adapterFile;
     readonly Dictionary<string, LoraPair> _pairs = [];
 
@@ -27,10 +27,10 @@ public sealed class MergedWeights : IDisposable
     /// <summary>The checkpoint's stored dtype when all weights share it (what an HF export keeps).</summary>
     public ScalarType StoredType { get; }
 
-    MergedWeights(string modelDir, Checkpoint checkpoint, SafetensorsFile? adapterFile, LoraOptions? lora)
+    MergedWeights(string modelDir, ModelFolder checkpoint, SafetensorsFile? adapterFile, LoraOptions? lora)
     {
         ModelDir = modelDir; _checkpoint = checkpoint; _adapterFile = adapterFile; Lora = lora;
-        Weights = Checkpoint.WeightNames(checkpoint.Config);
+        Weights = ModelFolder.WeightNames(checkpoint.Config);
         var stored = checkpoint.StoredDTypes;
         StoredType = stored.Count == 1 ? SafetensorsFile.ScalarTypeOf(stored[0]) : ScalarType.Float32;
         foreach (var (name, shape) in Weights)
@@ -44,7 +44,7 @@ public sealed class MergedWeights : IDisposable
 
     public static MergedWeights Open(string modelDir, string? adapterDir)
     {
-        var checkpoint = Checkpoint.Open(modelDir);
+        var checkpoint = ModelFolder.Open(modelDir);
         SafetensorsFile? file = null;
         try
         {

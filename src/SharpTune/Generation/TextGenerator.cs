@@ -12,7 +12,7 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
 
     /// <summary>Generates for each prompt. <paramref name="onText"/>(row, newText) streams decoded text as it forms.
     /// With SkipSpecialTokens off, special tokens such as &lt;think&gt; show in the text; the closing EOS never does.
-    /// Cancelling <paramref name="ct"/> ends every row after its current token, with finish reason "cancelled".</summary>
+    /// Cancelling <paramref name="ct"/> ends every row after its current token, with finish reason Cancelled.</summary>
     public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Action<int, string>? onText = null,
         CancellationToken ct = default)
     {
@@ -23,7 +23,7 @@ public sealed class TextGenerator(CausalLM model, Tokenizer tokenizer)
             !ct.IsCancellationRequested && (eos.Contains(token) || rows[row].Add(token)));   // the EOS that ends a row is in its ids, not in its text
         foreach (var r in rows) r.Finish();
         return prompts.Select((p, row) => new GenerationResult(p, ids[row].Ids, rows[row].Text,
-            rows[row].Stopped ? "stop" : ct.IsCancellationRequested && ids[row].FinishReason != "length" ? "cancelled" : ids[row].FinishReason)).ToList();
+            rows[row].Stopped ? FinishReason.Stop : ct.IsCancellationRequested && ids[row].FinishReason != FinishReason.Length ? FinishReason.Cancelled : ids[row].FinishReason)).ToList();
     }
 
     /// <summary>One row's text as it forms: decoded incrementally, cut at the earliest stop string, and streamed

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using SharpTune.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,8 +14,22 @@ public sealed record GenerationOptions(
     IReadOnlyList<string>? StopStrings = null,
     bool SkipSpecialTokens = true);
 
-/// <summary>One prompt's result. FinishReason: "eos", "stop" (a stop string), or "length".</summary>
-public sealed record GenerationResult(int[] PromptIds, int[] OutputIds, string Text, string FinishReason);
+/// <summary>Why a row stopped generating; written in JSON as eos, stop, length.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<FinishReason>))]
+public enum FinishReason
+{
+    /// <summary>An end-of-sequence token.</summary>
+    [JsonStringEnumMemberName("eos")] Eos,
+    /// <summary>A stop string (or the caller's callback) ended the row.</summary>
+    [JsonStringEnumMemberName("stop")] Stop,
+    /// <summary>MaxNewTokens was reached.</summary>
+    [JsonStringEnumMemberName("length")] Length,
+    /// <summary>The caller cancelled the generation.</summary>
+    [JsonStringEnumMemberName("cancelled")] Cancelled,
+}
+
+/// <summary>One prompt's result.</summary>
+public sealed record GenerationResult(int[] PromptIds, int[] OutputIds, string Text, FinishReason FinishReason);
 
 public sealed record GenerationTimings(double PrefillSeconds, double DecodeSeconds, int PromptTokens, int GeneratedTokens)
 {
@@ -31,7 +46,7 @@ public sealed class TokenGenerator(CausalLM model)
 
     /// <summary>Token-level generation. <paramref name="onToken"/>(row, id) is called for every new id of an
     /// unfinished row and returns false to finish that row. EOS ids end a row (and are kept in its output).</summary>
-    public IReadOnlyList<(int[] Ids, string FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null)
+    public IReadOnlyList<(int[] Ids, FinishReason FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null)
     {
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Length == 0)) throw new SharpTuneException("a prompt is empty: generation needs at least one token");
@@ -45,7 +60,7 @@ public sealed class TokenGenerator(CausalLM model)
             capacity = Math.Max(P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
 
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
-        var finish = new string?[B];
+        var finish = new FinishReason?[B];
         var clock = Stopwatch.StartNew();
         double prefillSeconds = 0;
 
@@ -93,8 +108,8 @@ public sealed class TokenGenerator(CausalLM model)
                 int id = (int)chosen[b];
                 outputs[b].Add(id);
                 bool keepGoing = onToken?.Invoke(b, id) ?? true;
-                if (eos.Contains(id)) finish[b] = "eos";
-                else if (!keepGoing) finish[b] = "stop";
+                if (eos.Contains(id)) finish[b] = FinishReason.Eos;
+                else if (!keepGoing) finish[b] = FinishReason.Stop;
             }
             if (finish.All(f => f is not null) || step == steps - 1) break;
 
@@ -118,7 +133,7 @@ public sealed class TokenGenerator(CausalLM model)
 
         double total = clock.Elapsed.TotalSeconds;
         LastTimings = new GenerationTimings(prefillSeconds, total - prefillSeconds, prompts.Sum(p => p.Length), outputs.Sum(o => o.Count));
-        return outputs.Select((o, b) => (o.ToArray(), finish[b] ?? "length")).ToList();
+        return outputs.Select((o, b) => (o.ToArray(), finish[b] ?? FinishReason.Length)).ToList();
     }
 
     /// <summary>[B, 1, P, P] bool: causal, only real (non-pad) keys, and each position sees itself so that

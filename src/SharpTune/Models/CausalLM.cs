@@ -14,13 +14,14 @@ public sealed class Linear(string name, Tensor weight, Tensor? bias) : IDisposab
     public long InFeatures => Weight.shape[1];
     public long OutFeatures => Weight.shape[0];
 
-    /// <summary>The adapter's contribution for input x, or null when none is attached (Peft sets this).</summary>
-    public Func<Tensor, Tensor>? Adapter { get; set; }
+    /// <summary>Adds the adapter's contribution for input x to the frozen output y: (x, y) → y + Δ(x); null when
+    /// none is attached (Peft sets this).</summary>
+    public Func<Tensor, Tensor, Tensor>? Adapter { get; set; }
 
     public Tensor Forward(Tensor x)
     {
         var y = F.linear(x, Weight, Bias);
-        return Adapter is null ? y : y + Adapter(x);
+        return Adapter is null ? y : Adapter(x, y);
     }
 
     public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
@@ -61,7 +62,7 @@ public sealed class CausalLM : IDisposable
     readonly Tensor _invFreq;             // [D/2] fp32 on Device
 
     /// <summary>When set, training passes recompute each layer in backward instead of storing its activations.</summary>
-    public Training.ActivationCheckpointing? Checkpointing { get; set; }
+    public ActivationCheckpointing? Checkpointing { get; set; }
 
     /// <summary>Builds the model from a weight source: <paramref name="weight"/>(name, shape) returns the
     /// tensor for a checkpoint name, already on <paramref name="device"/> in <paramref name="dtype"/>.
@@ -103,20 +104,24 @@ public sealed class CausalLM : IDisposable
     /// <param name="positions">position of each token [B, T]; null means 0..T-1 after the cache's length</param>
     /// <param name="cache">keys and values of earlier tokens, extended in place; null for a full-sequence pass</param>
     /// <param name="mask">which keys each query may see [B, 1, T, S] (bool); null means plain causal attention</param>
-    public Tensor Hidden(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    /// <param name="documents">packed rows: attention stays within each document (instead of a mask)</param>
+    public Tensor Hidden(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
     {
         using var scope = NewDisposeScope();
         long B = ids.shape[0], T = ids.shape[1];
         long past = cache?.Length ?? 0;
         positions ??= arange(past, past + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
         var (cos, sin) = Rope.CosSin(_invFreq, positions, DType);    // [B, T, D] each
+        bool flash = cache is null && mask is null && FlashAttention.Available(Device, DType);
+        if (documents is not null && !flash) { mask = documents.ToMask(B, T); documents = null; }
+        var attention = new AttentionInputs(flash ? cos.unsqueeze(2) : cos.unsqueeze(1), flash ? sin.unsqueeze(2) : sin.unsqueeze(1), mask, documents, flash);
 
         var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
         for (int i = 0; i < Layers.Length; i++)
         {
             var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
-                ? ckpt.Run(this, Layers[i], x, cos, sin, mask)
-                : LayerForward(Layers[i], x, cos, sin, cache?.Layer(i), mask);
+                ? ckpt.Run(this, Layers[i], x, attention)
+                : LayerForward(Layers[i], x, attention, cache?.Layer(i));
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
             x = next;
         }
@@ -125,14 +130,31 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>
-    public Tensor Forward(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null)
+    public Tensor Forward(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
     {
         using var scope = NewDisposeScope();
-        return F.linear(Hidden(ids, positions, cache, mask), LmHead).MoveToOuterDisposeScope();
+        return F.linear(Hidden(ids, positions, cache, mask, documents), LmHead).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>What every layer's attention needs, shared by all layers of one pass. Cos and sin [B, T, 1, D] for the
+    /// flash layout (B, T, heads, D), else [B, 1, T, D] for SDPA's (B, heads, T, D).</summary>
+    public sealed record AttentionInputs(Tensor Cos, Tensor Sin, Tensor? Mask, PackedDocuments? Documents, bool Flash)
+    {
+        /// <summary>The tensors to keep for a recomputation (activation checkpointing).</summary>
+        public IEnumerable<Tensor> Tensors => new[] { Cos, Sin, Mask, Documents?.CuSeqLens }.OfType<Tensor>();
+
+        /// <summary>The same inputs over other handles of the same tensors, in the order of <see cref="Tensors"/>.</summary>
+        public AttentionInputs With(IReadOnlyList<Tensor> t)
+        {
+            int i = 2;
+            var mask = Mask is null ? null : t[i++];
+            var documents = Documents is null ? null : Documents with { CuSeqLens = t[i++] };
+            return new AttentionInputs(t[0], t[1], mask, documents, Flash);
+        }
     }
 
     /// <summary>One decoder block. x [B, T, H] → [B, T, H].</summary>
-    public Tensor LayerForward(DecoderLayer l, Tensor x, Tensor cos, Tensor sin, KvCache.LayerCache? cache, Tensor? mask)
+    public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, KvCache.LayerCache? cache = null)
     {
         using var scope = NewDisposeScope();
         var c = Config;
@@ -144,14 +166,27 @@ public sealed class CausalLM : IDisposable
         var k = l.K.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);    // (B, T, nkv, hd)
         var v = l.V.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);
         if (l.QNorm is not null) { q = RmsNorm(q, l.QNorm); k = RmsNorm(k, l.KNorm!); }
-        q = Rope.Apply(q.transpose(1, 2), cos, sin);                    // (B, nh, T, hd)
-        k = Rope.Apply(k.transpose(1, 2), cos, sin);                    // (B, nkv, T, hd)
-        v = v.transpose(1, 2);
-        if (cache is not null) (k, v) = cache.Append(k, v);             // (B, nkv, S, hd), S = past + T
-        bool causal = mask is null && T > 1;
-        if (causal && k.shape[2] != T) throw new InvalidOperationException("a multi-token step after cached tokens needs an explicit mask");
-        var a = F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: mask, is_casual: causal);   // (B, nh, T, hd)
-        x = x + l.O.Forward(a.transpose(1, 2).reshape(B, T, c.NumHeads * c.HeadDim));
+        Tensor a;
+        if (attention.Flash)
+        {
+            q = Rope.Apply(q, attention.Cos, attention.Sin);                // (B, T, nh, hd)
+            k = Rope.Apply(k, attention.Cos, attention.Sin);                // (B, T, nkv, hd)
+            a = attention.Documents is { } docs                             // (B, T, nh, hd)
+                ? FlashAttention.Varlen(q.view(B * T, c.NumHeads, c.HeadDim), k.view(B * T, c.NumKvHeads, c.HeadDim),
+                    v.view(B * T, c.NumKvHeads, c.HeadDim), docs).view(B, T, c.NumHeads, c.HeadDim)
+                : FlashAttention.Dense(q, k, v);
+        }
+        else
+        {
+            q = Rope.Apply(q.transpose(1, 2), attention.Cos, attention.Sin);    // (B, nh, T, hd)
+            k = Rope.Apply(k.transpose(1, 2), attention.Cos, attention.Sin);    // (B, nkv, T, hd)
+            v = v.transpose(1, 2);
+            if (cache is not null) (k, v) = cache.Append(k, v);             // (B, nkv, S, hd), S = past + T
+            bool causal = attention.Mask is null && T > 1;
+            if (causal && k.shape[2] != T) throw new InvalidOperationException("a multi-token step after cached tokens needs an explicit mask");
+            a = F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
+        }
+        x = x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim));
 
         // MLP (SwiGLU)
         h = RmsNorm(x, l.PostAttentionNorm);

@@ -23,7 +23,7 @@ public sealed record ModelInfo(
 {
     public static ModelInfo Read(string dir)
     {
-        using var ckpt = Checkpoint.Open(dir);
+        using var ckpt = ModelFolder.Open(dir);
         var c = ckpt.Config;
         long stored = ckpt.Tensors.Values.Sum(e => e.Shape.Aggregate(1L, (a, d) => a * d));
         string configPath = Path.Combine(dir, "tokenizer_config.json");

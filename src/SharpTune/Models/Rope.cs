@@ -31,21 +31,24 @@ public static class Rope
         return invFreq.MoveToOuterDisposeScope();
     }
 
-    /// <summary>cos and sin [B, T, D] for the given positions [B, T].</summary>
-    public static (Tensor Cos, Tensor Sin) CosSin(Tensor invFreq, Tensor positions, ScalarType dtype)
+    /// <summary>cos and the signed sin [B, T, D] for the given positions [B, T]. The sin's first half is negated
+    /// (exactly), so that rotate_half(x)·sin = roll(x, D/2)·signed sin: one kernel instead of a negation and a concatenation.</summary>
+    public static (Tensor Cos, Tensor SignedSin) CosSin(Tensor invFreq, Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         var freqs = positions.to(float32).unsqueeze(-1) * invFreq;   // [B, T, D/2]
         var emb = cat([freqs, freqs], -1);                           // [B, T, D]
-        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
+        var sin = emb.sin().to(dtype);
+        sin.narrow(-1, 0, freqs.shape[^1]).neg_();
+        return (emb.cos().to(dtype).MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>x (B, heads, T, D) rotated by position: x·cos + rotate_half(x)·sin.</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>x rotated by position: x·cos + rotate_half(x)·sin, with rotate_half(x) = (−x₂, x₁) computed as
+    /// roll(x, D/2)·signed sin. cos and sin broadcast over the heads ([B, 1, T, D] for x (B, heads, T, D), or
+    /// [B, T, 1, D] for x (B, T, heads, D)).</summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin)
     {
         using var scope = NewDisposeScope();
-        long half = x.shape[^1] / 2;
-        var rotated = cat([-x.narrow(-1, half, half), x.narrow(-1, 0, half)], -1);
-        return (x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1)).MoveToOuterDisposeScope();
+        return (x * cos + x.roll(x.shape[^1] / 2, -1) * signedSin).MoveToOuterDisposeScope();
     }
 }

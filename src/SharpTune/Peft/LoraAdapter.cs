@@ -13,7 +13,7 @@ public sealed record LoraOptions(
     int Rank = 16,
     double Alpha = 16,
     double Dropout = 0,
-    bool UseRsLora = false,
+    bool UseRslora = false,
     IReadOnlyList<string>? TargetModules = null)
 {
     public static readonly IReadOnlyList<string> AllProjections = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
@@ -21,7 +21,7 @@ public sealed record LoraOptions(
     public IReadOnlyList<string> Targets => TargetModules is { Count: > 0 } t ? t : AllProjections;
 
     /// <summary>Multiplier of B·A: alpha / r, or alpha / √r with rsLoRA.</summary>
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+    public double Scaling => UseRslora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
     public void Validate()
     {
@@ -43,7 +43,7 @@ public sealed class LoraAdapter : IDisposable
 {
     public sealed record Pair(Linear Target, Parameter A, Parameter B)
     {
-        internal Func<Tensor, Tensor>? Forward { get; init; }
+        internal Func<Tensor, Tensor, Tensor>? Forward { get; init; }
     }
 
     readonly List<Pair> _pairs = [];
@@ -113,10 +113,14 @@ public sealed class LoraAdapter : IDisposable
         double scaling = Options.Scaling, dropout = Options.Dropout;
         var pair = new Pair(target, a, b)
         {
-            Forward = x =>
+            Forward = (x, y) =>
             {
+                // y + scaling · (x Aᵀ) Bᵀ with the scale and the sum inside one matrix product (addmm): three kernels
+                // fewer per projection than separate product, scaling and addition, and one rounding instead of three.
                 var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
-                return F.linear(F.linear(input, a.to(x.dtype)), b.to(x.dtype)) * scaling;
+                var xa = F.linear(input, a.to(x.dtype));                                  // [..., r]
+                long outF = y.shape[^1];
+                return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), b.to(x.dtype).t(), beta: 1, alpha: (float)scaling).view(y.shape);
             },
         };
         _pairs.Add(pair);
@@ -153,7 +157,7 @@ public sealed class LoraAdapter : IDisposable
             ["r"] = Options.Rank,
             ["lora_alpha"] = Options.Alpha,
             ["lora_dropout"] = Options.Dropout,
-            ["use_rslora"] = Options.UseRsLora,
+            ["use_rslora"] = Options.UseRslora,
             ["target_modules"] = new JsonArray(Options.Targets.Select(t => (JsonNode?)t).ToArray()),
             ["bias"] = "none",
             ["fan_in_fan_out"] = false,
@@ -191,7 +195,7 @@ public sealed class LoraAdapter : IDisposable
             Rank: config["r"]?.GetValue<int>() ?? 8,
             Alpha: config["lora_alpha"]?.GetValue<double>() ?? 8,
             Dropout: config["lora_dropout"]?.GetValue<double>() ?? 0,
-            UseRsLora: config["use_rslora"]?.GetValue<bool>() ?? false,
+            UseRslora: config["use_rslora"]?.GetValue<bool>() ?? false,
             TargetModules: targetNames);
         options.Validate();
         return options;

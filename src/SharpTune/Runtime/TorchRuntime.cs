@@ -98,6 +98,11 @@ public static partial class TorchRuntime
     /// the system's libstdc++ lacks when needed.</summary>
     static void LoadLinux(string libDir, bool cuda)
     {
+        // Expandable segments: the caching allocator grows its blocks in place instead of keeping differently sized
+        // ones apart, so that reserved memory stays close to what is allocated (a user's own setting wins). It must be
+        // in the process environment before libtorch's allocator starts; .NET's SetEnvironmentVariable is not.
+        if (cuda && Environment.GetEnvironmentVariable("PYTORCH_CUDA_ALLOC_CONF") is null)
+            SetNativeEnvironment("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", 0);
         var names = new List<string> { "c10", "torch_cpu" };
         if (cuda) names.AddRange(["c10_cuda", "torch_cuda"]);
         names.Add("torch");

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -93,7 +94,7 @@ public static class BpeTrainer
         var frequencies = new List<int>(wordCounts.Count);
         foreach (var (word, count) in wordCounts.OrderBy(w => w.Key, StringComparer.Ordinal))
         {
-            words.Add([.. System.Text.Encoding.UTF8.GetBytes(word).Select(b => (int)b)]);
+            words.Add([.. Encoding.UTF8.GetBytes(word).Select(b => (int)b)]);
             frequencies.Add(count);
         }
         var pairCounts = new Dictionary<long, int>();

@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace SharpTune.Tokenization;
 
 /// <summary>GPT-2's reversible byte-to-character map: printable Latin-1 bytes map to themselves, the other 68
@@ -43,7 +45,7 @@ internal static class ByteLevel
         {
             if (CharToByte(c) < 0)
             {
-                output.AddRange(System.Text.Encoding.UTF8.GetBytes(token));
+                output.AddRange(Encoding.UTF8.GetBytes(token));
                 return;
             }
         }

@@ -1,4 +1,4 @@
-using SharpTune.Tokenization.Jinja;
+using SharpTune.Jinja;
 
 namespace SharpTune.Tokenization;
 
@@ -26,33 +26,50 @@ public sealed record ChatMessage(string Role, string Content)
 /// </summary>
 public sealed class ChatTemplate
 {
-    private readonly IReadOnlyList<Node> body;
+    private readonly JinjaTemplate template;
 
-    private ChatTemplate(string source, IReadOnlyList<Node> body)
-    {
-        Source = source;
-        this.body = body;
-    }
+    private ChatTemplate(JinjaTemplate template) => this.template = template;
 
-    public string Source { get; }
+    public string Source => template.Source;
 
     /// <summary>Parses a template. A syntax error becomes a <see cref="SharpTuneException"/> naming the line and column.</summary>
     public static ChatTemplate Parse(string source)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        return new ChatTemplate(source, JinjaParser.Parse(source));
+        try
+        {
+            return new ChatTemplate(JinjaTemplate.Parse(source));
+        }
+        catch (JinjaException e)
+        {
+            throw new SharpTuneException(e.Describe("Chat template"), e);
+        }
     }
 
     /// <summary>
     /// Renders with the given variables: strings, booleans, integers, floats, null, lists, dictionaries with string
-    /// keys, or System.Text.Json nodes and elements. <c>raise_exception('x')</c> in the template throws a
-    /// <see cref="SharpTuneException"/> with message "x"; other template errors name the template line.
+    /// keys, <see cref="ChatMessage"/>s, or System.Text.Json nodes and elements. <c>raise_exception('x')</c> in the
+    /// template throws a <see cref="SharpTuneException"/> with message "x"; other template errors name the template line.
     /// </summary>
     public string Render(IReadOnlyDictionary<string, object?> variables)
     {
         ArgumentNullException.ThrowIfNull(variables);
-        return JinjaRenderer.Render(body, variables);
+        try
+        {
+            return template.Render(variables.ToDictionary(v => v.Key, v => WithMessagesAsVariables(v.Value), StringComparer.Ordinal));
+        }
+        catch (JinjaException e)
+        {
+            throw new SharpTuneException(e.Describe("Chat template"), e);
+        }
     }
+
+    /// <summary>ChatMessages (alone or in a list) as the dictionaries templates read.</summary>
+    private static object? WithMessagesAsVariables(object? value) => value switch
+    {
+        ChatMessage message => message.ToVariables(),
+        IEnumerable<ChatMessage> messages => messages.Select(m => m.ToVariables()).ToList(),
+        _ => value,
+    };
 
     /// <summary>
     /// Renders a conversation the way <c>tokenizer.apply_chat_template(messages, tokenize=False, ...)</c> does:

@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace SharpTune.Tokenization;
 
 /// <summary>
@@ -20,13 +22,13 @@ public sealed class StreamingDecoder(Tokenizer tokenizer, bool skipSpecialTokens
         }
         var bytes = _pending.GetRange(0, complete).ToArray();
         _pending.RemoveRange(0, complete);
-        return System.Text.Encoding.UTF8.GetString(bytes);
+        return Encoding.UTF8.GetString(bytes);
     }
 
     /// <summary>Whatever is still held back, decoded as is (invalid bytes become U+FFFD).</summary>
     public string Flush()
     {
-        string rest = System.Text.Encoding.UTF8.GetString(_pending.ToArray());
+        string rest = Encoding.UTF8.GetString(_pending.ToArray());
         _pending.Clear();
         return rest;
     }

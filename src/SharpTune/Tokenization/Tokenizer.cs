@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json.Nodes;
 
 namespace SharpTune.Tokenization;
@@ -103,7 +104,7 @@ public sealed class Tokenizer
         return Finish(text, ids, null, addSpecialTokens).Ids;
     }
 
-    public Encoding EncodeWithOffsets(string text, bool addSpecialTokens = true)
+    public TokenEncoding EncodeWithOffsets(string text, bool addSpecialTokens = true)
     {
         var ids = new List<int>(text.Length / 3 + 4);
         var offsets = new List<(int, int)>(ids.Capacity);
@@ -128,7 +129,7 @@ public sealed class Tokenizer
         {
             AppendBytes(id, skipSpecialTokens, bytes);
         }
-        return System.Text.Encoding.UTF8.GetString(bytes.ToArray());
+        return Encoding.UTF8.GetString(bytes.ToArray());
     }
 
     internal void AppendBytes(int id, bool skipSpecialTokens, List<byte> output)
@@ -141,7 +142,7 @@ public sealed class Tokenizer
         ByteLevel.AppendTokenBytes(token, output);
     }
 
-    private Encoding Finish(string text, List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
+    private TokenEncoding Finish(string text, List<int> ids, List<(int Start, int End)>? offsets, bool addSpecialTokens)
     {
         if (offsets is not null && _postProcessor.TrimOffsets)
         {
@@ -149,16 +150,16 @@ public sealed class Tokenizer
         }
         if (!addSpecialTokens || (_postProcessor.Prefix.Length == 0 && _postProcessor.Suffix.Length == 0))
         {
-            return new Encoding([.. ids], offsets is null ? [] : [.. offsets]);
+            return new TokenEncoding([.. ids], offsets is null ? [] : [.. offsets]);
         }
         int[] all = [.. _postProcessor.Prefix, .. ids, .. _postProcessor.Suffix];
         if (offsets is null)
         {
-            return new Encoding(all, []);
+            return new TokenEncoding(all, []);
         }
         var allOffsets = new (int, int)[all.Length];
         offsets.CopyTo(allOffsets, _postProcessor.Prefix.Length);
-        return new Encoding(all, allOffsets);
+        return new TokenEncoding(all, allOffsets);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot loop: skip the slow first JIT tier
@@ -236,10 +237,10 @@ public sealed class Tokenizer
         }
         else
         {
-            int maxBytes = System.Text.Encoding.UTF8.GetMaxByteCount(span.Length);
+            int maxBytes = Encoding.UTF8.GetMaxByteCount(span.Length);
             byte[]? rented = maxBytes > 1024 ? ArrayPool<byte>.Shared.Rent(maxBytes) : null;
             Span<byte> buffer = rented ?? stackalloc byte[1024];
-            int byteCount = System.Text.Encoding.UTF8.GetBytes(span, buffer);
+            int byteCount = Encoding.UTF8.GetBytes(span, buffer);
             _model.EncodeWord(buffer[..byteCount], ids);
             if (rented is not null)
             {

@@ -28,9 +28,9 @@ public static class CausalLoss
     /// <param name="normalizer">tokens scored across the whole optimizer step (all micro-batches), so that
     /// gradient accumulation gives the same gradient as one large batch</param>
     public static Tensor ForwardBackward(CausalLM model, Tensor ids, Tensor labels, double normalizer,
-        Tensor? positions = null, Tensor? mask = null, long chunk = 1024)
+        Tensor? positions = null, Tensor? mask = null, long chunk = 1024, PackedDocuments? documents = null)
     {
-        var hidden = model.Hidden(ids, positions, mask: mask);       // [B, T, H], part of the autograd graph
+        var hidden = model.Hidden(ids, positions, mask: mask, documents: documents);   // [B, T, H], part of the autograd graph
         var target = ShiftLabels(labels).view(-1);
         long n = target.shape[0], h = hidden.shape[^1];
         var flat = hidden.detach().view(n, h);
@@ -54,11 +54,12 @@ public static class CausalLoss
     }
 
     /// <summary>Summed loss and the number of scored tokens, without gradients (evaluation).</summary>
-    public static (Tensor Sum, long Count) Evaluate(CausalLM model, Tensor ids, Tensor labels, Tensor? positions = null, Tensor? mask = null, long chunk = 1024)
+    public static (Tensor Sum, long Count) Evaluate(CausalLM model, Tensor ids, Tensor labels, Tensor? positions = null, Tensor? mask = null, long chunk = 1024,
+        PackedDocuments? documents = null)
     {
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
-        var hidden = model.Hidden(ids, positions, mask: mask);
+        var hidden = model.Hidden(ids, positions, mask: mask, documents: documents);
         var target = ShiftLabels(labels).view(-1);
         var flat = hidden.view(target.shape[0], hidden.shape[^1]);
         var total = zeros([], float32, model.Device);

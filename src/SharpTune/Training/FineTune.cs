@@ -1,6 +1,10 @@
 using SharpTune.Data;
+using SharpTune.Demo;
 using SharpTune.Generation;
+using SharpTune.Hub;
 using SharpTune.Models;
+using SharpTune.Runtime;
+using SharpTune.Tokenization;
 
 namespace SharpTune.Training;
 
@@ -10,37 +14,19 @@ public sealed record Comparison(string Question, string Before, string After, st
 public sealed record FineTuneResult(TrainSummary Summary, IReadOnlyList<Comparison> Comparisons, string OutputDir);
 
 /// <summary>
-/// The `sharptune train` recipe: resolve the model (the tiny demo model when none is given), set up the
+/// The `sharptune train` workflow: resolve the model (the tiny demo model when none is given), set up the
 /// trainer, answer held-out questions before training, train, answer them again, save the adapter.
 /// </summary>
 public static class FineTune
 {
-    /// <summary>The embedded default: a tiny model trained on the bundled sample on the CPU in a few minutes.</summary>
-    public static TrainOptions Demo { get; } = new()
-    {
-        Model = "",
-        Datasets = [new DatasetSpec { Source = "sample" }],
-        OutputDir = "sharptune-demo",
-        Device = "cpu",
-        MaxLength = 512,
-        Packing = true,
-        ValidationFraction = 0.05,
-        LoraRank = 32,
-        LoraAlpha = 64,
-        LearningRate = 2e-3,
-        WarmupSteps = 10,
-        MaxSteps = 200,
-        BatchSize = 4,
-        GradientAccumulation = 1,
-        EvalEvery = 50,
-        SaveEvery = 50,
-        LogEvery = 5,
-        Seed = 3407,
-    };
+    /// <summary>The embedded default (Demo/demo-recipe.yaml): a tiny model trained on the bundled sample on the CPU.</summary>
+    public static TrainOptions Demo { get; } = TrainOptions.FromYamlText(DemoRecipe.Yaml, DemoRecipe.Name);
 
-    /// <param name="resolveModel">turns TrainOptions.Model into a local folder (Hub downloads live in the caller)</param>
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
-    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, Func<string, string> resolveModel, int comparisons = 1, CancellationToken ct = default)
+    /// <param name="download">progress of a Hub download when TrainOptions.Model is a Hub id</param>
+    /// <param name="afterTraining">runs on the trained model before it is released (the closing evaluation), unless the run was cancelled</param>
+    public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null,
+        Action<SftTrainer>? afterTraining = null)
     {
         string modelDir;
         if (string.IsNullOrEmpty(options.Model))
@@ -48,18 +34,19 @@ public static class FineTune
             modelDir = Path.Combine(options.OutputDir, "tiny-model");
             if (!File.Exists(Path.Combine(modelDir, "config.json")))
             {
-                Runtime.TorchRuntime.Initialize(options.Device);
+                TorchRuntime.Initialize(options.Device);
                 sink.OnMessage($"creating the tiny demo model in {modelDir}");
                 TinyModel.Create(modelDir);
             }
         }
-        else modelDir = resolveModel(options.Model);
+        else modelDir = ModelSource.ResolveModel(options.Model, download);
 
         using var trainer = SftTrainer.Setup(options, modelDir, sink);
         var questions = HeldOutQuestions(options, comparisons);
         var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);
-        if (summary.Reason == "cancelled") return new FineTuneResult(summary, [], options.OutputDir);
+        if (summary.Reason == StopReason.Cancelled) return new FineTuneResult(summary, [], options.OutputDir);
+        afterTraining?.Invoke(trainer);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
             Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();
         return new FineTuneResult(summary, results, options.OutputDir);
@@ -71,7 +58,7 @@ public static class FineTune
     {
         if (count <= 0) return [];
         var first = options.Datasets[0];
-        bool sample = first.Source == "sample";
+        bool sample = first.Origin == DatasetOrigin.BundledSample;
         var source = sample
             ? SampleData.MedicalCalculations with { Split = "test" }
             : new DatasetSource(first.Source) { Subset = first.Config, Split = first.Split, Format = first.Format == "auto" ? null : first.Format, Columns = SftTrainer.ParseColumns(first.Columns) };
@@ -90,11 +77,11 @@ public static class FineTune
     public static string Answer(SftTrainer trainer, string question, int maxNewTokens = 160)
     {
         var m = trainer.Model;
-        string prompt = trainer.Options.PromptFormat == "chat-template"
-            ? m.RenderChat([new Tokenization.ChatMessage("user", question)])
+        string prompt = trainer.Options.PromptFormat == PromptStyle.ChatTemplate
+            ? m.RenderChat([new ChatMessage("user", question)])
             : PromptFormat.Get(trainer.Options.PromptFormat).Prompt(question);
-        var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != "chat-template");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var ids = m.Tokenizer.Encode(prompt, addSpecialTokens: trainer.Options.PromptFormat != PromptStyle.ChatTemplate);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         // Special tokens are kept so that <think> … </think> shows.
         return generator.Generate([ids], new GenerationOptions(maxNewTokens, new SamplingOptions(), m.EosTokenIds, SkipSpecialTokens: false))[0].Text;
     }

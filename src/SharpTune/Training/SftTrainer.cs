@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
+using SharpTune.Demo;
 using SharpTune.Models;
 using SharpTune.Peft;
 using SharpTune.Runtime;
@@ -11,7 +12,7 @@ using static TorchSharp.torch;
 namespace SharpTune.Training;
 
 /// <summary>
-/// Supervised fine-tuning with LoRA, as one visible recipe: <see cref="Setup"/> loads the model and data and
+/// Supervised fine-tuning with LoRA, as one readable procedure: <see cref="Setup"/> loads the model and data and
 /// resumes from the newest checkpoint, <see cref="Train"/> is the loop, <see cref="SaveCheckpoint"/> writes
 /// everything an exact resume needs.
 /// </summary>
@@ -28,6 +29,7 @@ public sealed class SftTrainer : IDisposable
     readonly ITrainingSink _sink;
     readonly int _maxSteps;
     readonly int _padId;
+    readonly int _padMultiple;
     readonly int _trainSequences;
 
     // Progress, saved in checkpoints.
@@ -52,13 +54,14 @@ public sealed class SftTrainer : IDisposable
         _trainSequences = train.Count;
         _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
         _padId = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
-        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed });
+        _padMultiple = model.CausalLM.Device.type == DeviceType.CUDA ? 64 : 1;
+        _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed, PadToMultipleOf = _padMultiple });
         int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
         _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
         _optimizer = new AdamW([(adapter.Values, adapter.Gradients)], options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.Model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0);
+            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -78,8 +81,13 @@ public sealed class SftTrainer : IDisposable
                     sink.OnMessage($"{s.Source}: skipped {s.Tokens.BadRows} bad rows (on_bad_row: skip); the first: {s.BadRowSamples.FirstOrDefault()}");
             }
             manual_seed(options.Seed);
-            var adapter = LoraAdapter.Attach(model.Model, options.Lora, options.Seed);
+            var adapter = LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
             var trainer = new SftTrainer(options, model, adapter, data, sink);
+            var device = model.CausalLM.Device;
+            if (device.type == DeviceType.CUDA)
+                sink.OnMessage(FlashAttention.Available(device, model.CausalLM.DType)
+                    ? "attention: flash kernel (grouped-query; packed rows attend within each example, no mask)"
+                    : $"attention: SDPA, packed rows with a block-diagonal mask ({FlashAttention.Unavailable ?? "needs bf16 or fp16"})");
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
@@ -97,13 +105,13 @@ public sealed class SftTrainer : IDisposable
         var tokenizer = model.Tokenizer;
         if (tokenizer.EosTokenId is not { } eos)
             throw new SharpTuneException($"{model.Directory}: the tokenizer has no EOS token; training needs one to end each response");
-        var prompt = o.PromptFormat == "chat-template"
-            ? SharpTune.Data.PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
+        var prompt = o.PromptFormat == PromptStyle.ChatTemplate
+            ? PromptFormat.ForChatTemplate((messages, generation) => model.ChatTemplate is null
                 ? throw new SharpTuneException($"{model.Directory}: prompt_format chat-template needs a chat_template in tokenizer_config.json")
                 : model.ChatTemplate.RenderChat(messages, generation, tokenizer.BosToken, tokenizer.EosToken),
                 model.ChatTemplate?.Source ?? "")
-            : SharpTune.Data.PromptFormat.Get(o.PromptFormat);
-        var sources = o.Datasets.Select(d => new DatasetSource(d.Source == "sample" ? SampleData.MedicalCalculations.Path : d.Source)
+            : PromptFormat.Get(o.PromptFormat);
+        var sources = o.Datasets.Select(d => new DatasetSource(d.Origin == DatasetOrigin.BundledSample ? SampleData.MedicalCalculations.Path : d.Source)
         {
             Subset = d.Config,
             Split = d.Rows > 0 ? $"{d.Split}[:{d.Rows}]" : d.Split,
@@ -150,22 +158,22 @@ public sealed class SftTrainer : IDisposable
     /// <paramref name="ct"/> is cancelled (after saving a checkpoint of the last completed step).</summary>
     public TrainSummary Train(CancellationToken ct = default)
     {
-        var device = Model.Model.Device;
+        var device = Model.CausalLM.Device;
         _sink.OnStart(new TrainStart(Model.Directory, TorchRuntime.Description, Adapter.TrainableParameterCount, Model.Config.ParameterCount,
             _trainSequences, _validation.Count, _maxSteps, _step, Options.OutputDir));
         var clock = Stopwatch.StartNew();
         long tokensAtStart = _tokens;
         int stepsAtStart = _step;
-        string reason = Options.MaxSteps > 0 ? "max_steps" : "epochs";
+        var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
-        using var batches = _batcher.Read(_position, int.MaxValue).GetEnumerator();
+        using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
 
         while (_step < _maxSteps)
         {
-            if (ct.IsCancellationRequested) { reason = "cancelled"; break; }
+            if (ct.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
             using var scope = NewDisposeScope();
             manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
-            Model.Model.Checkpointing?.BeginStep(Options.Seed + _step);
+            Model.CausalLM.Checkpointing?.BeginStep(Options.Seed + _step);
             double lr = _schedule.At(_step);
 
             var micro = new List<Batch>();
@@ -176,10 +184,10 @@ public sealed class SftTrainer : IDisposable
                 micro.Add(batches.Current.Batch);
                 _position = batches.Current.Next;
             }
-            if (micro.Count == 0) { reason = "epochs"; break; }
+            if (micro.Count == 0) { reason = StopReason.Epochs; break; }
 
             Adapter.Training = true;   // LoRA dropout on for the step, off for evaluation and generation
-            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.Model, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.CausalLM, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
             Adapter.Training = false;
             _tokens += micro.Sum(b => b.TokenCount);
             _step++;
@@ -196,13 +204,13 @@ public sealed class SftTrainer : IDisposable
             }
             if (_validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps)
             {
-                if (EvaluateAndCheckStop()) { reason = "early_stopping"; break; }
+                if (EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
             }
             if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
                 SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
-        bool finished = reason != "cancelled";
-        if (finished && _validation.Count > 0 && reason != "early_stopping") EvaluateAndCheckStop();
+        bool finished = reason != StopReason.Cancelled;
+        if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
         SaveCheckpoint(elapsed);
         if (finished) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
@@ -215,15 +223,15 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>
     bool EvaluateAndCheckStop()
     {
-        var device = Model.Model.Device;
+        var device = Model.CausalLM.Device;
         using var scope = NewDisposeScope();
         var sum = zeros([], float32, device);
         long count = 0, tokens = 0;
         for (int i = 0; i < _validation.Count; i += Options.BatchSize)
         {
-            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId);
-            var (ids, labels, positions, mask) = TrainStep.ToDevice(batch, device);
-            var (s, n) = CausalLoss.Evaluate(Model.Model, ids, labels, positions, mask, Options.LossChunk);
+            var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId, _padMultiple);
+            var d = TrainStep.Upload(batch, device);
+            var (s, n) = CausalLoss.Evaluate(Model.CausalLM, d.Ids, d.Labels, d.Positions, chunk: Options.LossChunk, documents: d.Documents);
             sum.add_(s);
             count += n;
             tokens += batch.TokenCount;

@@ -1,15 +1,34 @@
 using System.Globalization;
 using System.Reflection;
 using System.Text;
+using System.Text.Json.Serialization;
+using SharpTune.Data;
+using SharpTune.Peft;
 using YamlDotNet.RepresentationModel;
 
 namespace SharpTune.Training;
 
+/// <summary>What a <see cref="DatasetSpec.Source"/> names.</summary>
+public enum DatasetOrigin
+{
+    /// <summary>A data file, a folder or a Hub dataset id.</summary>
+    Path,
+    /// <summary>The bundled sample (source: sample), whose test split is held out.</summary>
+    BundledSample,
+}
+
 /// <summary>One dataset of a run; several are mixed by <see cref="Ratio"/>.</summary>
 public sealed record DatasetSpec
 {
+    /// <summary>The <see cref="Source"/> that names the bundled sample.</summary>
+    public const string SampleSource = "sample";
+
     /// <summary>File (.json, .jsonl, .csv, .tsv, .parquet), folder, Hub id org/name, or "sample" for the bundled sample.</summary>
-    public string Source { get; init; } = "sample";
+    public string Source { get; init; } = SampleSource;
+
+    [JsonIgnore]
+    public DatasetOrigin Origin => Source == SampleSource ? DatasetOrigin.BundledSample : DatasetOrigin.Path;
+
     /// <summary>Subset / config of a Hub dataset (e.g. "en" of medical-o1-reasoning-SFT).</summary>
     public string? Config { get; init; }
     public string Split { get; init; } = "train";
@@ -34,8 +53,8 @@ public sealed record TrainOptions
     [Setting("Base model: a local folder or a Hub id org/name[@revision]; empty = the tiny demo model")]
     public string Model { get; init; } = "";
     public IReadOnlyList<DatasetSpec> Datasets { get; init; } = [new DatasetSpec()];
-    [Setting("How an example becomes text: the R1 reasoning prompt (question, then <think>reasoning</think> answer) or the model's chat template", Allowed = "r1-reasoning, chat-template")]
-    public string PromptFormat { get; init; } = "r1-reasoning";
+    [Setting("How an example becomes text: the R1 reasoning prompt (question, then <think>reasoning</think> answer), an Alpaca prompt, or the model's chat template", Allowed = "r1-reasoning, alpaca, chat-template")]
+    public PromptStyle PromptFormat { get; init; } = PromptStyle.R1Reasoning;
     [Setting("Tokens per training sequence; longer examples are truncated (and counted)")]
     public int MaxLength { get; init; } = 2048;
     [Setting("Pack several short examples into one sequence (attention and positions restart per example)")]
@@ -47,17 +66,18 @@ public sealed record TrainOptions
     [Setting("A dataset row that cannot be read or formatted: stop with an error naming it, or leave it out and report the count", Allowed = "error, skip")]
     public string OnBadRow { get; init; } = "error";
 
-    // ---- LoRA
+    // ---- LoRA (defaults: LoraOptions')
+    static readonly LoraOptions LoraDefaults = new();
     [Setting("LoRA rank r: the inner size of each adapter (more = more capacity and memory)")]
-    public int LoraRank { get; init; } = 16;
+    public int LoraRank { get; init; } = LoraDefaults.Rank;
     [Setting("LoRA alpha: the adapter's output is scaled by alpha / r (alpha / sqrt(r) with use_rslora)")]
-    public double LoraAlpha { get; init; } = 16;
+    public double LoraAlpha { get; init; } = LoraDefaults.Alpha;
     [Setting("Dropout on the adapters' input during training", Allowed = "0 to < 1")]
-    public double LoraDropout { get; init; }
+    public double LoraDropout { get; init; } = LoraDefaults.Dropout;
     [Setting("Rank-stabilized LoRA: scale by alpha / sqrt(r) instead of alpha / r")]
-    public bool UseRslora { get; init; }
+    public bool UseRslora { get; init; } = LoraDefaults.UseRslora;
     [Setting("Comma-separated projections that get adapters", Allowed = "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")]
-    public string TargetModules { get; init; } = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj";
+    public string TargetModules { get; init; } = string.Join(",", LoraDefaults.Targets);
 
     // ---- optimization
     [Setting("Peak learning rate of AdamW", Allowed = "> 0")]
@@ -94,6 +114,8 @@ public sealed record TrainOptions
     public string DType { get; init; } = "auto";
     [Setting("Recompute each layer in the backward pass instead of keeping its activations: less memory, more time")]
     public bool ActivationCheckpointing { get; init; }
+    [Setting("With activation_checkpointing: keep each layer's saved input in pinned CPU memory instead of on the GPU (copied out and back without blocking), for long sequences")]
+    public bool ActivationOffload { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -114,6 +136,8 @@ public sealed record TrainOptions
     public int KeepCheckpoints { get; init; } = 2;
     [Setting("Continue from the newest checkpoint in output_dir, if there is one")]
     public bool Resume { get; init; } = true;
+    [Setting("Questions answered before and after training for the report; 0 = none (benchmarks)", Allowed = ">= 0")]
+    public int Comparisons { get; init; } = 1;
 
     // ---- setting by name (recipes and flags)
 
@@ -136,11 +160,12 @@ public sealed record TrainOptions
         {
             null or "" => "(none)",
             bool b => b ? "true" : "false",
+            PromptStyle style => PromptStyles.NameOf(style),
             double d => d.ToString("G", CultureInfo.InvariantCulture).Replace("E-0", "e-").Replace("E", "e"),
             IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
             _ => value.ToString()!,
         };
-        string type = kv.Value.PropertyType == typeof(string) ? "text" : kv.Value.PropertyType == typeof(bool) ? "true/false"
+        string type = kv.Value.PropertyType == typeof(string) || kv.Value.PropertyType.IsEnum ? "text" : kv.Value.PropertyType == typeof(bool) ? "true/false"
             : kv.Value.PropertyType == typeof(double) ? "number" : "integer";
         return new SettingInfo(kv.Key, attribute.Meaning, type, text, attribute.Allowed);
     }).OrderBy(s => s.Key, StringComparer.Ordinal).ToList();
@@ -172,6 +197,8 @@ public sealed record TrainOptions
                 var t when t == typeof(long) => long.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(double) => double.Parse(value, CultureInfo.InvariantCulture),
                 var t when t == typeof(bool) => bool.Parse(value),
+                var t when t == typeof(PromptStyle) => PromptStyles.TryParse(value)
+                    ?? throw new SharpTuneException($"{where}: '{key}' expects one of {string.Join(", ", PromptStyles.Names)}, got '{value}'"),
                 var t => throw new InvalidOperationException($"no conversion to {t}"),
             };
         }
@@ -197,8 +224,14 @@ public sealed record TrainOptions
     public static TrainOptions FromYaml(string path, TrainOptions? start = null)
     {
         if (!File.Exists(path)) throw new SharpTuneException($"{path}: recipe not found");
+        return FromYamlText(File.ReadAllText(path), path, start);
+    }
+
+    /// <summary>Reads a YAML recipe's text; <paramref name="path"/> names it in messages.</summary>
+    public static TrainOptions FromYamlText(string text, string path, TrainOptions? start = null)
+    {
         var yaml = new YamlStream();
-        try { yaml.Load(new StringReader(File.ReadAllText(path))); }
+        try { yaml.Load(new StringReader(text)); }
         catch (YamlDotNet.Core.YamlException e) { throw new SharpTuneException($"{path}:{e.Start.Line}: invalid YAML ({e.Message})"); }
         var options = start ?? new TrainOptions();
         if (yaml.Documents.Count == 0) return options;
@@ -269,9 +302,11 @@ public sealed record TrainOptions
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(LossChunk >= 16, $"loss_chunk must be at least 16, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
+        Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
+        Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
     }
 
-    public Peft.LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
+    public LoraOptions Lora => new(LoraRank, LoraAlpha, LoraDropout, UseRslora,
         TargetModules.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 }
 

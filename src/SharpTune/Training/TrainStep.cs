@@ -20,8 +20,8 @@ public static class TrainStep
         foreach (var b in micro)
         {
             using var scope = NewDisposeScope();
-            var (ids, labels, positions, mask) = ToDevice(b, model.Device);
-            lossSum.add_(CausalLoss.ForwardBackward(model, ids, labels, Math.Max(1, scored), positions, mask, lossChunk));
+            var d = Upload(b, model.Device);
+            lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
             if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
         }
         var gradNorm = ClipGradients(adapter, maxGradNorm);
@@ -40,7 +40,57 @@ public static class TrainStep
         return count;
     }
 
-    /// <summary>Batch arrays as device tensors; a block-diagonal causal mask when rows hold several examples.</summary>
+    /// <summary>A batch's tensors on the device: <see cref="Documents"/> is set when some row holds several examples
+    /// (attention then stays within each); rows of one example each need nothing, since causal attention never
+    /// looks at the padding that follows them.</summary>
+    public sealed record DeviceBatch(Tensor Ids, Tensor Labels, Tensor Positions, PackedDocuments? Documents);
+
+    /// <summary>Copies a batch to the device without waiting for it: from pinned host memory, asynchronously on
+    /// CUDA, so that the host goes on queueing work instead of draining the GPU at every batch.</summary>
+    public static DeviceBatch Upload(Batch b, Device device)
+    {
+        long[] shape = [b.Size, b.Length];
+        var ids = Copy(tensor(b.InputIds, shape), device);
+        var labels = Copy(tensor(b.Labels, shape), device);
+        var positions = Copy(tensor(b.PositionIds, shape), device);
+        PackedDocuments? documents = null;
+        if (b.CuSeqLens.Length - 1 > b.Size)
+        {
+            var lengths = Enumerable.Range(0, b.Size).Select(r => RowExampleLengths(b, r)).ToList();
+            var (cu, max) = PackedDocuments.Layout(b.Size, b.Length, lengths);
+            documents = new PackedDocuments(Copy(tensor(cu, int32), device), max);
+        }
+        return new DeviceBatch(ids, labels, positions, documents);
+    }
+
+    /// <summary>A host tensor on the device; on CUDA through pinned memory with a non-blocking copy (the pinned
+    /// block is not reused before the copy has run: libtorch's host allocator records it).</summary>
+    static Tensor Copy(Tensor host, Device device)
+    {
+        if (device.type == DeviceType.CPU) return host;
+        using var pinned = host.pin_memory();
+        host.Dispose();
+        return pinned.to(device, non_blocking: true);
+    }
+
+    static int[] RowExampleLengths(Batch b, int row)
+    {
+        var lengths = new List<int>();
+        int start = row * b.Length, run = 0;
+        long segment = b.SegmentIds[start];
+        for (int t = 0; t < b.Length; t++)
+        {
+            long s = b.SegmentIds[start + t];
+            if (s == 0) break;   // padding from here on
+            if (s != segment) { lengths.Add(run); run = 0; segment = s; }
+            run++;
+        }
+        if (run > 0) lengths.Add(run);
+        return lengths.ToArray();
+    }
+
+    /// <summary>Batch arrays as device tensors with a block-diagonal causal mask when rows hold several examples
+    /// (or are padded): the explicit-mask form of <see cref="Upload"/>, for callers that need the mask itself.</summary>
     public static (Tensor Ids, Tensor Labels, Tensor Positions, Tensor? Mask) ToDevice(Batch b, Device device)
     {
         long[] shape = [b.Size, b.Length];

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace SharpTune.Training;
 
 /// <summary>What a run is about to do, reported once before the first step.</summary>
@@ -28,11 +30,32 @@ public sealed record StepMetrics(
 /// <summary>Loss on the validation split.</summary>
 public sealed record EvalMetrics(int Step, double Loss, double Perplexity, long Tokens);
 
-/// <summary>How a run ended. Reason: "max_steps", "epochs", "early_stopping". <see cref="StepsThisSession"/> is 0 when
-/// a resumed run had nothing left to do.</summary>
+/// <summary>Why a run ended; written (metrics.jsonl, messages) as max_steps, epochs, early_stopping, cancelled.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<StopReason>))]
+public enum StopReason
+{
+    [JsonStringEnumMemberName("max_steps")] MaxSteps,
+    [JsonStringEnumMemberName("epochs")] Epochs,
+    [JsonStringEnumMemberName("early_stopping")] EarlyStopping,
+    [JsonStringEnumMemberName("cancelled")] Cancelled,
+}
+
+public static class StopReasons
+{
+    /// <summary>The reason as metrics.jsonl writes it, e.g. max_steps.</summary>
+    public static string Name(this StopReason reason) => reason switch
+    {
+        StopReason.MaxSteps => "max_steps",
+        StopReason.Epochs => "epochs",
+        StopReason.EarlyStopping => "early_stopping",
+        _ => "cancelled",
+    };
+}
+
+/// <summary>How a run ended. <see cref="StepsThisSession"/> is 0 when a resumed run had nothing left to do.</summary>
 public sealed record TrainSummary(
     int Steps,
-    string Reason,
+    StopReason Reason,
     double? FinalLoss,
     double? BestEvalLoss,
     string AdapterDir,

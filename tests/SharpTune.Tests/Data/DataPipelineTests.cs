@@ -1,4 +1,5 @@
 using SharpTune.Data;
+using SharpTune.Demo;
 using Xunit;
 
 namespace SharpTune.Tests.Data;

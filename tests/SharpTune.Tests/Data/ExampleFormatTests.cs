@@ -89,7 +89,7 @@ public class ExampleFormatTests
             """;
         var error = Assert.Throws<SharpTuneException>(() => Examples(dir, "m.jsonl", text));
         Assert.Equal("m.jsonl:2: missing column 'Response' (format medical-o1; columns: Question, Complex_CoT) " +
-                     "(to skip bad rows instead, set DatasetSource.OnBadRow = Skip)", error.Message);
+                     "(to leave such rows out and count them, set on_bad_row: skip in the recipe or --on-bad-row skip)", error.Message);
     }
 
     [Fact]

@@ -100,7 +100,7 @@ public class JsonReaderTests
         var error = Assert.Throws<SharpTuneException>(() => DatasetReader.Read(new DatasetSource(path)).ToList());
         Assert.StartsWith("bad.jsonl:2: malformed JSON: ", error.Message);
         Assert.Contains("invalid start of a property name", error.Message);
-        Assert.Contains("OnBadRow = Skip", error.Message);
+        Assert.Contains("on_bad_row: skip", error.Message);
     }
 
     [Fact]

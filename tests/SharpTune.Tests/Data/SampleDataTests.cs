@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using SharpTune.Data;
+using SharpTune.Demo;
+using SharpTune.Scripts;
 using Xunit;
 
 namespace SharpTune.Tests.Data;

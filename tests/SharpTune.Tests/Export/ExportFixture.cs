@@ -1,3 +1,4 @@
+using SharpTune.Demo;
 using SharpTune.Models;
 using SharpTune.Peft;
 using TorchSharp;
@@ -31,7 +32,7 @@ public sealed class ExportFixture : IDisposable
     public static void WriteAdapter(string model, string dir, long seed, int rank = 4)
     {
         using var m = PretrainedModel.Load(model, "cpu", "float32");
-        using var lora = LoraAdapter.Attach(m.Model, new LoraOptions(Rank: rank, Alpha: 8), seed);
+        using var lora = LoraAdapter.Attach(m.CausalLM, new LoraOptions(Rank: rank, Alpha: 8), seed);
         using (no_grad())
         {
             var gen = new Generator((ulong)seed);

@@ -1,3 +1,4 @@
+using SharpTune.Demo;
 using SharpTune.Export;
 using SharpTune.Models;
 using SharpTune.Tokenization;

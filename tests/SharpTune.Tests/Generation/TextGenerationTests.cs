@@ -10,7 +10,7 @@ public class TextGenerationTests
     {
         string dir = TestPaths.NewTinyModel(seed: 3);
         using var m = PretrainedModel.Load(dir, "cpu");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         var prompt = m.EncodeText("Weight 70 kg");
         var streamed = new System.Text.StringBuilder();
         var full = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40), (_, piece) => streamed.Append(piece))[0];
@@ -20,7 +20,7 @@ public class TextGenerationTests
         string late = full.Text.Substring(full.Text.Length / 2, 3), early = full.Text.Substring(1, 2);
         var streamedCut = new System.Text.StringBuilder();
         var cut = generator.Generate([prompt], new GenerationOptions(MaxNewTokens: 40, StopStrings: [late, early]), (_, piece) => streamedCut.Append(piece))[0];
-        Assert.Equal("stop", cut.FinishReason);
+        Assert.Equal(FinishReason.Stop, cut.FinishReason);
         int first = Math.Min(full.Text.IndexOf(late, StringComparison.Ordinal), full.Text.IndexOf(early, StringComparison.Ordinal));
         Assert.Equal(full.Text[..first], cut.Text);              // cut at the earliest stop string, whatever the list order
         Assert.Equal(cut.Text, streamedCut.ToString());          // and no part of a stop string was streamed
@@ -30,12 +30,12 @@ public class TextGenerationTests
     public void CancellingEndsGenerationAfterTheCurrentToken()
     {
         using var m = PretrainedModel.Load(TestPaths.NewTinyModel(seed: 3), "cpu");
-        var generator = new TextGenerator(m.Model, m.Tokenizer);
+        var generator = new TextGenerator(m.CausalLM, m.Tokenizer);
         using var cts = new CancellationTokenSource();
         int pieces = 0;
         var result = generator.Generate([m.EncodeText("Weight 70 kg")], new GenerationOptions(MaxNewTokens: 40),
             (_, _) => { if (++pieces == 3) cts.Cancel(); }, cts.Token)[0];
-        Assert.Equal("cancelled", result.FinishReason);
+        Assert.Equal(FinishReason.Cancelled, result.FinishReason);
         Assert.True(result.OutputIds.Length < 40, $"{result.OutputIds.Length} tokens");
     }
 

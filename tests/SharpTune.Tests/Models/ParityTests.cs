@@ -14,7 +14,7 @@ public class ParityTests
 
     static CausalLM Load(string arch)
     {
-        using var ckpt = Checkpoint.Open(TestPaths.Model(arch));
+        using var ckpt = ModelFolder.Open(TestPaths.Model(arch));
         return ckpt.LoadModel(TestPaths.Cpu, float32);
     }
 
@@ -43,7 +43,7 @@ public class ParityTests
 
         var single = generator.Generate([Ints(greedy.GetProperty("prompt"))], new GenerationOptions(MaxNewTokens: 32));
         Assert.Equal(Ints(greedy.GetProperty("greedy")), single[0].Ids);
-        Assert.Equal("length", single[0].FinishReason);
+        Assert.Equal(FinishReason.Length, single[0].FinishReason);
 
         var prompts = greedy.GetProperty("batch_prompts").EnumerateArray().Select(Ints).ToList();
         var batch = generator.Generate(prompts, new GenerationOptions(MaxNewTokens: 12));
@@ -79,7 +79,7 @@ public class ParityTests
         Assert.Equal(a[0].Ids, b[0].Ids);
         int eos = a[0].Ids[3];
         var stopped = generator.Generate([[5, 6, 7]], new GenerationOptions(MaxNewTokens: 20, Sampling: sampling, EosTokenIds: [eos]));
-        Assert.Equal("eos", stopped[0].FinishReason);
+        Assert.Equal(FinishReason.Eos, stopped[0].FinishReason);
         Assert.Equal(eos, stopped[0].Ids[^1]);
         Assert.True(stopped[0].Ids.Length <= 4);
     }

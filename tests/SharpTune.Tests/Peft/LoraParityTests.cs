@@ -14,7 +14,7 @@ public class LoraParityTests
 
     static CausalLM LoadBase()
     {
-        using var ckpt = Checkpoint.Open(Fixture);
+        using var ckpt = ModelFolder.Open(Fixture);
         return ckpt.LoadModel(TestPaths.Cpu, float32);
     }
 
@@ -122,7 +122,7 @@ public class LoraParityTests
     [Fact]
     public void AdapterForAnotherModelIsRejectedClearly()
     {
-        using var ckpt = Checkpoint.Open(TestPaths.Model("qwen3"));   // head_dim 24: other q/k/v/o shapes
+        using var ckpt = ModelFolder.Open(TestPaths.Model("qwen3"));   // head_dim 24: other q/k/v/o shapes
         using var other = ckpt.LoadModel(TestPaths.Cpu, float32);
         var e = Assert.Throws<SharpTuneException>(() => LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), other).Dispose());
         Assert.Contains("adapter_model.safetensors", e.Message);

@@ -6,30 +6,6 @@ namespace SharpTune.Tests.Tokenization;
 
 public sealed class ChatTemplateFeatureTests
 {
-    /// <summary>One small template per engine feature (whitespace control, filters, tests, methods, scoping, errors),
-    /// against jinja2 with Hugging Face's settings.</summary>
-    [Fact]
-    public void EngineFeaturesMatchJinja2()
-    {
-        using var document = ChatTemplateFixtures.Load("jinja_feature_cases.json");
-        var variables = ChatTemplateFixtures.Variables(document.RootElement.GetProperty("variables"));
-        var cases = document.RootElement.GetProperty("cases").EnumerateArray().ToList();
-        Assert.True(cases.Count >= 140, $"only {cases.Count} feature cases");
-        var mismatches = new List<string>();
-        foreach (var c in cases)
-        {
-            var source = c.GetProperty("template").GetString()!;
-            var problem = ChatTemplateFixtures.Compare(
-                ChatTemplateFixtures.Expectation.From(c), () => ChatTemplate.Parse(source), t => t.Render(variables));
-            if (problem is not null)
-            {
-                mismatches.Add($"{c.GetProperty("id").GetString()}: {problem}");
-            }
-        }
-
-        Assert.True(mismatches.Count == 0, $"{mismatches.Count} of {cases.Count} differ:\n" + string.Join("\n", mismatches));
-    }
-
     [Theory]
     [InlineData("{% if true %}x", 1, "endif")]
     [InlineData("line1\nline2 {{ ok }}\nline3 {% if %}\n", 3, "Expected an expression")]

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using SharpTune.Jinja;
 using SharpTune.Tokenization;
 
 namespace SharpTune.Tests.Tokenization;
@@ -40,14 +41,14 @@ internal static class ChatTemplateFixtures
     }
 
     /// <summary>Renders with <paramref name="render"/> and returns a description of how the result differs, or null if it matches.</summary>
-    public static string? Compare(Expectation expected, Func<ChatTemplate> parse, Func<ChatTemplate, string> render)
+    public static string? Compare<T>(Expectation expected, Func<T> parse, Func<T, string> render)
     {
-        ChatTemplate template;
+        T template;
         try
         {
             template = parse();
         }
-        catch (SharpTuneException e)
+        catch (Exception e) when (e is SharpTuneException or JinjaException)
         {
             return expected.ErrorPhase == "parse" ? null : $"unexpected parse error: {e.Message}";
         }
@@ -62,7 +63,7 @@ internal static class ChatTemplateFixtures
         {
             actual = render(template);
         }
-        catch (SharpTuneException e)
+        catch (Exception e) when (e is SharpTuneException or JinjaException)
         {
             if (expected.ErrorType is null)
             {

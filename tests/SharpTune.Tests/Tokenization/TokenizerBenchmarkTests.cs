@@ -1,3 +1,4 @@
+using SharpTune.Bench;
 using SharpTune.Tokenization;
 using Xunit;
 using static SharpTune.Tests.Tokenization.TokenizerTestData;

@@ -13,7 +13,7 @@ public class PackingTests
     [Fact]
     public void PackedExamplesSeeOnlyThemselves()
     {
-        using var ckpt = Checkpoint.Open(TestPaths.Model("qwen2"));
+        using var ckpt = ModelFolder.Open(TestPaths.Model("qwen2"));
         using var model = ckpt.LoadModel(TestPaths.Cpu, float32);
         int[] a = [5, 9, 33, 41, 7, 8, 100], b = [17, 3, 250, 12, 6];
         var examples = new[] { new TokenizedExample(a, a), new TokenizedExample(b, b) };

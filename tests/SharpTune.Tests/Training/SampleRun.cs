@@ -27,7 +27,7 @@ static class SampleRun
     }
 
     public static TrainSummary End(string adapterDir = "/runs/demo/adapter") =>
-        new(MaxSteps, "max_steps", Step(MaxSteps).Loss, Eval(60).Loss, adapterDir, 105.2, 2345.6, MaxSteps);
+        new(MaxSteps, StopReason.MaxSteps, Step(MaxSteps).Loss, Eval(60).Loss, adapterDir, 105.2, 2345.6, MaxSteps);
 
     /// <summary>Sends a whole run, steps <paramref name="from"/> to <paramref name="to"/>, to a sink.</summary>
     public static void Play(ITrainingSink sink, int from = 1, int to = MaxSteps, bool end = true)

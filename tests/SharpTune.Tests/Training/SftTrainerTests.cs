@@ -1,4 +1,5 @@
 using SharpTune.Models;
+using SharpTune.Peft;
 using SharpTune.Training;
 
 namespace SharpTune.Tests.Training;
@@ -141,6 +142,10 @@ public class RecipeTests
         Assert.DoesNotContain("lora", TrainOptions.Keys);   // a computed property is not a setting
         Assert.Contains("log_every", Assert.Throws<SharpTuneException>(() => o.With("log_every", "0", "--log-every").Validate()).Message);
         Assert.Contains("max_steps: 0", Assert.Throws<SharpTuneException>(() => o.With("epochs", "3", "--epochs").Validate()).Message);
+        Assert.Contains("activation_offload needs activation_checkpointing",
+            Assert.Throws<SharpTuneException>(() => o.With("activation_offload", "true", "--activation-offload").Validate()).Message);
+        o.With("activation_checkpointing", "true", "--activation-checkpointing").With("activation_offload", "true", "--activation-offload").Validate();
+        Assert.Contains("comparisons", Assert.Throws<SharpTuneException>(() => o.With("comparisons", "-1", "--comparisons").Validate()).Message);
     }
 
     [Theory]
@@ -149,11 +154,11 @@ public class RecipeTests
     public void TrainableParameterCountsOfRealShapes(string arch, int h, int i, int l, int nh, int nkv, int v, long expected)
     {
         _ = TestPaths.Cpu;
-        var c = new SharpTune.Models.ModelConfig(arch, h, i, l, nh, nkv, h / nh, v, 1e-6, 10000, null, 4096, false, arch.StartsWith("Qwen"), false, false, "bfloat16", 1, [2]);
+        var c = new ModelConfig(arch, h, i, l, nh, nkv, h / nh, v, 1e-6, 10000, null, 4096, false, arch.StartsWith("Qwen"), false, false, "bfloat16", 1, [2]);
         // Weights on the meta device: shapes without memory.
-        using var model = new SharpTune.Models.CausalLM(c, TorchSharp.torch.META, TorchSharp.torch.bfloat16,
+        using var model = new CausalLM(c, TorchSharp.torch.META, TorchSharp.torch.bfloat16,
             (_, shape) => TorchSharp.torch.empty(shape, TorchSharp.torch.bfloat16, TorchSharp.torch.META).DetachFromDisposeScope());
-        using var adapter = SharpTune.Peft.LoraAdapter.Attach(model, new SharpTune.Peft.LoraOptions(Rank: 16, Alpha: 16));
+        using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 16, Alpha: 16));
         Assert.Equal(expected, adapter.TrainableParameterCount);
     }
 }
@@ -186,7 +191,7 @@ public class TrainerModesTests
         // 10 sequences → 5 batches per epoch, 10 in all, 3 per step → 4 steps, the last one with a single batch.
         Assert.Equal(4, trainer.MaxSteps);
         Assert.Equal([1, 2, 3, 4], recorder.Steps.Select(s => s.Step));
-        Assert.Equal("epochs", recorder.End!.Reason);
+        Assert.Equal(StopReason.Epochs, recorder.End!.Reason);
     }
 
     [Fact]
@@ -204,7 +209,7 @@ public class TrainerModesTests
         };
         using var trainer = SftTrainer.Setup(options, Tiny(), recorder);
         trainer.Train();
-        Assert.Equal("early_stopping", recorder.End!.Reason);
+        Assert.Equal(StopReason.EarlyStopping, recorder.End!.Reason);
         Assert.Equal([2, 4, 6], recorder.Evals.Select(e => e.Step));
         Assert.Equal(6, recorder.Steps[^1].Step);
         Assert.Equal(recorder.Evals.Min(e => e.Loss), recorder.End.BestEvalLoss);   // the best is the lowest loss seen

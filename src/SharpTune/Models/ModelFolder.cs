@@ -1,0 +1,144 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Models;
+
+/// <summary>A Hugging Face model folder (its weights and config): config.json plus model.safetensors or a sharded set named by
+/// model.safetensors.index.json. Opening it validates every header; loading streams one tensor at a time.</summary>
+public sealed class ModelFolder : IDisposable
+{
+    readonly List<SafetensorsFile> _files;
+    readonly Dictionary<string, SafetensorsFile> _byName = new();
+
+    public string Directory { get; }
+    public ModelConfig Config { get; }
+    public IReadOnlyDictionary<string, SafetensorsEntry> Tensors { get; }
+
+    ModelFolder(string dir, ModelConfig config, List<SafetensorsFile> files)
+    {
+        Directory = dir; Config = config; _files = files;
+        var tensors = new Dictionary<string, SafetensorsEntry>();
+        foreach (var f in files)
+            foreach (var (name, e) in f.Entries)
+            {
+                if (_byName.TryGetValue(name, out var other))
+                    throw new SharpTuneException($"{f.Path}: tensor '{name}' is also in {other.Path}");
+                _byName[name] = f;
+                tensors[name] = e;
+            }
+        Tensors = tensors;
+    }
+
+    public static ModelFolder Open(string dir)
+    {
+        var config = ModelConfig.Load(dir);
+        var files = new List<SafetensorsFile>();
+        try
+        {
+            foreach (var path in WeightFiles(dir)) files.Add(SafetensorsFile.Open(path));
+            return new ModelFolder(dir, config, files);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
+    static IEnumerable<string> WeightFiles(string dir)
+    {
+        string single = Path.Combine(dir, "model.safetensors");
+        string index = Path.Combine(dir, "model.safetensors.index.json");
+        if (File.Exists(index))
+        {
+            if (JsonFile.ReadObject(index)["weight_map"] is not JsonObject map) throw new SharpTuneException($"{index}: expected a \"weight_map\" object");
+            var shards = map.Select(kv => kv.Value?.GetValue<string>() ?? "").Distinct().Order().ToList();
+            foreach (var shard in shards)
+            {
+                if (shard.Length == 0 || shard.Contains('/') || shard.Contains('\\') || shard.Contains(".."))
+                    throw new SharpTuneException($"{index}: weight_map names an invalid shard file '{shard}'");
+                if (!File.Exists(Path.Combine(dir, shard)))
+                    throw new SharpTuneException($"{index}: shard '{shard}' named in weight_map is missing from {dir}");
+            }
+            return shards.Select(s => Path.Combine(dir, s));
+        }
+        if (File.Exists(single)) return [single];
+        var bins = System.IO.Directory.GetFiles(dir, "*.bin").Concat(System.IO.Directory.GetFiles(dir, "*.pth")).ToList();
+        throw new SharpTuneException(bins.Count > 0
+            ? $"{dir}: only PyTorch pickle weights ({Path.GetFileName(bins[0])}) found; SharpTune reads safetensors (model.safetensors or model.safetensors.index.json)"
+            : $"{dir}: no model.safetensors or model.safetensors.index.json");
+    }
+
+    /// <summary>The dtype to compute in: "auto" is the checkpoint's half-precision dtype on a GPU and float32 on the CPU.</summary>
+    public static ScalarType ResolveDType(string dtype, ModelConfig config, Device device) => dtype.ToLowerInvariant() switch
+    {
+        "auto" when device.type == DeviceType.CPU => float32,
+        "auto" => config.DType is "float16" ? float16 : bfloat16,
+        "float32" or "fp32" => float32,
+        "bfloat16" or "bf16" => bfloat16,
+        "float16" or "fp16" => float16,
+        _ => throw new SharpTuneException($"--dtype: expected auto, float32, bfloat16 or float16, got '{dtype}'"),
+    };
+
+    /// <summary>Loads the model onto <paramref name="device"/>, converting each tensor as it is read.</summary>
+    public CausalLM LoadModel(Device device, ScalarType dtype)
+    {
+        var used = new HashSet<string>();
+        var loaded = new List<Tensor>();
+        Tensor Fetch(string name, long[] shape)
+        {
+            if (!_byName.TryGetValue(name, out var file))
+                throw new SharpTuneException($"{Directory}: weight '{name}' is missing from the checkpoint (config.json says {Config.Architecture} with {Config.NumLayers} layers)");
+            var e = file.Entries[name];
+            if (!e.Shape.SequenceEqual(shape))
+                throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", e.Shape)}], config.json implies [{string.Join(", ", shape)}]");
+            used.Add(name);
+            using var raw = file.Read(name);
+            var t = raw.to(dtype, device).DetachFromDisposeScope();
+            loaded.Add(t);
+            return t;
+        }
+
+        CausalLM model;
+        try { model = new CausalLM(Config, device, dtype, Fetch); }
+        catch
+        {
+            foreach (var t in loaded) t.Dispose();   // a missing or misshapen weight: free what was loaded
+            throw;
+        }
+        var unexpected = Tensors.Keys.Where(n => !used.Contains(n) && !n.EndsWith("rotary_emb.inv_freq")
+            && !(Config.TieWordEmbeddings && n == "lm_head.weight")).Order().ToList();
+        if (unexpected.Count > 0)
+        {
+            model.Dispose();
+            throw new SharpTuneException($"{Directory}: {unexpected.Count} weights do not belong to a {Config.Architecture} of this config "
+                + $"(e.g. {string.Join(", ", unexpected.Take(3))}); is config.json from another model?");
+        }
+        return model;
+    }
+
+    /// <summary>Reads one stored tensor (CPU, the file's dtype), for tools that stream a checkpoint tensor by tensor.</summary>
+    public Tensor Read(string name) => _byName.TryGetValue(name, out var file) ? file.Read(name)
+        : throw new SharpTuneException($"{Directory}: weight '{name}' is missing from the checkpoint");
+
+    /// <summary>The names and shapes of the weights a model of <paramref name="config"/> is built from, in the
+    /// decoder's order (the table in <see cref="CausalLM"/>'s constructor), lm_head left out when tied.</summary>
+    public static IReadOnlyList<(string Name, long[] Shape)> WeightNames(ModelConfig config)
+    {
+        var names = new List<(string, long[])>();
+        using var model = new CausalLM(config, CPU, float32, (name, shape) => { names.Add((name, shape)); return empty(0); });
+        return names;
+    }
+
+    /// <summary>Bytes of all weights as stored.</summary>
+    public long WeightBytes => Tensors.Values.Sum(e => e.ByteLength);
+
+    public IReadOnlyList<string> StoredDTypes => Tensors.Values.Select(e => e.DType).Distinct().Order().ToList();
+
+    public void Dispose()
+    {
+        foreach (var f in _files) f.Dispose();
+    }
+}
