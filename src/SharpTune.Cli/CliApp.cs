@@ -27,6 +27,7 @@ public static class CliApp
             ExportCommand.Create(stdout),
             ScoreCommand.Create(stdout),
             EvalCommand.Create(stdout),
+            ServeCommand.Create(stdout),
         };
         root.Options.Add(new HelpOption());
         root.Options.Add(new VersionOption());

@@ -105,7 +105,7 @@ public sealed class CausalLM : IDisposable
     /// <param name="cache">keys and values of earlier tokens, extended in place; null for a full-sequence pass</param>
     /// <param name="mask">which keys each query may see [B, 1, T, S] (bool); null means plain causal attention</param>
     /// <param name="documents">packed rows: attention stays within each document (instead of a mask)</param>
-    public Tensor Hidden(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
+    public Tensor Hidden(Tensor ids, Tensor? positions = null, IKvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
     {
         using var scope = NewDisposeScope();
         long B = ids.shape[0], T = ids.shape[1];
@@ -130,7 +130,7 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>Logits [B, T, V] for the whole sequence (fp32 when the model is fp32). Training uses a chunked loss instead.</summary>
-    public Tensor Forward(Tensor ids, Tensor? positions = null, KvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
+    public Tensor Forward(Tensor ids, Tensor? positions = null, IKvCache? cache = null, Tensor? mask = null, PackedDocuments? documents = null)
     {
         using var scope = NewDisposeScope();
         return F.linear(Hidden(ids, positions, cache, mask, documents), LmHead).MoveToOuterDisposeScope();
@@ -154,7 +154,7 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>One decoder block. x [B, T, H] → [B, T, H].</summary>
-    public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, KvCache.LayerCache? cache = null)
+    public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null)
     {
         using var scope = NewDisposeScope();
         var c = Config;

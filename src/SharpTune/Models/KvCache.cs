@@ -3,9 +3,26 @@ using static TorchSharp.torch;
 
 namespace SharpTune.Models;
 
+/// <summary>Where a forward pass keeps the keys and values of earlier tokens. <see cref="KvCache"/> is one
+/// batch's contiguous cache; serving keeps sequences that join and leave a batch in a shared pool.</summary>
+public interface IKvCache
+{
+    /// <summary>Positions already cached (the default positions of the next tokens start here).</summary>
+    long Length { get; }
+    IKvLayer Layer(int i);
+    /// <summary>Called once per forward pass, after every layer appended its T new positions.</summary>
+    void Advance(long t);
+}
+
+public interface IKvLayer
+{
+    /// <summary>Stores k, v (B, nkv, T, hd); returns the keys and values (B, nkv, S, hd) the new queries attend to.</summary>
+    (Tensor K, Tensor V) Append(Tensor k, Tensor v);
+}
+
 /// <summary>Keys and values of the tokens seen so far, preallocated for <c>capacity</c> positions so that a
 /// decode step writes in place instead of concatenating. Layout per layer: (B, nkv, capacity, hd).</summary>
-public sealed class KvCache : IDisposable
+public sealed class KvCache : IKvCache, IDisposable
 {
     readonly LayerCache[] _layers;
     public long Length { get; private set; }
@@ -20,16 +37,16 @@ public sealed class KvCache : IDisposable
     }
 
     public LayerCache Layer(int i) => _layers[i];
+    IKvLayer IKvCache.Layer(int i) => _layers[i];
 
-    /// <summary>Called once per forward pass, after every layer appended its T new positions.</summary>
-    internal void Advance(long t) => Length += t;
+    public void Advance(long t) => Length += t;
 
     public void Dispose()
     {
         foreach (var l in _layers) { l.Keys.Dispose(); l.Values.Dispose(); }
     }
 
-    public sealed class LayerCache(KvCache owner, Tensor keys, Tensor values)
+    public sealed class LayerCache(KvCache owner, Tensor keys, Tensor values) : IKvLayer
     {
         internal Tensor Keys { get; } = keys;
         internal Tensor Values { get; } = values;

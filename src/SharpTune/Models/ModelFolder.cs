@@ -79,7 +79,8 @@ public sealed class ModelFolder : IDisposable
         "float32" or "fp32" => float32,
         "bfloat16" or "bf16" => bfloat16,
         "float16" or "fp16" => float16,
-        _ => throw new SharpTuneException($"--dtype: expected auto, float32, bfloat16 or float16, got '{dtype}'"),
+        "float64" or "fp64" => float64,
+        _ => throw new SharpTuneException($"--dtype: expected auto, float32, bfloat16, float16 or float64, got '{dtype}'"),
     };
 
     /// <summary>Loads the model onto <paramref name="device"/>, converting each tensor as it is read.</summary>

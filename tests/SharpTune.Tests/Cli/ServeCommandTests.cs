@@ -1,0 +1,34 @@
+using SharpTune.Cli;
+using SharpTune.Tests.Serving;
+
+namespace SharpTune.Tests.Cli;
+
+/// <summary>`sharptune serve`'s mistakes: one error line, exit 1, before anything listens.</summary>
+public class ServeCommandTests
+{
+    static (int Code, string Err) Run(params string[] args)
+    {
+        var stderr = new StringWriter();
+        int code = CliApp.Run(args, new StringWriter(), stderr);
+        return (code, stderr.ToString());
+    }
+
+    [Theory]
+    [InlineData("--adapter", "/no/such/adapter", "--adapter /no/such/adapter: no such folder")]
+    [InlineData("--kv-tokens", "1", "--kv-tokens must be at least 2, got 1")]
+    [InlineData("--max-batch", "0", "--max-batch must be at least 1, got 0")]
+    public void MistakesAreOneErrorLine(string flag, string value, string expected)
+    {
+        var (code, err) = Run("serve", "--model", ServingSetup.Models.Plain, flag, value, "--device", "cpu");
+        Assert.Equal(1, code);
+        Assert.Equal($"error: {expected}", err.Trim());
+    }
+
+    [Fact]
+    public void AnAdapterCannotTakeTheBaseModelsName()
+    {
+        var (code, err) = Run("serve", "--model", ServingSetup.Models.Plain, "--adapter", $"plain={ServingSetup.Models.AdapterA}", "--device", "cpu");
+        Assert.Equal(1, code);
+        Assert.StartsWith($"error: --adapter plain={ServingSetup.Models.AdapterA}: the name plain is already taken", err.Trim());
+    }
+}
