@@ -24,6 +24,7 @@ public static class CliApp
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
             TrainCommand.Create(stdout),
+            ExportCommand.Create(stdout),
             ScoreCommand.Create(stdout),
             EvalCommand.Create(stdout),
             ServeCommand.Create(stdout),

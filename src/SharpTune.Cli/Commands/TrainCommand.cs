@@ -1,6 +1,7 @@
 using System.CommandLine;
 using SharpTune.Data;
 using SharpTune.Evaluation;
+using SharpTune.Export;
 using SharpTune.Reporting;
 using SharpTune.Training;
 using TorchSharp;
@@ -22,7 +23,8 @@ static class TrainCommand
         var split = new Option<string?>("--dataset-split") { Description = "Split of --dataset (default train)" };
         var rows = new Option<int?>("--dataset-rows") { Description = "Use the first N rows of --dataset" };
         var format = new Option<string?>("--dataset-format") { Description = "auto, medical, alpaca or chat" };
-        var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format };
+        var export = new Option<string?>("--export") { Description = "After training, export base + adapter: gguf[:QUANT] (e.g. gguf:q4_k_m), ollama[:QUANT], hf or gguf-lora" };
+        var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format, export };
         var settings = TrainOptions.Settings.Select(s => (s.Key, Option: new Option<string?>(s.Flag) { Description = s.HelpText, HelpName = s.Type })).ToList();
         foreach (var s in settings) cmd.Options.Add(s.Option);
 
@@ -52,6 +54,15 @@ static class TrainCommand
                 options = options with { Datasets = options.Datasets.Select(d => d with { Source = ModelLocator.ResolveDataset(d.Source) }).ToList() };
             }
 
+            var (exportFormat, exportQuant) = p.GetValue(export)?.Split(':', 2) switch
+            {
+                null => (null, null),
+                [var f, var q] => (f, (string?)q),
+                [var f] => (f, null),
+                _ => (null, null),
+            };
+            if (exportFormat is not null && !Exporter.Formats.Contains(exportFormat))   // checked before a long run, not after
+                throw new SharpTuneException($"--export: expected {string.Join(", ", Exporter.Formats)} (optionally :QUANT, e.g. gguf:q4_k_m), got '{p.GetValue(export)}'");
             bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             options.Validate();
             OutputFolder.RequireWritable(options.OutputDir);
@@ -113,6 +124,13 @@ static class TrainCommand
             string model = string.IsNullOrEmpty(options.Model) ? Path.Combine(options.OutputDir, "tiny-model") : options.Model;
             string formatFlag = options.PromptFormat == PromptStyle.ChatTemplate ? "" : $" --prompt-format {PromptStyles.NameOf(options.PromptFormat)}";
             stdout.WriteLine($"Next: sharptune chat --model {model} --adapter {result.Summary.AdapterDir}{formatFlag}");
+            if (exportFormat is not null)
+            {
+                string name = exportFormat switch { "gguf" => $"model-{exportQuant ?? "f16"}.gguf", "gguf-lora" => "adapter.gguf", "ollama" => "ollama", _ => "merged" };
+                stdout.WriteLine($"Exporting ({p.GetValue(export)}):");
+                ExportCommand.Run(new ExportOptions(ModelLocator.Resolve(model), Path.Combine(options.OutputDir, "export", name), exportFormat,
+                    result.Summary.AdapterDir, exportQuant, Overwrite: true), stdout);
+            }
             return 0;
         });
         return cmd;

@@ -139,6 +139,19 @@ public sealed class ModelFolder : IDisposable
         return model;
     }
 
+    /// <summary>Reads one stored tensor (CPU, the file's dtype), for tools that stream a checkpoint tensor by tensor.</summary>
+    public Tensor Read(string name) => _byName.TryGetValue(name, out var file) ? file.Read(name)
+        : throw new SharpTuneException($"{Directory}: weight '{name}' is missing from the checkpoint");
+
+    /// <summary>The names and shapes of the weights a model of <paramref name="config"/> is built from, in the
+    /// decoder's order (the table in <see cref="CausalLM"/>'s constructor), lm_head left out when tied.</summary>
+    public static IReadOnlyList<(string Name, long[] Shape)> WeightNames(ModelConfig config)
+    {
+        var names = new List<(string, long[])>();
+        using var model = new CausalLM(config, CPU, float32, (name, shape) => { names.Add((name, shape)); return empty(0); });
+        return names;
+    }
+
     /// <summary>Bytes of all weights as stored.</summary>
     public long WeightBytes => Tensors.Values.Sum(e => e.ByteLength);
 

@@ -215,11 +215,10 @@ public sealed class LoraAdapter : IAdapter
         AtomicFile.WriteAllText(Path.Combine(dir, "adapter_config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
     }
 
-    /// <summary>Reads a PEFT LoRA adapter folder and attaches it to <paramref name="model"/>.</summary>
-    public static LoraAdapter Load(string dir, CausalLM model)
+    /// <summary>Reads a PEFT adapter folder's adapter_config.json, refusing what this LoRA does not implement.</summary>
+    public static LoraOptions ReadConfig(string dir)
     {
         string configPath = Path.Combine(dir, "adapter_config.json");
-        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
         if (!File.Exists(configPath)) throw new SharpTuneException($"{configPath}: not found; an adapter folder needs adapter_config.json and adapter_model.safetensors");
         var config = JsonFile.Read(configPath);
 
@@ -245,6 +244,14 @@ public sealed class LoraAdapter : IAdapter
             TargetModules: targetNames,
             UseDora: config["use_dora"].BoolOrNull() ?? false);
         options.Validate();
+        return options;
+    }
+
+    /// <summary>Reads a PEFT LoRA adapter folder and attaches it to <paramref name="model"/>.</summary>
+    public static LoraAdapter Load(string dir, CausalLM model)
+    {
+        string weightsPath = Path.Combine(dir, "adapter_model.safetensors");
+        var options = ReadConfig(dir);
 
         using var file = SafetensorsFile.Open(weightsPath);
         var targets = Targets(model, options).ToList();
