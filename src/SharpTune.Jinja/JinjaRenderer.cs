@@ -16,8 +16,8 @@ internal sealed class JinjaRenderer
         Continue,
     }
 
-    private StringBuilder output = new();
-    private int line = 1;
+    private StringBuilder _output = new();
+    private int _line = 1;
 
     private JinjaRenderer()
     {
@@ -39,17 +39,17 @@ internal sealed class JinjaRenderer
         }
         catch (JinjaRuntimeException e)
         {
-            throw JinjaErrors.Runtime(e.Message, renderer.line);
+            throw JinjaErrors.Runtime(e.Message, renderer._line);
         }
 
-        return renderer.output.ToString();
+        return renderer._output.ToString();
     }
 
     private Flow Execute(IReadOnlyList<Node> body, Scope scope)
     {
         foreach (var node in body)
         {
-            line = node.Line;
+            _line = node.Line;
             var flow = ExecuteNode(node, scope);
             if (flow != Flow.Normal)
             {
@@ -65,10 +65,10 @@ internal sealed class JinjaRenderer
         switch (node)
         {
             case TextNode text:
-                output.Append(text.Text);
+                _output.Append(text.Text);
                 return Flow.Normal;
             case OutputNode print:
-                output.Append(Py.Str(Evaluate(print.Value, scope)));
+                _output.Append(Py.Str(Evaluate(print.Value, scope)));
                 return Flow.Normal;
             case IfNode conditional:
                 foreach (var (test, branch) in conditional.Branches)
@@ -98,7 +98,7 @@ internal sealed class JinjaRenderer
                 scope.Set(macro.Name, new Macro(macro, scope));
                 return Flow.Normal;
             case FilterBlockNode filterBlock:
-                output.Append(Py.Str(ApplyFilterChain(filterBlock.Filter, Capture(filterBlock.Body, scope), scope)));
+                _output.Append(Py.Str(ApplyFilterChain(filterBlock.Filter, Capture(filterBlock.Body, scope), scope)));
                 return Flow.Normal;
             case WithNode with:
                 var values = with.Assignments.Select(a => Evaluate(a.Value, scope)).ToList();
@@ -153,16 +153,16 @@ internal sealed class JinjaRenderer
 
     private string Capture(IReadOnlyList<Node> body, Scope scope)
     {
-        var saved = output;
-        output = new StringBuilder();
+        var saved = _output;
+        _output = new StringBuilder();
         try
         {
             Execute(body, scope);
-            return output.ToString();
+            return _output.ToString();
         }
         finally
         {
-            output = saved;
+            _output = saved;
         }
     }
 
@@ -214,7 +214,7 @@ internal sealed class JinjaRenderer
 
     public object? Evaluate(Expr expr, Scope scope)
     {
-        line = expr.Line;
+        _line = expr.Line;
         switch (expr)
         {
             case ConstExpr constant:
@@ -246,17 +246,17 @@ internal sealed class JinjaRenderer
             case CallExpr call:
                 var callee = Evaluate(call.Callee, scope);
                 var (positional, keywords) = EvaluateArguments(call.Arguments, scope);
-                line = call.Line;
+                _line = call.Line;
                 return Call(callee, positional, keywords);
             case FilterExpr filter:
                 var input = filter.Value is null ? null : Evaluate(filter.Value, scope);
                 var (filterPositional, filterKeywords) = EvaluateArguments(filter.Arguments, scope);
-                line = filter.Line;
+                _line = filter.Line;
                 return JinjaFilters.Apply(this, filter.Name, input, new Args(filter.Name, filterPositional, filterKeywords));
             case TestExpr test:
                 var subject = Evaluate(test.Value, scope);
                 var (testPositional, testKeywords) = EvaluateArguments(test.Arguments, scope);
-                line = test.Line;
+                _line = test.Line;
                 return JinjaTests.Apply(this, test.Name, subject, new Args(test.Name, testPositional, testKeywords));
             case UnaryExpr unary:
                 var operand = Evaluate(unary.Operand, scope);
@@ -304,7 +304,7 @@ internal sealed class JinjaRenderer
         }
 
         var right = Evaluate(binary.Right, scope);
-        line = binary.Line;
+        _line = binary.Line;
         return binary.Op switch
         {
             BinaryOp.Add => Py.Add(left, right),
@@ -323,7 +323,7 @@ internal sealed class JinjaRenderer
         foreach (var (op, operand) in compare.Rest)
         {
             var right = Evaluate(operand, scope);
-            line = compare.Line;
+            _line = compare.Line;
             var holds = op switch
             {
                 CompareOp.Eq => Py.Equal(left, right),
@@ -422,9 +422,9 @@ internal sealed class JinjaRenderer
         }
 
         scope.Set("kwargs", extraKeywords);
-        var savedLine = line;
+        var savedLine = _line;
         var result = Capture(node.Body, scope);
-        line = savedLine;
+        _line = savedLine;
         return result;
     }
 

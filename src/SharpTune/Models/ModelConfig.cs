@@ -49,7 +49,10 @@ public sealed record ModelConfig(
     {
         string arch = json["architectures"] is JsonArray { Count: > 0 } a ? a[0]!.GetValue<string>() : json["model_type"]?.GetValue<string>() switch
         {
-            "llama" => "LlamaForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", var t => t ?? "(none)",
+            "llama" => "LlamaForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            "qwen3" => "Qwen3ForCausalLM",
+            var t => t ?? "(none)",
         };
         if (!Supported.Contains(arch))
             throw new SharpTuneException($"{source}: architecture '{arch}' is not supported; supported: {string.Join(", ", Supported)}");
