@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Text.Json;
 using SharpTune.Data;
 using SharpTune.Generation;
-using SharpTune.Peft;
-using SharpTune.Training;
 using SharpTune.Models;
+using SharpTune.Peft;
 using SharpTune.Runtime;
+using SharpTune.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,8 +35,11 @@ static class Benches
             best = Math.Min(best, generator.LastTimings!.DecodeSeconds / (generator.LastTimings.GeneratedTokens - 1));
         }
         long weightBytes = config.ParameterCount * 2;
-        Emit(new { bench = "decode", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, prefill, gen = newTokens,
-            tokens_per_s = 1 / best, ms_per_token = best * 1000, weight_bytes = weightBytes });
+        Emit(new
+        {
+            bench = "decode", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, prefill, gen = newTokens,
+            tokens_per_s = 1 / best, ms_per_token = best * 1000, weight_bytes = weightBytes
+        });
         return 0;
     }
 
@@ -77,9 +80,12 @@ static class Benches
             lastLoss = loss.item<float>() / scored;
             if (s >= warmup) seconds += clock.Elapsed.TotalSeconds;
         }
-        Emit(new { bench = "train_lora", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, seq, batch, steps,
+        Emit(new
+        {
+            bench = "train_lora", shape = a.Get("shape", "qwen1.5b"), device = TorchRuntime.Description, seq, batch, steps,
             activation_checkpointing = ckpt, trainable = adapter.TrainableParameterCount, tokens_per_s = steps * batch * seq / seconds,
-            seconds_per_step = seconds / steps, last_loss = lastLoss });
+            seconds_per_step = seconds / steps, last_loss = lastLoss
+        });
         return 0;
     }
 
@@ -110,8 +116,11 @@ static class Benches
             double argmaxAgree = (ours.argmax(-1) == theirs.argmax(-1)).to(float32).mean().item<float>();
             bool ok = maxDiff <= 0.05;
             if (!ok) failures++;
-            Emit(new { bench = "parity_bf16", model = Path.GetFileName(dir), max_abs_diff_vs_hf_bf16 = maxDiff, hf_bf16_vs_fp32 = hfVsFp32,
-                ours_bf16_vs_fp32 = oursVsFp32, argmax_agreement = argmaxAgree, tolerance = 0.05, ok });
+            Emit(new
+            {
+                bench = "parity_bf16", model = Path.GetFileName(dir), max_abs_diff_vs_hf_bf16 = maxDiff, hf_bf16_vs_fp32 = hfVsFp32,
+                ours_bf16_vs_fp32 = oursVsFp32, argmax_agreement = argmaxAgree, tolerance = 0.05, ok
+            });
 
             // A PEFT-made adapter, loaded by us on the GPU in bf16, against PEFT's fp32 logits with it.
             string peft = Path.Combine(dir, "peft_adapter");
@@ -130,8 +139,11 @@ static class Benches
     public static int Tokenize(Args a)
     {
         var r = TokenizerBenchmark.Run(a.Get("model", ""), a.Get("corpus", "tests/SharpTune.Tests/Fixtures/tokenizer/corpus.json.gz"), output: TextWriter.Null);
-        Emit(new { bench = "tokenize", model = a.Get("model", ""), megabytes = r.Megabytes, tokens = r.Tokens, cold_mb_per_s = r.ColdMBps,
-            warm_mb_per_s = r.WarmMBps, warm_tokens_per_s = r.WarmTokensPerSecond, batch_all_cores_mb_per_s = r.BatchMBps, cores = Environment.ProcessorCount });
+        Emit(new
+        {
+            bench = "tokenize", model = a.Get("model", ""), megabytes = r.Megabytes, tokens = r.Tokens, cold_mb_per_s = r.ColdMBps,
+            warm_mb_per_s = r.WarmMBps, warm_tokens_per_s = r.WarmTokensPerSecond, batch_all_cores_mb_per_s = r.BatchMBps, cores = Environment.ProcessorCount
+        });
         return 0;
     }
 
@@ -147,8 +159,11 @@ static class Benches
         var dtype = dt == "stored" ? SafetensorsFile.ScalarTypeOf(ckpt.StoredDTypes[0]) : ModelFolder.ResolveDType(dt, ckpt.Config, CPU);
         using var model = ckpt.LoadModel(CPU, dtype);
         long peak = PeakRss();
-        Emit(new { bench = "load", model = dir, weight_bytes = ckpt.WeightBytes, rss_before = before, peak_rss = peak,
-            peak_over_weights = (double)(peak - before) / ckpt.WeightBytes, seconds = clock.Elapsed.TotalSeconds });
+        Emit(new
+        {
+            bench = "load", model = dir, weight_bytes = ckpt.WeightBytes, rss_before = before, peak_rss = peak,
+            peak_over_weights = (double)(peak - before) / ckpt.WeightBytes, seconds = clock.Elapsed.TotalSeconds
+        });
         return 0;
     }
 

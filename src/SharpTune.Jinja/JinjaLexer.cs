@@ -52,20 +52,20 @@ internal sealed class JinjaLexer
         "+", "-", "/", "*", "%", "~", "[", "]", "(", ")", "{", "}", ">", "<", "=", ".", ":", "|", ",", ";",
     ];
 
-    private readonly string source;
-    private readonly List<int> lineStarts = [0];
-    private readonly List<JinjaToken> tokens = [];
-    private int pos;
-    private bool lineStarting = true;
+    private readonly string _source;
+    private readonly List<int> _lineStarts = [0];
+    private readonly List<JinjaToken> _tokens = [];
+    private int _pos;
+    private bool _lineStarting = true;
 
     private JinjaLexer(string source)
     {
-        this.source = NormalizeNewlines(source);
-        for (var i = 0; i < this.source.Length; i++)
+        _source = NormalizeNewlines(source);
+        for (var i = 0; i < _source.Length; i++)
         {
-            if (this.source[i] == '\n')
+            if (_source[i] == '\n')
             {
-                lineStarts.Add(i + 1);
+                _lineStarts.Add(i + 1);
             }
         }
     }
@@ -74,7 +74,7 @@ internal sealed class JinjaLexer
     {
         var lexer = new JinjaLexer(source);
         lexer.Run();
-        return lexer.tokens;
+        return lexer._tokens;
     }
 
     /// <summary>jinja2 turns every \r\n, \r and \n into \n and drops one trailing newline.</summary>
@@ -86,18 +86,18 @@ internal sealed class JinjaLexer
 
     private void Run()
     {
-        while (pos < source.Length)
+        while (_pos < _source.Length)
         {
-            var tag = FindNextTag(pos);
+            var tag = FindNextTag(_pos);
             if (tag is null)
             {
-                Emit(TokenKind.Data, source[pos..], null, pos);
-                pos = source.Length;
+                Emit(TokenKind.Data, _source[_pos..], null, _pos);
+                _pos = _source.Length;
                 break;
             }
 
             var (start, kind, sign, afterSign) = tag.Value;
-            var text = source[pos..start];
+            var text = _source[_pos..start];
             if (sign == '-')
             {
                 text = PyString.RStrip(text, null);
@@ -106,7 +106,7 @@ internal sealed class JinjaLexer
             {
                 // lstrip_blocks: drop the spaces between the start of the line and a block or comment tag.
                 var lineStart = text.LastIndexOf('\n') + 1;
-                if ((lineStart > 0 || lineStarting) && lineStart < text.Length && IsAllWhitespace(text, lineStart))
+                if ((lineStart > 0 || _lineStarting) && lineStart < text.Length && IsAllWhitespace(text, lineStart))
                 {
                     text = text[..lineStart];
                 }
@@ -114,7 +114,7 @@ internal sealed class JinjaLexer
 
             if (text.Length > 0)
             {
-                Emit(TokenKind.Data, text, null, pos);
+                Emit(TokenKind.Data, text, null, _pos);
             }
 
             switch (kind)
@@ -123,25 +123,25 @@ internal sealed class JinjaLexer
                     LexRaw(start, afterSign);
                     break;
                 case TagKind.Comment:
-                    pos = afterSign;
+                    _pos = afterSign;
                     LexComment(start);
                     break;
                 case TagKind.Variable:
                     Emit(TokenKind.VariableBegin, "{{", null, start);
-                    pos = afterSign;
-                    lineStarting = false;
+                    _pos = afterSign;
+                    _lineStarting = false;
                     LexInsideTag(isBlock: false, start);
                     break;
                 default:
                     Emit(TokenKind.BlockBegin, "{%", null, start);
-                    pos = afterSign;
-                    lineStarting = false;
+                    _pos = afterSign;
+                    _lineStarting = false;
                     LexInsideTag(isBlock: true, start);
                     break;
             }
         }
 
-        Emit(TokenKind.Eof, "", null, source.Length);
+        Emit(TokenKind.Eof, "", null, _source.Length);
     }
 
     private enum TagKind
@@ -155,9 +155,9 @@ internal sealed class JinjaLexer
     /// <summary>Finds the next "{{", "{%" or "{#" (a "{% raw %}" tag is recognised as a whole).</summary>
     private (int Start, TagKind Kind, char Sign, int AfterSign)? FindNextTag(int from)
     {
-        for (var i = source.IndexOf('{', from); i >= 0 && i + 1 < source.Length; i = source.IndexOf('{', i + 1))
+        for (var i = _source.IndexOf('{', from); i >= 0 && i + 1 < _source.Length; i = _source.IndexOf('{', i + 1))
         {
-            var next = source[i + 1];
+            var next = _source[i + 1];
             TagKind kind;
             if (next == '{')
             {
@@ -177,7 +177,7 @@ internal sealed class JinjaLexer
             }
 
             var afterTag = i + 2;
-            var sign = afterTag < source.Length && source[afterTag] is '-' or '+' ? source[afterTag] : '\0';
+            var sign = afterTag < _source.Length && _source[afterTag] is '-' or '+' ? _source[afterTag] : '\0';
             var afterSign = sign == '\0' ? afterTag : afterTag + 1;
             if (kind == TagKind.Block && TryMatchRawBegin(afterSign, out var rawEnd))
             {
@@ -195,19 +195,19 @@ internal sealed class JinjaLexer
     {
         end = at;
         var i = SkipWhitespace(at);
-        if (string.CompareOrdinal(source, i, "raw", 0, 3) != 0)
+        if (string.CompareOrdinal(_source, i, "raw", 0, 3) != 0)
         {
             return false;
         }
 
         i = SkipWhitespace(i + 3);
-        if (string.CompareOrdinal(source, i, "-%}", 0, 3) == 0)
+        if (string.CompareOrdinal(_source, i, "-%}", 0, 3) == 0)
         {
             end = SkipWhitespace(i + 3);
             return true;
         }
 
-        if (string.CompareOrdinal(source, i, "%}", 0, 2) == 0)
+        if (string.CompareOrdinal(_source, i, "%}", 0, 2) == 0)
         {
             end = i + 2;
             return true;
@@ -218,14 +218,14 @@ internal sealed class JinjaLexer
 
     private void LexRaw(int tagStart, int bodyStart)
     {
-        lineStarting = source[bodyStart - 1] == '\n';
-        for (var i = source.IndexOf("{%", bodyStart, StringComparison.Ordinal); i >= 0;
-             i = source.IndexOf("{%", i + 2, StringComparison.Ordinal))
+        _lineStarting = _source[bodyStart - 1] == '\n';
+        for (var i = _source.IndexOf("{%", bodyStart, StringComparison.Ordinal); i >= 0;
+             i = _source.IndexOf("{%", i + 2, StringComparison.Ordinal))
         {
             var afterTag = i + 2;
-            var sign = afterTag < source.Length && source[afterTag] is '-' or '+' ? source[afterTag] : '\0';
+            var sign = afterTag < _source.Length && _source[afterTag] is '-' or '+' ? _source[afterTag] : '\0';
             var j = SkipWhitespace(sign == '\0' ? afterTag : afterTag + 1);
-            if (string.CompareOrdinal(source, j, "endraw", 0, 6) != 0)
+            if (string.CompareOrdinal(_source, j, "endraw", 0, 6) != 0)
             {
                 continue;
             }
@@ -236,7 +236,7 @@ internal sealed class JinjaLexer
                 continue;
             }
 
-            var text = source[bodyStart..i];
+            var text = _source[bodyStart..i];
             if (sign == '-')
             {
                 text = PyString.RStrip(text, null);
@@ -244,7 +244,7 @@ internal sealed class JinjaLexer
             else if (sign != '+')
             {
                 var lineStart = text.LastIndexOf('\n') + 1;
-                if ((lineStart > 0 || lineStarting) && lineStart < text.Length && IsAllWhitespace(text, lineStart))
+                if ((lineStart > 0 || _lineStarting) && lineStart < text.Length && IsAllWhitespace(text, lineStart))
                 {
                     text = text[..lineStart];
                 }
@@ -255,8 +255,8 @@ internal sealed class JinjaLexer
                 Emit(TokenKind.Data, text, null, bodyStart);
             }
 
-            pos = end;
-            lineStarting = source[end - 1] == '\n';
+            _pos = end;
+            _lineStarting = _source[end - 1] == '\n';
             return;
         }
 
@@ -265,46 +265,46 @@ internal sealed class JinjaLexer
 
     private void LexComment(int tagStart)
     {
-        var close = source.IndexOf("#}", pos, StringComparison.Ordinal);
+        var close = _source.IndexOf("#}", _pos, StringComparison.Ordinal);
         if (close < 0)
         {
             throw SyntaxError("Missing end of comment tag", tagStart);
         }
 
-        var before = close - 1 >= pos ? source[close - 1] : '\0';
+        var before = close - 1 >= _pos ? _source[close - 1] : '\0';
         var end = close + 2;
         if (before == '-')
         {
             end = SkipWhitespace(end);
         }
-        else if (before != '+' && end < source.Length && source[end] == '\n')
+        else if (before != '+' && end < _source.Length && _source[end] == '\n')
         {
             end++;
         }
 
-        pos = end;
-        lineStarting = source[end - 1] == '\n';
+        _pos = end;
+        _lineStarting = _source[end - 1] == '\n';
     }
 
     /// <summary>Block end: "+%}", "-%}" followed by any whitespace, or "%}" followed by at most one newline.</summary>
     private bool TryMatchBlockEnd(int at, out int end)
     {
         end = at;
-        if (string.CompareOrdinal(source, at, "+%}", 0, 3) == 0)
+        if (string.CompareOrdinal(_source, at, "+%}", 0, 3) == 0)
         {
             end = at + 3;
             return true;
         }
 
-        if (string.CompareOrdinal(source, at, "-%}", 0, 3) == 0)
+        if (string.CompareOrdinal(_source, at, "-%}", 0, 3) == 0)
         {
             end = SkipWhitespace(at + 3);
             return true;
         }
 
-        if (string.CompareOrdinal(source, at, "%}", 0, 2) == 0)
+        if (string.CompareOrdinal(_source, at, "%}", 0, 2) == 0)
         {
-            end = at + 2 < source.Length && source[at + 2] == '\n' ? at + 3 : at + 2;
+            end = at + 2 < _source.Length && _source[at + 2] == '\n' ? at + 3 : at + 2;
             return true;
         }
 
@@ -314,13 +314,13 @@ internal sealed class JinjaLexer
     private bool TryMatchVariableEnd(int at, out int end)
     {
         end = at;
-        if (string.CompareOrdinal(source, at, "-}}", 0, 3) == 0)
+        if (string.CompareOrdinal(_source, at, "-}}", 0, 3) == 0)
         {
             end = SkipWhitespace(at + 3);
             return true;
         }
 
-        if (string.CompareOrdinal(source, at, "}}", 0, 2) == 0)
+        if (string.CompareOrdinal(_source, at, "}}", 0, 2) == 0)
         {
             end = at + 2;
             return true;
@@ -334,27 +334,27 @@ internal sealed class JinjaLexer
         var brackets = new Stack<char>();
         while (true)
         {
-            if (pos >= source.Length)
+            if (_pos >= _source.Length)
             {
                 throw SyntaxError($"unexpected end of template, expected '{(isBlock ? "%}" : "}}")}'", tagStart);
             }
 
             if (brackets.Count == 0)
             {
-                var isEnd = isBlock ? TryMatchBlockEnd(pos, out var end) : TryMatchVariableEnd(pos, out end);
+                var isEnd = isBlock ? TryMatchBlockEnd(_pos, out var end) : TryMatchVariableEnd(_pos, out end);
                 if (isEnd)
                 {
-                    Emit(isBlock ? TokenKind.BlockEnd : TokenKind.VariableEnd, isBlock ? "%}" : "}}", null, pos);
-                    pos = end;
-                    lineStarting = source[end - 1] == '\n';
+                    Emit(isBlock ? TokenKind.BlockEnd : TokenKind.VariableEnd, isBlock ? "%}" : "}}", null, _pos);
+                    _pos = end;
+                    _lineStarting = _source[end - 1] == '\n';
                     return;
                 }
             }
 
-            var c = source[pos];
+            var c = _source[_pos];
             if (PyString.IsSpace(c))
             {
-                pos++;
+                _pos++;
                 continue;
             }
 
@@ -363,8 +363,8 @@ internal sealed class JinjaLexer
                 continue;
             }
 
-            var op = Operators.FirstOrDefault(o => string.CompareOrdinal(source, pos, o, 0, o.Length) == 0)
-                ?? throw SyntaxError($"unexpected char {PyRepr.String(c.ToString())} at {pos}", pos);
+            var op = Operators.FirstOrDefault(o => string.CompareOrdinal(_source, _pos, o, 0, o.Length) == 0)
+                ?? throw SyntaxError($"unexpected char {PyRepr.String(c.ToString())} at {_pos}", _pos);
             if (op is "(" or "[" or "{")
             {
                 brackets.Push(op switch { "(" => ')', "[" => ']', _ => '}' });
@@ -373,35 +373,35 @@ internal sealed class JinjaLexer
             {
                 if (brackets.Count == 0)
                 {
-                    throw SyntaxError($"unexpected '{op}'", pos);
+                    throw SyntaxError($"unexpected '{op}'", _pos);
                 }
 
                 var expected = brackets.Pop();
                 if (expected != op[0])
                 {
-                    throw SyntaxError($"unexpected '{op}', expected '{expected}'", pos);
+                    throw SyntaxError($"unexpected '{op}', expected '{expected}'", _pos);
                 }
             }
 
-            Emit(TokenKind.Operator, op, null, pos);
-            pos += op.Length;
+            Emit(TokenKind.Operator, op, null, _pos);
+            _pos += op.Length;
         }
     }
 
     private bool TryLexNumber()
     {
-        var start = pos;
-        if (!char.IsAsciiDigit(source[start]))
+        var start = _pos;
+        if (!char.IsAsciiDigit(_source[start]))
         {
             return false;
         }
 
         // Floats first, like jinja2: digits with '_' separators, then a fraction and/or an exponent.
-        if (start == 0 || source[start - 1] != '.')
+        if (start == 0 || _source[start - 1] != '.')
         {
             var i = ScanDigits(start);
             var hasFraction = false;
-            if (i < source.Length && source[i] == '.' && i + 1 < source.Length && char.IsAsciiDigit(source[i + 1]))
+            if (i < _source.Length && _source[i] == '.' && i + 1 < _source.Length && char.IsAsciiDigit(_source[i + 1]))
             {
                 i = ScanDigits(i + 1);
                 hasFraction = true;
@@ -410,16 +410,16 @@ internal sealed class JinjaLexer
             var exponentEnd = ScanExponent(i);
             if (exponentEnd > i || hasFraction)
             {
-                var text = source[start..exponentEnd].Replace("_", "");
-                Emit(TokenKind.Float, source[start..exponentEnd], double.Parse(text, CultureInfo.InvariantCulture), start);
-                pos = exponentEnd;
+                var text = _source[start..exponentEnd].Replace("_", "");
+                Emit(TokenKind.Float, _source[start..exponentEnd], double.Parse(text, CultureInfo.InvariantCulture), start);
+                _pos = exponentEnd;
                 return true;
             }
         }
 
         var (end, value) = ScanInteger(start);
-        Emit(TokenKind.Integer, source[start..end], value, start);
-        pos = end;
+        Emit(TokenKind.Integer, _source[start..end], value, start);
+        _pos = end;
         return true;
     }
 
@@ -428,12 +428,12 @@ internal sealed class JinjaLexer
     {
         while (true)
         {
-            while (i < source.Length && char.IsAsciiDigit(source[i]))
+            while (i < _source.Length && char.IsAsciiDigit(_source[i]))
             {
                 i++;
             }
 
-            if (i + 1 < source.Length && source[i] == '_' && char.IsAsciiDigit(source[i + 1]))
+            if (i + 1 < _source.Length && _source[i] == '_' && char.IsAsciiDigit(_source[i + 1]))
             {
                 i++;
                 continue;
@@ -445,33 +445,33 @@ internal sealed class JinjaLexer
 
     private int ScanExponent(int i)
     {
-        if (i >= source.Length || (source[i] != 'e' && source[i] != 'E'))
+        if (i >= _source.Length || (_source[i] != 'e' && _source[i] != 'E'))
         {
             return i;
         }
 
         var j = i + 1;
-        if (j < source.Length && source[j] is '+' or '-')
+        if (j < _source.Length && _source[j] is '+' or '-')
         {
             j++;
         }
 
-        return j < source.Length && char.IsAsciiDigit(source[j]) ? ScanDigits(j) : i;
+        return j < _source.Length && char.IsAsciiDigit(_source[j]) ? ScanDigits(j) : i;
     }
 
     private (int End, long Value) ScanInteger(int start)
     {
-        if (source[start] == '0' && start + 1 < source.Length && char.ToLowerInvariant(source[start + 1]) is 'b' or 'o' or 'x')
+        if (_source[start] == '0' && start + 1 < _source.Length && char.ToLowerInvariant(_source[start + 1]) is 'b' or 'o' or 'x')
         {
-            var radix = char.ToLowerInvariant(source[start + 1]) switch { 'b' => 2, 'o' => 8, _ => 16 };
+            var radix = char.ToLowerInvariant(_source[start + 1]) switch { 'b' => 2, 'o' => 8, _ => 16 };
             var i = start + 2;
             var digits = new StringBuilder();
-            while (i < source.Length)
+            while (i < _source.Length)
             {
-                var skip = source[i] == '_' ? 1 : 0;
-                if (i + skip < source.Length && IsRadixDigit(source[i + skip], radix))
+                var skip = _source[i] == '_' ? 1 : 0;
+                if (i + skip < _source.Length && IsRadixDigit(_source[i + skip], radix))
                 {
-                    digits.Append(source[i + skip]);
+                    digits.Append(_source[i + skip]);
                     i += skip + 1;
                 }
                 else
@@ -486,14 +486,14 @@ internal sealed class JinjaLexer
             }
         }
 
-        if (source[start] == '0')
+        if (_source[start] == '0')
         {
             // "0(_?0)*": a decimal zero.
             var i = start + 1;
-            while (i < source.Length)
+            while (i < _source.Length)
             {
-                var skip = source[i] == '_' ? 1 : 0;
-                if (i + skip < source.Length && source[i + skip] == '0')
+                var skip = _source[i] == '_' ? 1 : 0;
+                if (i + skip < _source.Length && _source[i + skip] == '0')
                 {
                     i += skip + 1;
                 }
@@ -507,7 +507,7 @@ internal sealed class JinjaLexer
         }
 
         var end = ScanDigits(start);
-        var text = source[start..end].Replace("_", "");
+        var text = _source[start..end].Replace("_", "");
         if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value))
         {
             throw SyntaxError($"integer literal {text} is too large", start);
@@ -537,45 +537,45 @@ internal sealed class JinjaLexer
 
     private bool TryLexName()
     {
-        var c = source[pos];
+        var c = _source[_pos];
         if (!(char.IsLetter(c) || c == '_'))
         {
             return false;
         }
 
-        var end = pos + 1;
-        while (end < source.Length && (char.IsLetterOrDigit(source[end]) || source[end] == '_'))
+        var end = _pos + 1;
+        while (end < _source.Length && (char.IsLetterOrDigit(_source[end]) || _source[end] == '_'))
         {
             end++;
         }
 
-        Emit(TokenKind.Name, source[pos..end], null, pos);
-        pos = end;
+        Emit(TokenKind.Name, _source[_pos..end], null, _pos);
+        _pos = end;
         return true;
     }
 
     private bool TryLexString()
     {
-        var quote = source[pos];
+        var quote = _source[_pos];
         if (quote != '\'' && quote != '"')
         {
             return false;
         }
 
-        var i = pos + 1;
-        while (i < source.Length && source[i] != quote)
+        var i = _pos + 1;
+        while (i < _source.Length && _source[i] != quote)
         {
-            i += source[i] == '\\' ? 2 : 1;
+            i += _source[i] == '\\' ? 2 : 1;
         }
 
-        if (i >= source.Length)
+        if (i >= _source.Length)
         {
             return false;
         }
 
-        var raw = source[(pos + 1)..i];
-        Emit(TokenKind.String, source[pos..(i + 1)], Unescape(raw, pos), pos);
-        pos = i + 1;
+        var raw = _source[(_pos + 1)..i];
+        Emit(TokenKind.String, _source[_pos..(i + 1)], Unescape(raw, _pos), _pos);
+        _pos = i + 1;
         return true;
     }
 
@@ -660,7 +660,7 @@ internal sealed class JinjaLexer
 
     private int SkipWhitespace(int i)
     {
-        while (i < source.Length && PyString.IsSpace(source[i]))
+        while (i < _source.Length && PyString.IsSpace(_source[i]))
         {
             i++;
         }
@@ -684,18 +684,18 @@ internal sealed class JinjaLexer
     private void Emit(TokenKind kind, string value, object? literal, int at)
     {
         var (line, column) = Position(at);
-        tokens.Add(new JinjaToken(kind, value, literal, line, column));
+        _tokens.Add(new JinjaToken(kind, value, literal, line, column));
     }
 
     private (int Line, int Column) Position(int at)
     {
-        var index = lineStarts.BinarySearch(at);
+        var index = _lineStarts.BinarySearch(at);
         if (index < 0)
         {
             index = ~index - 1;
         }
 
-        return (index + 1, at - lineStarts[index] + 1);
+        return (index + 1, at - _lineStarts[index] + 1);
     }
 
     private JinjaException SyntaxError(string message, int at)

@@ -12,14 +12,14 @@ internal sealed class JinjaParser
     /// <summary>Nesting of blocks and expressions beyond any real template; deeper input would only cost stack.</summary>
     public const int MaxNesting = 100;
 
-    private readonly List<JinjaToken> tokens;
-    private int index;
-    private int loopDepth;
-    private int nesting;
+    private readonly List<JinjaToken> _tokens;
+    private int _index;
+    private int _loopDepth;
+    private int _nesting;
 
     private JinjaParser(List<JinjaToken> tokens)
     {
-        this.tokens = tokens;
+        _tokens = tokens;
     }
 
     public static IReadOnlyList<Node> Parse(string source)
@@ -28,16 +28,16 @@ internal sealed class JinjaParser
         return parser.Subparse(null);
     }
 
-    private JinjaToken Current => tokens[index];
+    private JinjaToken Current => _tokens[_index];
 
-    private JinjaToken Look => tokens[Math.Min(index + 1, tokens.Count - 1)];
+    private JinjaToken Look => _tokens[Math.Min(_index + 1, _tokens.Count - 1)];
 
     private JinjaToken Next()
     {
-        var token = tokens[index];
-        if (index < tokens.Count - 1)
+        var token = _tokens[_index];
+        if (_index < _tokens.Count - 1)
         {
-            index++;
+            _index++;
         }
 
         return token;
@@ -48,7 +48,7 @@ internal sealed class JinjaParser
     /// <summary>Counts one level of nesting for the duration of a recursive parse step.</summary>
     private T Nested<T>(Func<T> parse)
     {
-        if (++nesting > MaxNesting)
+        if (++_nesting > MaxNesting)
         {
             throw Fail($"nested more than {MaxNesting} levels deep", Current);
         }
@@ -59,7 +59,7 @@ internal sealed class JinjaParser
         }
         finally
         {
-            nesting--;
+            _nesting--;
         }
     }
 
@@ -197,7 +197,7 @@ internal sealed class JinjaParser
                 Next();
                 return [new GenerationNode(ParseStatements(["endgeneration"], dropEndTag: true), token.Line)];
             case "break" or "continue":
-                if (loopDepth == 0)
+                if (_loopDepth == 0)
                 {
                     throw Fail($"'{token.Value}' outside of a loop", token);
                 }
@@ -231,9 +231,9 @@ internal sealed class JinjaParser
             throw Fail("recursive for loops are not supported", Current);
         }
 
-        loopDepth++;
+        _loopDepth++;
         var body = ParseStatements(["endfor", "else"], dropEndTag: false);
-        loopDepth--;
+        _loopDepth--;
         IReadOnlyList<Node> otherwise = [];
         if (Next().Value == "else")
         {
@@ -312,10 +312,10 @@ internal sealed class JinjaParser
         }
 
         ExpectOperator(")");
-        var savedDepth = loopDepth;
-        loopDepth = 0;
+        var savedDepth = _loopDepth;
+        _loopDepth = 0;
         var body = ParseStatements(["endmacro"], dropEndTag: true);
-        loopDepth = savedDepth;
+        _loopDepth = savedDepth;
         return new MacroNode(name, parameters, defaults, body, line);
     }
 

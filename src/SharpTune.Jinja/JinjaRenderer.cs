@@ -23,9 +23,9 @@ internal sealed class JinjaRenderer
     /// <summary>The most characters a rendering may produce; a chat prompt is far smaller.</summary>
     public const int MaxOutput = 16 * 1024 * 1024;
 
-    private StringBuilder output = new();
-    private int line = 1;
-    private int depth;
+    private StringBuilder _output = new();
+    private int _line = 1;
+    private int _depth;
 
     private JinjaRenderer()
     {
@@ -47,10 +47,10 @@ internal sealed class JinjaRenderer
         }
         catch (JinjaRuntimeException e)
         {
-            throw JinjaErrors.Runtime(e.Message, renderer.line);
+            throw JinjaErrors.Runtime(e.Message, renderer._line);
         }
 
-        return renderer.output.ToString();
+        return renderer._output.ToString();
     }
 
     private Flow Execute(IReadOnlyList<Node> body, Scope scope)
@@ -62,34 +62,34 @@ internal sealed class JinjaRenderer
         }
         finally
         {
-            depth--;
+            _depth--;
         }
     }
 
     private void Enter()
     {
-        if (++depth > MaxDepth)
+        if (++_depth > MaxDepth)
         {
-            depth = 0;   // the error unwinds the whole render
+            _depth = 0;   // the error unwinds the whole render
             throw new JinjaRuntimeException($"recursion deeper than {MaxDepth} levels (a macro calling itself without end?)");
         }
     }
 
     private void Write(string text)
     {
-        if (output.Length + (long)text.Length > MaxOutput)
+        if (_output.Length + (long)text.Length > MaxOutput)
         {
             throw new JinjaRuntimeException($"the output would exceed {MaxOutput / (1024 * 1024)} MB");
         }
 
-        output.Append(text);
+        _output.Append(text);
     }
 
     private Flow ExecuteBody(IReadOnlyList<Node> body, Scope scope)
     {
         foreach (var node in body)
         {
-            line = node.Line;
+            _line = node.Line;
             var flow = ExecuteNode(node, scope);
             if (flow != Flow.Normal)
             {
@@ -193,16 +193,16 @@ internal sealed class JinjaRenderer
 
     private string Capture(IReadOnlyList<Node> body, Scope scope)
     {
-        var saved = output;
-        output = new StringBuilder();
+        var saved = _output;
+        _output = new StringBuilder();
         try
         {
             Execute(body, scope);
-            return output.ToString();
+            return _output.ToString();
         }
         finally
         {
-            output = saved;
+            _output = saved;
         }
     }
 
@@ -261,13 +261,13 @@ internal sealed class JinjaRenderer
         }
         finally
         {
-            depth--;
+            _depth--;
         }
     }
 
     private object? EvaluateExpr(Expr expr, Scope scope)
     {
-        line = expr.Line;
+        _line = expr.Line;
         switch (expr)
         {
             case ConstExpr constant:
@@ -299,17 +299,17 @@ internal sealed class JinjaRenderer
             case CallExpr call:
                 var callee = Evaluate(call.Callee, scope);
                 var (positional, keywords) = EvaluateArguments(call.Arguments, scope);
-                line = call.Line;
+                _line = call.Line;
                 return Call(callee, positional, keywords);
             case FilterExpr filter:
                 var input = filter.Value is null ? null : Evaluate(filter.Value, scope);
                 var (filterPositional, filterKeywords) = EvaluateArguments(filter.Arguments, scope);
-                line = filter.Line;
+                _line = filter.Line;
                 return JinjaFilters.Apply(this, filter.Name, input, new Args(filter.Name, filterPositional, filterKeywords));
             case TestExpr test:
                 var subject = Evaluate(test.Value, scope);
                 var (testPositional, testKeywords) = EvaluateArguments(test.Arguments, scope);
-                line = test.Line;
+                _line = test.Line;
                 return JinjaTests.Apply(this, test.Name, subject, new Args(test.Name, testPositional, testKeywords));
             case UnaryExpr unary:
                 var operand = Evaluate(unary.Operand, scope);
@@ -359,7 +359,7 @@ internal sealed class JinjaRenderer
         }
 
         var right = Evaluate(binary.Right, scope);
-        line = binary.Line;
+        _line = binary.Line;
         return binary.Op switch
         {
             BinaryOp.Add => Py.Add(left, right),
@@ -378,7 +378,7 @@ internal sealed class JinjaRenderer
         foreach (var (op, operand) in compare.Rest)
         {
             var right = Evaluate(operand, scope);
-            line = compare.Line;
+            _line = compare.Line;
             var holds = op switch
             {
                 CompareOp.Eq => Py.Equal(left, right),
@@ -477,9 +477,9 @@ internal sealed class JinjaRenderer
         }
 
         scope.Set("kwargs", extraKeywords);
-        var savedLine = line;
+        var savedLine = _line;
         var result = Capture(node.Body, scope);
-        line = savedLine;
+        _line = savedLine;
         return result;
     }
 

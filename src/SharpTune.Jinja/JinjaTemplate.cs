@@ -7,12 +7,12 @@ namespace SharpTune.Jinja;
 /// </summary>
 public sealed class JinjaTemplate
 {
-    private readonly IReadOnlyList<Node> body;
+    private readonly IReadOnlyList<Node> _body;
 
     private JinjaTemplate(string source, IReadOnlyList<Node> body)
     {
         Source = source;
-        this.body = body;
+        _body = body;
     }
 
     public string Source { get; }
@@ -33,6 +33,6 @@ public sealed class JinjaTemplate
     public string Render(IReadOnlyDictionary<string, object?> variables)
     {
         ArgumentNullException.ThrowIfNull(variables);
-        return JinjaRenderer.Render(body, variables);
+        return JinjaRenderer.Render(_body, variables);
     }
 }

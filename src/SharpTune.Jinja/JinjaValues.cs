@@ -38,35 +38,35 @@ internal sealed class PyDict : IEnumerable<KeyValuePair<object?, object?>>
 {
     private static readonly object NoneKey = new();
 
-    private readonly List<object?> keys = [];
-    private readonly List<object?> values = [];
-    private readonly Dictionary<object, int> positions = new(PyKeyComparer.Instance);
+    private readonly List<object?> _keys = [];
+    private readonly List<object?> _values = [];
+    private readonly Dictionary<object, int> _positions = new(PyKeyComparer.Instance);
 
-    public int Count => keys.Count;
+    public int Count => _keys.Count;
 
-    public IReadOnlyList<object?> Keys => keys;
+    public IReadOnlyList<object?> Keys => _keys;
 
-    public IReadOnlyList<object?> Values => values;
+    public IReadOnlyList<object?> Values => _values;
 
     public void Set(object? key, object? value)
     {
         var storedKey = key ?? NoneKey;
-        if (positions.TryGetValue(storedKey, out var position))
+        if (_positions.TryGetValue(storedKey, out var position))
         {
-            values[position] = value;
+            _values[position] = value;
             return;
         }
 
-        positions.Add(storedKey, keys.Count);
-        keys.Add(key);
-        values.Add(value);
+        _positions.Add(storedKey, _keys.Count);
+        _keys.Add(key);
+        _values.Add(value);
     }
 
     public bool TryGet(object? key, out object? value)
     {
-        if (positions.TryGetValue(key ?? NoneKey, out var position))
+        if (_positions.TryGetValue(key ?? NoneKey, out var position))
         {
-            value = values[position];
+            value = _values[position];
             return true;
         }
 
@@ -74,13 +74,13 @@ internal sealed class PyDict : IEnumerable<KeyValuePair<object?, object?>>
         return false;
     }
 
-    public bool ContainsKey(object? key) => positions.ContainsKey(key ?? NoneKey);
+    public bool ContainsKey(object? key) => _positions.ContainsKey(key ?? NoneKey);
 
     public IEnumerator<KeyValuePair<object?, object?>> GetEnumerator()
     {
-        for (var i = 0; i < keys.Count; i++)
+        for (var i = 0; i < _keys.Count; i++)
         {
-            yield return new KeyValuePair<object?, object?>(keys[i], values[i]);
+            yield return new KeyValuePair<object?, object?>(_keys[i], _values[i]);
         }
     }
 
@@ -114,16 +114,16 @@ internal sealed record Macro(MacroNode Node, Scope Closure);
 /// <summary>A one-shot lazy iterator (a Python generator or iterator object): truthy, has no length, consumed once.</summary>
 internal sealed class PyGenerator(IEnumerable<object?> source, string typeName)
 {
-    private IEnumerator<object?>? enumerator;
+    private IEnumerator<object?>? _enumerator;
 
     public string TypeName => typeName;
 
     public IEnumerable<object?> Consume()
     {
-        enumerator ??= source.GetEnumerator();
-        while (enumerator.MoveNext())
+        _enumerator ??= source.GetEnumerator();
+        while (_enumerator.MoveNext())
         {
-            yield return enumerator.Current;
+            yield return _enumerator.Current;
         }
     }
 }
@@ -134,13 +134,13 @@ internal sealed record PyView(string TypeName, List<object?> Items);
 /// <summary>Variables visible at one point of the template; a for-loop iteration, macro call or with-block opens a child scope.</summary>
 internal sealed class Scope(Scope? parent)
 {
-    private readonly Dictionary<string, object?> variables = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, object?> _variables = new(StringComparer.Ordinal);
 
     public bool TryLookup(string name, out object? value)
     {
         for (var scope = this; scope is not null; scope = scope.Parent)
         {
-            if (scope.variables.TryGetValue(name, out value))
+            if (scope._variables.TryGetValue(name, out value))
             {
                 return true;
             }
@@ -152,7 +152,7 @@ internal sealed class Scope(Scope? parent)
 
     public Scope? Parent => parent;
 
-    public void Set(string name, object? value) => variables[name] = value;
+    public void Set(string name, object? value) => _variables[name] = value;
 }
 
 /// <summary>
@@ -161,13 +161,13 @@ internal sealed class Scope(Scope? parent)
 /// </summary>
 internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, bool>? accept)
 {
-    private readonly List<object?> items = [];
-    private bool exhausted;
-    private object?[]? lastChangedValue;
+    private readonly List<object?> _items = [];
+    private bool _exhausted;
+    private object?[]? _lastChangedValue;
 
     public int Index0 { get; private set; } = -1;
 
-    public object? Current => items[Index0];
+    public object? Current => _items[Index0];
 
     public bool MoveNext()
     {
@@ -177,19 +177,19 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
 
     private bool Fetch(int position)
     {
-        while (items.Count <= position && !exhausted)
+        while (_items.Count <= position && !_exhausted)
         {
             if (!source.MoveNext())
             {
-                exhausted = true;
+                _exhausted = true;
             }
             else if (accept is null || accept(source.Current))
             {
-                items.Add(source.Current);
+                _items.Add(source.Current);
             }
         }
 
-        return items.Count > position;
+        return _items.Count > position;
     }
 
     public int Length
@@ -197,7 +197,7 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
         get
         {
             Fetch(int.MaxValue);
-            return items.Count;
+            return _items.Count;
         }
     }
 
@@ -213,8 +213,8 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
         "first" => Index0 == 0,
         "last" => !Fetch(Index0 + 1),
         "length" => (long)Length,
-        "previtem" => Index0 > 0 ? items[Index0 - 1] : new Undefined("there is no previous item"),
-        "nextitem" => Fetch(Index0 + 1) ? items[Index0 + 1] : new Undefined("there is no next item"),
+        "previtem" => Index0 > 0 ? _items[Index0 - 1] : new Undefined("there is no previous item"),
+        "nextitem" => Fetch(Index0 + 1) ? _items[Index0 + 1] : new Undefined("there is no next item"),
         "depth" => 1L,
         "depth0" => 0L,
         "cycle" or "changed" => new BoundMethod(this, name),
@@ -234,12 +234,12 @@ internal sealed class LoopContext(IEnumerator<object?> source, Func<object?, boo
     public bool Changed(List<object?> arguments)
     {
         var value = arguments.ToArray();
-        if (lastChangedValue is not null && Py.Equal(lastChangedValue, value))
+        if (_lastChangedValue is not null && Py.Equal(_lastChangedValue, value))
         {
             return false;
         }
 
-        lastChangedValue = value;
+        _lastChangedValue = value;
         return true;
     }
 

@@ -9,20 +9,20 @@ namespace SharpTune.Jinja;
 /// </summary>
 internal sealed class PyJson
 {
-    private readonly bool ensureAscii;
-    private readonly string? indent;
-    private readonly string itemSeparator;
-    private readonly string keySeparator;
-    private readonly bool sortKeys;
-    private readonly StringBuilder sb = new();
+    private readonly bool _ensureAscii;
+    private readonly string? _indent;
+    private readonly string _itemSeparator;
+    private readonly string _keySeparator;
+    private readonly bool _sortKeys;
+    private readonly StringBuilder _sb = new();
 
     private PyJson(bool ensureAscii, string? indent, string itemSeparator, string keySeparator, bool sortKeys)
     {
-        this.ensureAscii = ensureAscii;
-        this.indent = indent;
-        this.itemSeparator = itemSeparator;
-        this.keySeparator = keySeparator;
-        this.sortKeys = sortKeys;
+        _ensureAscii = ensureAscii;
+        _indent = indent;
+        _itemSeparator = itemSeparator;
+        _keySeparator = keySeparator;
+        _sortKeys = sortKeys;
     }
 
     /// <param name="indent">null for a single line, otherwise the text of one indent level.</param>
@@ -32,7 +32,7 @@ internal sealed class PyJson
         var (item, key) = separators ?? (indent is null ? (", ", ": ") : (",", ": "));
         var writer = new PyJson(ensureAscii, indent, item, key, sortKeys);
         writer.Write(value, 0);
-        return writer.sb.ToString();
+        return writer._sb.ToString();
     }
 
     private void Write(object? value, int depth)
@@ -40,16 +40,16 @@ internal sealed class PyJson
         switch (value)
         {
             case null:
-                sb.Append("null");
+                _sb.Append("null");
                 break;
             case bool b:
-                sb.Append(b ? "true" : "false");
+                _sb.Append(b ? "true" : "false");
                 break;
             case long l:
-                sb.Append(l.ToString(CultureInfo.InvariantCulture));
+                _sb.Append(l.ToString(CultureInfo.InvariantCulture));
                 break;
             case double d:
-                sb.Append(Float(d));
+                _sb.Append(Float(d));
                 break;
             case string s:
                 WriteString(s);
@@ -78,15 +78,15 @@ internal sealed class PyJson
 
     private void NewLine(int depth)
     {
-        if (indent is null)
+        if (_indent is null)
         {
             return;
         }
 
-        sb.Append('\n');
+        _sb.Append('\n');
         for (var i = 0; i < depth; i++)
         {
-            sb.Append(indent);
+            _sb.Append(_indent);
         }
     }
 
@@ -94,16 +94,16 @@ internal sealed class PyJson
     {
         if (items.Count == 0)
         {
-            sb.Append("[]");
+            _sb.Append("[]");
             return;
         }
 
-        sb.Append('[');
+        _sb.Append('[');
         for (var i = 0; i < items.Count; i++)
         {
             if (i > 0)
             {
-                sb.Append(itemSeparator);
+                _sb.Append(_itemSeparator);
             }
 
             NewLine(depth + 1);
@@ -111,39 +111,39 @@ internal sealed class PyJson
         }
 
         NewLine(depth);
-        sb.Append(']');
+        _sb.Append(']');
     }
 
     private void WriteObject(PyDict dict, int depth)
     {
         if (dict.Count == 0)
         {
-            sb.Append("{}");
+            _sb.Append("{}");
             return;
         }
 
         var pairs = dict.Select(p => (Key: KeyText(p.Key), p.Value)).ToList();
-        if (sortKeys)
+        if (_sortKeys)
         {
             pairs.Sort((x, y) => PyString.Compare(x.Key, y.Key));
         }
 
-        sb.Append('{');
+        _sb.Append('{');
         for (var i = 0; i < pairs.Count; i++)
         {
             if (i > 0)
             {
-                sb.Append(itemSeparator);
+                _sb.Append(_itemSeparator);
             }
 
             NewLine(depth + 1);
             WriteString(pairs[i].Key);
-            sb.Append(keySeparator);
+            _sb.Append(_keySeparator);
             Write(pairs[i].Value, depth + 1);
         }
 
         NewLine(depth);
-        sb.Append('}');
+        _sb.Append('}');
     }
 
     /// <summary>JSON object keys: strings as they are; numbers, booleans and None converted like json.dumps does.</summary>
@@ -160,33 +160,33 @@ internal sealed class PyJson
 
     private void WriteString(string s)
     {
-        sb.Append('"');
+        _sb.Append('"');
         foreach (var c in s)
         {
             switch (c)
             {
-                case '"': sb.Append("\\\""); break;
-                case '\\': sb.Append("\\\\"); break;
-                case '\n': sb.Append("\\n"); break;
-                case '\r': sb.Append("\\r"); break;
-                case '\t': sb.Append("\\t"); break;
-                case '\b': sb.Append("\\b"); break;
-                case '\f': sb.Append("\\f"); break;
+                case '"': _sb.Append("\\\""); break;
+                case '\\': _sb.Append("\\\\"); break;
+                case '\n': _sb.Append("\\n"); break;
+                case '\r': _sb.Append("\\r"); break;
+                case '\t': _sb.Append("\\t"); break;
+                case '\b': _sb.Append("\\b"); break;
+                case '\f': _sb.Append("\\f"); break;
                 default:
-                    if (c < 0x20 || (ensureAscii && c > 0x7e))
+                    if (c < 0x20 || (_ensureAscii && c > 0x7e))
                     {
                         // Python writes \u escapes in lower case; astral characters become their surrogate pair.
-                        sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
+                        _sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     }
                     else
                     {
-                        sb.Append(c);
+                        _sb.Append(c);
                     }
 
                     break;
             }
         }
 
-        sb.Append('"');
+        _sb.Append('"');
     }
 }

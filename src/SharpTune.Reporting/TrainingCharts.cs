@@ -1,6 +1,6 @@
 using System.Globalization;
-using SharpTune.Training;
 using ScottPlot;
+using SharpTune.Training;
 
 namespace SharpTune.Reporting;
 

@@ -16,7 +16,9 @@ static class InitCommand
         {
             string architecture = p.GetValue(arch)!.ToLowerInvariant() switch
             {
-                "qwen2" => "Qwen2ForCausalLM", "llama" => "LlamaForCausalLM", "qwen3" => "Qwen3ForCausalLM",
+                "qwen2" => "Qwen2ForCausalLM",
+                "llama" => "LlamaForCausalLM",
+                "qwen3" => "Qwen3ForCausalLM",
                 var other => throw new SharpTuneException($"--arch: expected qwen2, llama or qwen3, got '{other}'"),
             };
             string dir = p.GetValue(tiny)!;

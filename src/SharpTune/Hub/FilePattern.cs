@@ -9,17 +9,17 @@ namespace SharpTune.Hub;
 /// everything under that folder.</summary>
 internal sealed class FilePattern
 {
-    readonly Regex regex;
+    readonly Regex _regex;
 
     public FilePattern(string pattern)
     {
         Text = pattern;
-        regex = new Regex(ToRegex(pattern.EndsWith('/') ? pattern + "*" : pattern), RegexOptions.Singleline | RegexOptions.CultureInvariant);
+        _regex = new Regex(ToRegex(pattern.EndsWith('/') ? pattern + "*" : pattern), RegexOptions.Singleline | RegexOptions.CultureInvariant);
     }
 
     public string Text { get; }
 
-    public bool IsMatch(string path) => regex.IsMatch(path);
+    public bool IsMatch(string path) => _regex.IsMatch(path);
 
     public static bool AnyMatch(IReadOnlyList<FilePattern> patterns, string path) => patterns.Any(p => p.IsMatch(path));
 

@@ -24,10 +24,10 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(60);
     const int ReportEveryBytes = 1 << 20;
 
-    readonly HubOptions options = Validate(options);
-    readonly string endpointText = (options.Endpoint ?? HubOptions.DefaultEndpoint).TrimEnd('/');
-    readonly string cacheDir = options.CacheDir ?? HubOptions.DefaultCacheDir();
-    readonly HubHttp hub = new(http ?? HubHttp.Default, EndpointUri(options.Endpoint), options.Token);
+    readonly HubOptions _options = Validate(options);
+    readonly string _endpointText = (options.Endpoint ?? HubOptions.DefaultEndpoint).TrimEnd('/');
+    readonly string _cacheDir = options.CacheDir ?? HubOptions.DefaultCacheDir();
+    readonly HubHttp _hub = new(http ?? HubHttp.Default, EndpointUri(options.Endpoint), options.Token);
 
     /// <summary>False makes snapshot entries copies of the blobs, as happens where symlinks cannot be created.</summary>
     internal bool UseSymlinks { get; init; } = true;
@@ -49,17 +49,17 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     {
         revision ??= "main";
         HubNames.CheckRevision(revision);
-        var repo = new CachedRepo(cacheDir, type, repoId);
+        var repo = new CachedRepo(_cacheDir, type, repoId);
         var patterns = allowPatterns?.Select(p => new FilePattern(p)).ToList();
-        if (options.Offline) return FromCacheOnly(repo, revision, patterns);
+        if (_options.Offline) return FromCacheOnly(repo, revision, patterns);
 
         var (commit, listing) = await GetRevisionAsync(repo, revision, ct);
         var selected = listing.Where(f => patterns is null || FilePattern.AnyMatch(patterns, f)).ToList();
         if (selected.Count == 0)
             throw new SharpTuneException($"No file of {repo.Description} at revision '{revision}' matches {Describe(patterns)}.");
-        foreach (string file in selected) HubNames.CheckRepoFile(file, $"the file list of {repo.Description} on {endpointText}");
+        foreach (string file in selected) HubNames.CheckRepoFile(file, $"the file list of {repo.Description} on {_endpointText}");
 
-        CachedRepo.TagCacheFolder(cacheDir);
+        CachedRepo.TagCacheFolder(_cacheDir);
         var cached = new List<(string Path, long Size)>();
         var missing = new List<string>();
         foreach (string file in selected)
@@ -113,7 +113,7 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     async Task<(string Commit, List<string> Files)> GetRevisionAsync(CachedRepo repo, string revision, CancellationToken ct)
     {
         string kind = repo.Type == RepoType.Model ? "models" : "datasets";
-        var uri = new Uri($"{endpointText}/api/{kind}/{repo.RepoId}/revision/{Uri.EscapeDataString(revision)}");
+        var uri = new Uri($"{_endpointText}/api/{kind}/{repo.RepoId}/revision/{Uri.EscapeDataString(revision)}");
         using var response = await SendToHubAsync(HttpMethod.Get, uri, repo, revision, ct);
         if (!response.IsSuccessStatusCode) throw HttpError(response, repo, revision, file: null);
 
@@ -157,12 +157,12 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     {
         string datasets = repo.Type == RepoType.Dataset ? "datasets/" : "";
         string escapedPath = string.Join('/', path.Split('/').Select(Uri.EscapeDataString));
-        var uri = new Uri($"{endpointText}/{datasets}{repo.RepoId}/resolve/{commit}/{escapedPath}");
+        var uri = new Uri($"{_endpointText}/{datasets}{repo.RepoId}/resolve/{commit}/{escapedPath}");
         using var response = await SendToHubAsync(HttpMethod.Head, uri, repo, revision, ct);
         bool redirect = HubHttp.IsRedirect(response.StatusCode) && response.Headers.Location is not null;
         if (!response.IsSuccessStatusCode && !redirect) throw HttpError(response, repo, revision, path);
 
-        string source = $"{endpointText} (HEAD {uri})";
+        string source = $"{_endpointText} (HEAD {uri})";
         if (HubHttp.Header(response, "X-Repo-Commit") is { } servedCommit && servedCommit != commit)
             throw new SharpTuneException($"{source} served commit {servedCommit}, but revision '{revision}' is {commit}.");
 
@@ -243,7 +243,7 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
             return Digest(hash);
         }
 
-        using var response = await hub.SendAsync(HttpMethod.Get, file.Download, followCrossOrigin: true, start > 0 ? start : null, ct);
+        using var response = await _hub.SendAsync(HttpMethod.Get, file.Download, followCrossOrigin: true, start > 0 ? start : null, ct);
         if (response.StatusCode == HttpStatusCode.PartialContent)
         {
             if (response.Content.Headers.ContentRange?.From != start)
@@ -343,7 +343,7 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     {
         try
         {
-            return await hub.SendAsync(method, uri, followCrossOrigin: false, rangeStart: null, ct);
+            return await _hub.SendAsync(method, uri, followCrossOrigin: false, rangeStart: null, ct);
         }
         catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !ct.IsCancellationRequested))
         {
@@ -351,7 +351,7 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
                 ? ""
                 : " The cache has this revision: set HF_HUB_OFFLINE=1 to use it without the network.";
             throw new SharpTuneException(
-                $"Cannot reach the Hugging Face Hub at {endpointText}: {e.Message} Check the network connection and HF_ENDPOINT, " +
+                $"Cannot reach the Hugging Face Hub at {_endpointText}: {e.Message} Check the network connection and HF_ENDPOINT, " +
                 $"or set HF_HUB_OFFLINE=1 to use only the local cache.{cachedHint}", e);
         }
     }
@@ -362,32 +362,32 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
         string? errorCode = HubHttp.Header(response, "X-Error-Code");
         string? serverMessage = HubHttp.Header(response, "X-Error-Message");
         string detail = $"HTTP {status}{(serverMessage is null ? "" : ": " + serverMessage)}";
-        string page = $"{endpointText}/{(repo.Type == RepoType.Dataset ? "datasets/" : "")}{repo.RepoId}";
+        string page = $"{_endpointText}/{(repo.Type == RepoType.Dataset ? "datasets/" : "")}{repo.RepoId}";
         string message = (errorCode, status) switch
         {
             ("RepoNotFound", _) => RepoNotFound(),
             (null, 404) when file is null => RepoNotFound(),
             ("RevisionNotFound", _) =>
-                $"Revision '{revision}' was not found in {repo.Description} on {endpointText} ({detail}).",
+                $"Revision '{revision}' was not found in {repo.Description} on {_endpointText} ({detail}).",
             ("EntryNotFound", _) or (_, 404) =>
-                $"File '{file}' was not found in {repo.Description} at revision '{revision}' on {endpointText} ({detail}).",
+                $"File '{file}' was not found in {repo.Description} at revision '{revision}' on {_endpointText} ({detail}).",
             ("GatedRepo", _) or (_, 401 or 403) =>
-                $"Access to {repo.Description} was refused by {endpointText} ({detail}). The repository is gated or private: " +
+                $"Access to {repo.Description} was refused by {_endpointText} ({detail}). The repository is gated or private: " +
                 $"open {page} while logged in and accept its license/conditions, then set HF_TOKEN to an access token of that " +
                 "account (https://huggingface.co/settings/tokens) or save it in $HF_HOME/token. " +
-                (options.Token is null ? "No token was sent." : "The token that was sent does not give access."),
+                (_options.Token is null ? "No token was sent." : "The token that was sent does not give access."),
             (_, 429) =>
-                $"{endpointText} is rate-limiting requests ({detail}). Wait and retry; setting HF_TOKEN raises the limits.",
-            _ => $"{endpointText} answered {detail} {response.ReasonPhrase} for {response.RequestMessage?.RequestUri}.",
+                $"{_endpointText} is rate-limiting requests ({detail}). Wait and retry; setting HF_TOKEN raises the limits.",
+            _ => $"{_endpointText} answered {detail} {response.ReasonPhrase} for {response.RequestMessage?.RequestUri}.",
         };
         return new SharpTuneException(message);
 
         string RepoNotFound() =>
-            $"{Capitalized(repo.Description)} (revision '{revision}') was not found on {endpointText} ({detail}). " +
+            $"{Capitalized(repo.Description)} (revision '{revision}') was not found on {_endpointText} ({detail}). " +
             "Check the id and revision; if the repository is private, set HF_TOKEN to a token that can read it.";
     }
 
-    ParallelOptions ParallelOptions(CancellationToken ct) => new() { MaxDegreeOfParallelism = options.MaxParallel, CancellationToken = ct };
+    ParallelOptions ParallelOptions(CancellationToken ct) => new() { MaxDegreeOfParallelism = _options.MaxParallel, CancellationToken = ct };
 
     static string? NormalizeEtag(string? etag)
     {
@@ -423,23 +423,23 @@ public sealed class HubClient(HubOptions options, HttpClient? http = null)
     /// <summary>Overall byte and file counts shared by the parallel downloads; reports are thinned to one per MiB per file.</summary>
     sealed class ProgressTracker(IProgress<HubProgress>? progress, int filesTotal, long bytesTotal)
     {
-        long bytesDone;
-        int filesDone;
+        long _bytesDone;
+        int _filesDone;
 
         /// <summary>Notes that <paramref name="file"/> now has <paramref name="done"/> bytes, of which
         /// <paramref name="counted"/> were counted before; returns the new counted amount.</summary>
         public long Advanced(RemoteFile file, long done, long counted)
         {
-            long total = Interlocked.Add(ref bytesDone, done - counted);
+            long total = Interlocked.Add(ref _bytesDone, done - counted);
             if (progress is not null && (done == 0 || done == file.Size || done / ReportEveryBytes != counted / ReportEveryBytes))
-                progress.Report(new HubProgress(file.Path, done, file.Size, total, bytesTotal, Volatile.Read(ref filesDone), filesTotal));
+                progress.Report(new HubProgress(file.Path, done, file.Size, total, bytesTotal, Volatile.Read(ref _filesDone), filesTotal));
             return done;
         }
 
         public void Completed(string path, long size, long alreadyCounted)
         {
-            long total = Interlocked.Add(ref bytesDone, size - alreadyCounted);
-            int files = Interlocked.Increment(ref filesDone);
+            long total = Interlocked.Add(ref _bytesDone, size - alreadyCounted);
+            int files = Interlocked.Increment(ref _filesDone);
             progress?.Report(new HubProgress(path, size, size, total, bytesTotal, files, filesTotal));
         }
     }

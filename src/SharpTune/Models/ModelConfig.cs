@@ -55,7 +55,10 @@ public sealed record ModelConfig(
         var architectures = json["architectures"];
         string arch = architectures.Exists && architectures.Count > 0 ? architectures[0].String() : json["model_type"].StringOrNull() switch
         {
-            "llama" => "LlamaForCausalLM", "qwen2" => "Qwen2ForCausalLM", "qwen3" => "Qwen3ForCausalLM", var t => t ?? "(none)",
+            "llama" => "LlamaForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            "qwen3" => "Qwen3ForCausalLM",
+            var t => t ?? "(none)",
         };
         if (!Supported.Contains(arch))
             throw new SharpTuneException($"{source}: architecture {SharpTuneException.Quote(arch)} is not supported; supported: {string.Join(", ", Supported)}");

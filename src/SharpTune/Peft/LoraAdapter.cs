@@ -2,9 +2,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Models;
 using TorchSharp;
-using Parameter = TorchSharp.Modules.Parameter;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
+using Parameter = TorchSharp.Modules.Parameter;
 
 namespace SharpTune.Peft;
 

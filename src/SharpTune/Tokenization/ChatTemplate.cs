@@ -26,11 +26,11 @@ public sealed record ChatMessage(string Role, string Content)
 /// </summary>
 public sealed class ChatTemplate
 {
-    private readonly JinjaTemplate template;
+    private readonly JinjaTemplate _template;
 
-    private ChatTemplate(JinjaTemplate template) => this.template = template;
+    private ChatTemplate(JinjaTemplate template) => _template = template;
 
-    public string Source => template.Source;
+    public string Source => _template.Source;
 
     /// <summary>Parses a template. A syntax error becomes a <see cref="SharpTuneException"/> naming the line and column.</summary>
     public static ChatTemplate Parse(string source)
@@ -55,7 +55,7 @@ public sealed class ChatTemplate
         ArgumentNullException.ThrowIfNull(variables);
         try
         {
-            return template.Render(variables.ToDictionary(v => v.Key, v => WithMessagesAsVariables(v.Value), StringComparer.Ordinal));
+            return _template.Render(variables.ToDictionary(v => v.Key, v => WithMessagesAsVariables(v.Value), StringComparer.Ordinal));
         }
         catch (JinjaException e)
         {

@@ -32,7 +32,7 @@ internal interface IPreTokenizer
 
 internal sealed class SplitPreTokenizer(ISplitPattern pattern, SplitBehavior behavior, bool invert) : IPreTokenizer
 {
-    [ThreadStatic] private static List<(int Start, int End)>? t_matches;
+    [ThreadStatic] private static List<(int Start, int End)>? _matches;
 
     public void Split(Piece piece, List<Piece> output)
     {
@@ -40,7 +40,7 @@ internal sealed class SplitPreTokenizer(ISplitPattern pattern, SplitBehavior beh
         {
             return;
         }
-        var matches = t_matches ??= [];
+        var matches = _matches ??= [];
         matches.Clear();
         pattern.FindMatches(piece.Span, matches);
         if (behavior == SplitBehavior.Isolated)

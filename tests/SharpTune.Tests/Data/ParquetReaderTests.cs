@@ -2,9 +2,8 @@ using Parquet;
 using Parquet.Schema;
 using Parquet.Serialization;
 using SharpTune.Data;
-using Xunit;
-
 using SharpTune.Tokenization;
+using Xunit;
 
 namespace SharpTune.Tests.Data;
 

@@ -1,7 +1,6 @@
 using SharpTune.Data;
-using Xunit;
-
 using SharpTune.Tokenization;
+using Xunit;
 
 namespace SharpTune.Tests.Data;
 

@@ -64,20 +64,20 @@ internal sealed record RecordedRequest(string Method, string Path, IReadOnlyDict
 /// closes its connection, which keeps the server simple.</summary>
 internal sealed class FakeHub : IDisposable
 {
-    readonly TcpListener listener = new(IPAddress.Loopback, 0);
-    readonly CancellationTokenSource stop = new();
-    readonly ConcurrentDictionary<string, int> cdnGets = new();
-    int cdnInFlight, maxCdnInFlight;
+    readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    readonly CancellationTokenSource _stop = new();
+    readonly ConcurrentDictionary<string, int> _cdnGets = new();
+    int _cdnInFlight, _maxCdnInFlight;
 
     public FakeHub(params FakeRepo[] repos)
     {
         Repos = repos;
-        listener.Start();
+        _listener.Start();
         _ = Task.Run(AcceptLoopAsync);
     }
 
     public IReadOnlyList<FakeRepo> Repos { get; }
-    public int Port => ((IPEndPoint)listener.LocalEndpoint).Port;
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public string Endpoint => $"http://127.0.0.1:{Port}";
     public ConcurrentQueue<RecordedRequest> Requests { get; } = new();
 
@@ -91,27 +91,27 @@ internal sealed class FakeHub : IDisposable
     /// concurrency the client reaches shows in <see cref="MaxCdnInFlight"/>.</summary>
     public int HoldCdnUntilConcurrent { get; set; }
 
-    public int MaxCdnInFlight => Volatile.Read(ref maxCdnInFlight);
+    public int MaxCdnInFlight => Volatile.Read(ref _maxCdnInFlight);
 
     public int Count(string method, string pathPrefix) =>
         Requests.Count(r => r.Method == method && r.Path.StartsWith(pathPrefix, StringComparison.Ordinal));
 
     public void Dispose()
     {
-        stop.Cancel();
-        listener.Stop();
+        _stop.Cancel();
+        _listener.Stop();
     }
 
     async Task AcceptLoopAsync()
     {
-        while (!stop.IsCancellationRequested)
+        while (!_stop.IsCancellationRequested)
         {
             TcpClient client;
             try
             {
-                client = await listener.AcceptTcpClientAsync(stop.Token);
+                client = await _listener.AcceptTcpClientAsync(_stop.Token);
             }
-            catch (Exception) when (stop.IsCancellationRequested)
+            catch (Exception) when (_stop.IsCancellationRequested)
             {
                 return;
             }
@@ -253,18 +253,18 @@ internal sealed class FakeHub : IDisposable
             return;
         }
         byte[] content = file.Served ?? file.Content;
-        int now = Interlocked.Increment(ref cdnInFlight);
+        int now = Interlocked.Increment(ref _cdnInFlight);
         try
         {
             UpdateMax(now);
             var holdUntil = DateTime.UtcNow.AddMilliseconds(300);
-            while (Volatile.Read(ref cdnInFlight) < HoldCdnUntilConcurrent && DateTime.UtcNow < holdUntil)
+            while (Volatile.Read(ref _cdnInFlight) < HoldCdnUntilConcurrent && DateTime.UtcNow < holdUntil)
                 await Task.Delay(5);
 
             long start = 0;
             if (!IgnoreRange && request.Header("Range") is { } range && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
                 start = long.Parse(range["bytes=".Length..^1]);
-            bool drop = cdnGets.AddOrUpdate(sha, 1, (_, n) => n + 1) == 1 && DropFirstDownload.Contains(sha);
+            bool drop = _cdnGets.AddOrUpdate(sha, 1, (_, n) => n + 1) == 1 && DropFirstDownload.Contains(sha);
             byte[] body = content[(int)start..];
             var headers = new List<(string, string)> { ("Accept-Ranges", "bytes") };
             if (start > 0)
@@ -274,14 +274,14 @@ internal sealed class FakeHub : IDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref cdnInFlight);
+            Interlocked.Decrement(ref _cdnInFlight);
         }
     }
 
     void UpdateMax(int now)
     {
         int seen;
-        while (now > (seen = Volatile.Read(ref maxCdnInFlight)) && Interlocked.CompareExchange(ref maxCdnInFlight, now, seen) != seen) { }
+        while (now > (seen = Volatile.Read(ref _maxCdnInFlight)) && Interlocked.CompareExchange(ref _maxCdnInFlight, now, seen) != seen) { }
     }
 
     /// <summary>Writes a response; <paramref name="sendOnly"/> announces the whole body but stops after that many

@@ -26,17 +26,18 @@ public sealed class HfCacheFixtureTests : IDisposable
         FakeFile.Text("README.md", "# set\n"),
         FakeFile.Text("data/train.jsonl", "{\"prompt\": \"1+1\", \"completion\": \"2\"}\n"),
         FakeFile.Pattern("data/test.parquet", 3000, 11, 5),
-    ]) { Revisions = ["refs/pr/1"] };
+    ])
+    { Revisions = ["refs/pr/1"] };
 
-    readonly string root = Directory.CreateTempSubdirectory("sharptune-hfcache-").FullName;
+    readonly string _root = Directory.CreateTempSubdirectory("sharptune-hfcache-").FullName;
 
-    public void Dispose() => Directory.Delete(root, recursive: true);
+    public void Dispose() => Directory.Delete(_root, recursive: true);
 
     [Fact]
     public async Task Builds_the_same_tree_as_huggingface_hub()
     {
         string reference = ExtractReference();
-        string ours = Path.Combine(root, "ours", "hub");
+        string ours = Path.Combine(_root, "ours", "hub");
         using var hub = new FakeHub(Model, Dataset);
         var client = new HubClient(new HubOptions(hub.Endpoint, CacheDir: ours));
 
@@ -84,7 +85,7 @@ public sealed class HfCacheFixtureTests : IDisposable
 
     string ExtractReference()
     {
-        string target = Path.Combine(root, "reference");
+        string target = Path.Combine(_root, "reference");
         Directory.CreateDirectory(target);
         TarFile.ExtractToDirectory(Path.Combine(AppContext.BaseDirectory, "Fixtures", "Hub", "hf_hub_cache.tar"), target, overwriteFiles: false);
         return Path.Combine(target, "hub");

@@ -17,11 +17,11 @@ public sealed class HubClientTests : IDisposable
     static readonly FakeFile PickleWeights = FakeFile.Random("pytorch_model.bin", 1_000, seed: 3);
     static readonly FakeFile Readme = FakeFile.Text("README.md", "# model");
 
-    readonly string root = Directory.CreateTempSubdirectory("sharptune-hub-").FullName;
+    readonly string _root = Directory.CreateTempSubdirectory("sharptune-hub-").FullName;
 
-    public void Dispose() => Directory.Delete(root, recursive: true);
+    public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    string CacheDir => Path.Combine(root, "cache");
+    string CacheDir => Path.Combine(_root, "cache");
     string ModelFolder => Path.Combine(CacheDir, "models--org--model");
 
     HubClient Client(FakeHub hub, string? token = null, bool offline = false, int maxParallel = 8) =>
@@ -281,7 +281,7 @@ public sealed class HubClientTests : IDisposable
 
         Assert.StartsWith("Refusing file name", error.Message);
         Assert.Single(hub.Requests); // nothing fetched once the listing is found unsafe
-        Assert.Empty(Directory.GetFiles(root, "*evil*", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(_root, "*evil*", SearchOption.AllDirectories));
     }
 
     [Fact]
@@ -292,7 +292,7 @@ public sealed class HubClientTests : IDisposable
         var error = await Assert.ThrowsAsync<SharpTuneException>(() => Client(hub).DownloadModelAsync("org/model"));
 
         Assert.Contains("unusable ETag", error.Message);
-        Assert.Empty(Directory.GetFiles(root, "escape", SearchOption.AllDirectories));
+        Assert.Empty(Directory.GetFiles(_root, "escape", SearchOption.AllDirectories));
     }
 
     [Fact]
