@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Models;
@@ -66,42 +64,19 @@ public static class HfCheckpoint
 
     static void WriteShard(string path, List<(string Name, long[] Shape)> tensors, ScalarType type, long elementSize, MergedWeights weights, Action onTensor)
     {
-        var header = new JsonObject { ["__metadata__"] = new JsonObject { ["format"] = "pt" } };
-        long offset = 0;
         string dtype = SafetensorsFile.DTypeName(type);
-        foreach (var (name, shape) in tensors)
+        var entries = tensors.Select(t => (t.Name, dtype, t.Shape, t.Shape.Aggregate(1L, (a, d) => a * d) * elementSize)).ToList();
+        SafetensorsFile.WriteStreamed(path, entries, (stream, index) =>
         {
-            long bytes = shape.Aggregate(1L, (a, d) => a * d) * elementSize;
-            header[name] = new JsonObject
+            using var scope = NewDisposeScope();
+            var flat = weights.Read(tensors[index].Name).to(type).reshape(-1);
+            long n = flat.shape[0], chunk = 1L << 26;                  // a Span holds at most 2 GB
+            for (long i = 0; i < n; i += chunk)
             {
-                ["dtype"] = dtype,
-                ["shape"] = new JsonArray(shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;
-        AtomicFile.Write(path, stream =>
-        {
-            Span<byte> len = stackalloc byte[8];
-            BinaryPrimitives.WriteInt64LittleEndian(len, padded);
-            stream.Write(len);
-            stream.Write(json);
-            for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
-            foreach (var (name, _) in tensors)
-            {
-                using var scope = NewDisposeScope();
-                var t = weights.Read(name).to(type);
-                var flat = t.reshape(-1);
-                long n = flat.shape[0], chunk = 1L << 26;                  // a Span holds at most 2 GB
-                for (long i = 0; i < n; i += chunk)
-                {
-                    using var inner = NewDisposeScope();
-                    stream.Write(flat.narrow(0, i, Math.Min(chunk, n - i)).contiguous().bytes);
-                }
-                onTensor();
+                using var inner = NewDisposeScope();
+                stream.Write(flat.narrow(0, i, Math.Min(chunk, n - i)).contiguous().bytes);
             }
-        });
+            onTensor();
+        }, new Dictionary<string, string> { ["format"] = "pt" });
     }
 }

@@ -159,19 +159,30 @@ public sealed class SafetensorsFile : IDisposable
 
     /// <summary>Writes tensors (any device; copied to the CPU one at a time) to <paramref name="path"/>
     /// atomically: a temp file is renamed into place when complete.</summary>
-    public static void Write(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IReadOnlyList<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        WriteStreamed(path, tensors.Select(t => (t.Name, DTypeName(t.Tensor.dtype), t.Tensor.shape, t.Tensor.NumberOfElements * t.Tensor.ElementSize)).ToList(),
+            (stream, i) =>
+            {
+                using var scope = torch.NewDisposeScope();
+                stream.Write(tensors[i].Tensor.detach().cpu().contiguous().bytes);
+            }, metadata);
+
+    /// <summary>Writes a safetensors file from its header entries, asking <paramref name="writeTensor"/>(stream, i) for
+    /// entry i's bytes in order, so that tensors can be made one at a time (an export never holds the model);
+    /// atomically: a temp file is renamed into place when complete.</summary>
+    public static void WriteStreamed(string path, IReadOnlyList<(string Name, string DType, long[] Shape, long Bytes)> entries,
+        Action<Stream, int> writeTensor, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
             header["__metadata__"] = new JsonObject(metadata.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
         long offset = 0;
-        foreach (var (name, t) in tensors)
+        foreach (var (name, dtype, shape, bytes) in entries)
         {
-            long bytes = t.NumberOfElements * t.ElementSize;
             header[name] = new JsonObject
             {
-                ["dtype"] = DTypeName(t.dtype),
-                ["shape"] = new JsonArray(t.shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
+                ["dtype"] = dtype,
+                ["shape"] = new JsonArray(shape.Select(d => (JsonNode?)JsonValue.Create(d)).ToArray()),
                 ["data_offsets"] = new JsonArray(offset, offset + bytes),
             };
             offset += bytes;
@@ -186,12 +197,7 @@ public sealed class SafetensorsFile : IDisposable
             stream.Write(len);
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
-            foreach (var (_, t) in tensors)
-            {
-                using var scope = torch.NewDisposeScope();
-                var cpu = t.detach().cpu().contiguous();
-                stream.Write(cpu.bytes);
-            }
+            for (int i = 0; i < entries.Count; i++) writeTensor(stream, i);
         });
     }
 }
