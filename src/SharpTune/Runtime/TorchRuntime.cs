@@ -24,6 +24,20 @@ public static partial class TorchRuntime
     /// <summary>Where libtorch came from and which device is in use, for `info` output and error reports.</summary>
     public static string Description { get; private set; } = "not loaded";
 
+    /// <summary>The torch/lib folder libtorch was loaded from (Linux), where other CUDA libraries of the same install are found.</summary>
+    public static string? LibraryDirectory { get; private set; }
+
+    /// <summary>An exported function of TorchSharp's native library (e.g. THSTensor_data, for a tensor's device pointer).</summary>
+    public static IntPtr TorchSharpExport(string name)
+    {
+        lock (Gate)
+        {
+            if (!Handles.TryGetValue("LibTorchSharp", out var lib))
+                throw new InvalidOperationException("TorchRuntime.Initialize must run before native TorchSharp functions are looked up");
+            return NativeLibrary.GetExport(lib, name);
+        }
+    }
+
     /// <summary>Loads libtorch for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N") and returns
     /// the device to use. Later calls return the first answer when they ask for the same kind.</summary>
     public static torch.Device Initialize(string device = "auto")
@@ -61,6 +75,7 @@ public static partial class TorchRuntime
                     + $"reinstall SharpTune or set {TorchLibVariable} to a PyTorch torch/lib folder");
             PreferPassiveOpenMpThreads();
             LoadLinux(libDir, useCuda);
+            LibraryDirectory = libDir;
             NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, Resolve);
 
             torch.InitializeDeviceType(useCuda ? DeviceType.CUDA : DeviceType.CPU);
