@@ -89,6 +89,7 @@ static class TrainCommand
                 // Ranks other than 0 train their share and write nothing: rank 0 keeps the metrics, checkpoints, adapter and report.
                 using var followerStop = new GracefulStop(TextWriter.Null);
                 var share = FineTune.Run(options, new SinkList(), comparisons: 0, followerStop.Token, collective: session.Collective);
+                session.Finish();
                 return share.Summary.Reason == StopReason.Cancelled ? 130 : 0;
             }
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
@@ -118,6 +119,7 @@ static class TrainCommand
                 try { Directory.Delete(options.OutputDir, recursive: true); } catch (IOException) { }
                 throw;
             }
+            session?.Finish();   // training is over on every rank; what follows is rank 0's alone
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);

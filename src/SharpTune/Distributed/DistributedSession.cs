@@ -61,7 +61,7 @@ public sealed partial class DistributedSession : IDisposable
         }
         catch
         {
-            rendezvous.Dispose();
+            rendezvous.Crash();   // no goodbye: the others must not wait for this rank
             throw;
         }
     }
@@ -99,11 +99,27 @@ public sealed partial class DistributedSession : IDisposable
         finally { ExitNow(1); }
     }
 
+    bool _finished;
+
+    /// <summary>Leaves the run after this rank's part succeeded: the communicator is destroyed and rank 0 gets a goodbye.</summary>
+    public void Finish()
+    {
+        if (_finished) return;
+        _finished = true;
+        _live = null;
+        _collective.Dispose();
+        _rendezvous.Dispose();
+    }
+
+    /// <summary>Without <see cref="Finish"/> (an exception is on its way out), the connections close without a goodbye,
+    /// so that the other ranks learn that this one failed instead of waiting for it in their next collective.</summary>
     public void Dispose()
     {
-        _collective.Dispose();
+        if (_finished) return;
+        _finished = true;
         _live = null;
-        _rendezvous.Dispose();
+        _collective.Abort();
+        _rendezvous.Crash();
     }
 
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]

@@ -242,8 +242,8 @@ public sealed class Rendezvous : IDisposable
         foreach (var s in _peers) s?.Dispose();
     }
 
-    /// <summary>Drops the connections without a goodbye, as a crashed process would (for tests).</summary>
-    internal void Crash()
+    /// <summary>Drops the connections without a goodbye, as a crashed process would: the other ranks take this one for dead.</summary>
+    public void Crash()
     {
         _leaving = true;
         foreach (var s in _peers) s?.Dispose();
