@@ -13,7 +13,7 @@ namespace SharpTune.Distributed;
 public sealed unsafe class NcclCollective : ICollective
 {
     IntPtr _comm;
-    readonly Action? _barrier;
+    readonly Action _barrier;
     readonly CancellationTokenSource _stop = new();
     readonly Thread _watchdog;
     static delegate* unmanaged<IntPtr, IntPtr> _tensorData;
@@ -23,7 +23,7 @@ public sealed unsafe class NcclCollective : ICollective
 
     /// <param name="barrier">a host-side barrier among the ranks (the rendezvous' control channel)</param>
     /// <param name="onFailure">called from the watchdog thread with NCCL's error text</param>
-    NcclCollective(IntPtr comm, int rank, int worldSize, Action? barrier, Action<string> onFailure)
+    NcclCollective(IntPtr comm, int rank, int worldSize, Action barrier, Action<string> onFailure)
     {
         _comm = comm; Rank = rank; WorldSize = worldSize; _barrier = barrier;
         _watchdog = new Thread(() => Watch(onFailure)) { IsBackground = true, Name = "nccl-watchdog" };
@@ -32,7 +32,7 @@ public sealed unsafe class NcclCollective : ICollective
 
     /// <summary>Joins the communicator named by <paramref name="id"/> (made by rank 0 with <see cref="NcclLibrary.GetUniqueId"/>)
     /// on the current CUDA device. The call blocks until every rank has joined; past <paramref name="timeout"/> it fails.</summary>
-    public static NcclCollective Create(NcclUniqueId id, int rank, int worldSize, TimeSpan timeout, Action? barrier, Action<string> onFailure)
+    public static NcclCollective Create(NcclUniqueId id, int rank, int worldSize, TimeSpan timeout, Action barrier, Action<string> onFailure)
     {
         var init = Task.Run(() => NcclLibrary.CommInitRank(worldSize, id, rank));
         if (!init.Wait(timeout))
@@ -99,13 +99,7 @@ public sealed unsafe class NcclCollective : ICollective
         NcclLibrary.Check(NcclLibrary.AllGather(DataPointer(input), DataPointer(output), input.numel(), DataType(input), _comm, IntPtr.Zero), "ncclAllGather");
     }
 
-    public void Barrier()
-    {
-        if (_barrier is not null) { _barrier(); return; }
-        using var one = ones(1, device: CUDA);
-        AllReduce(one);
-        _ = one.item<float>();
-    }
+    public void Barrier() => _barrier();
 
     /// <summary>Stops the communicator at once (pending collectives return): for a failing run, from any thread.</summary>
     public void Abort()

@@ -28,7 +28,6 @@ public sealed class Rendezvous : IDisposable
     volatile bool _leaving;
 
     public byte[] Payload { get; }
-    public int Rank => _rank;
     public int WorldSize { get; }
 
     Rendezvous(int rank, int worldSize, Socket?[] peers, byte[] payload, Action<string> onPeerLost)
