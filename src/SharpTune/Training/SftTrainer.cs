@@ -180,6 +180,7 @@ public sealed class SftTrainer : IDisposable
         int stepsAtStart = _step;
         var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
+        bool stopAgreed = false;   // several ranks: a stop request that all ranks have seen (at a logging step)
         using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
 
         while (_step < _maxSteps)
@@ -219,7 +220,7 @@ public sealed class SftTrainer : IDisposable
                     var agreed = stack([lossSum, tensor(ct.IsCancellationRequested ? 1f : 0f, device: device)]);
                     _collective.AllReduce(agreed);
                     lossSum = agreed[0];
-                    if (agreed[1].item<float>() > 0) ct = new CancellationToken(canceled: true);
+                    stopAgreed = agreed[1].item<float>() > 0;
                 }
                 double loss = lossSum.item<float>() / Math.Max(1, scored);   // the step's one host sync
                 lastLoss = loss;
@@ -235,7 +236,7 @@ public sealed class SftTrainer : IDisposable
             }
             if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
                 SaveCheckpoint(clock.Elapsed.TotalSeconds);
-            if (WorldSize > 1 && ct.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
+            if (stopAgreed) { reason = StopReason.Cancelled; break; }
         }
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
@@ -401,13 +402,17 @@ public sealed class SftTrainer : IDisposable
     {
         using var scope = NewDisposeScope();
         using (no_grad()) _collective.Broadcast(Adapter.Values);
-        var mine = tensor(new long[] { _step, _position.Epoch, _position.Batch }, device: Model.CausalLM.Device);
-        var rankZero = mine.clone();
+        var device = Model.CausalLM.Device;
+        var rankZero = tensor(new long[] { _step, _position.Epoch, _position.Batch }, device: device);
         _collective.Broadcast(rankZero);
         var zero = rankZero.cpu().data<long>().ToArray();
-        if (zero[0] != _step || zero[1] != _position.Epoch || zero[2] != _position.Batch)
-            throw new SharpTuneException($"rank {_collective.Rank} resumed at step {_step} from {CheckpointsDir}, rank 0 at step {zero[0]}; "
-                + "every rank must see the same output_dir (on several machines: a shared file system)");
+        bool differs = zero[0] != _step || zero[1] != _position.Epoch || zero[2] != _position.Batch;
+        var anyDiffers = tensor(differs ? 1f : 0f, device: device);
+        _collective.AllReduce(anyDiffers, ReduceOp.Max);   // every rank stops, not only the one that noticed
+        if (anyDiffers.item<float>() > 0)
+            throw new SharpTuneException((differs ? $"rank {_collective.Rank} resumed at step {_step} from {CheckpointsDir}, rank 0 at step {zero[0]}"
+                : $"another rank resumed at another step than rank 0 (step {_step} from {CheckpointsDir})")
+                + "; every rank must see the same output_dir (on several machines: a shared file system)");
     }
 
     static void RequireShape(SafetensorsFile file, string name, long[] shape)

@@ -18,8 +18,10 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
     {
         public readonly List<StepMetrics> Steps = [];
         public readonly List<EvalMetrics> Evals = [];
+        public Action<int>? AfterCheckpoint;
         public void OnStep(StepMetrics step) => Steps.Add(step);
         public void OnEval(EvalMetrics eval) => Evals.Add(eval);
+        public void OnCheckpoint(int step, string dir) => AfterCheckpoint?.Invoke(step);
     }
 
     static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel());
@@ -47,18 +49,22 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
 
     sealed record RunResult(Recorder Sink, float[] Adapter, TrainSummary Summary, string OutputDir);
 
-    static RunResult[] Train(int worldSize, int batch, int accumulation, int maxSteps = 4)
+    /// <param name="outputDirs">each rank's output_dir (default: a fresh one each)</param>
+    /// <param name="sinks">each rank's sink (default: a fresh recorder each)</param>
+    static RunResult[] Train(int worldSize, int batch, int accumulation, int maxSteps = 4, string[]? outputDirs = null, Recorder[]? sinks = null,
+        CancellationToken rankZeroStop = default)
     {
         var group = LocalCollective.Create(worldSize, TimeSpan.FromMinutes(5));
         var tasks = group.Select(c => Task.Factory.StartNew(() =>
         {
-            var sink = new Recorder();
-            var options = Options(TestPaths.TempDir(), batch, accumulation) with { MaxSteps = maxSteps };
+            var sink = sinks?[c.Rank] ?? new Recorder();
+            var options = Options(outputDirs?[c.Rank] ?? TestPaths.TempDir(), batch, accumulation) with { MaxSteps = maxSteps };
             using var trainer = SftTrainer.Setup(options, Tiny.Value, sink, c);
-            var summary = trainer.Train();
+            var summary = trainer.Train(c.Rank == 0 ? rankZeroStop : default);
             return new RunResult(sink, trainer.Adapter.Values.data<float>().ToArray(), summary, options.OutputDir);
         }, TaskCreationOptions.LongRunning)).ToArray();
-        Task.WaitAll(tasks);
+        try { Task.WaitAll(tasks); }
+        catch (AggregateException e) when (e.InnerExceptions.All(x => x is SharpTuneException)) { throw e.InnerExceptions[0]; }
         return tasks.Select(t => t.Result).ToArray();
     }
 
@@ -126,4 +132,29 @@ public class DataParallelTrainingTests(Xunit.Abstractions.ITestOutputHelper outp
         Assert.Equal(single.Summary.Steps, ranks[0].Summary.Steps);
         Assert.True(MaxDifference(single.Adapter, ranks[0].Adapter) <= Tolerance);
     }
+
+    [Fact]
+    public void AStopOnOneRankStopsBothAtTheSameStepAndTheResumedRunEqualsTheUninterruptedOne()
+    {
+        var straight = Train(2, batch: 2, accumulation: 1, outputDirs: Shared(TestPaths.TempDir()));
+
+        // Rank 0 is asked to stop after the step-2 checkpoint; the ranks agree on it at step 3's logging and both stop there.
+        string output = TestPaths.TempDir();
+        using var stop = new CancellationTokenSource();
+        var first = Train(2, batch: 2, accumulation: 1, outputDirs: Shared(output),
+            sinks: [new Recorder { AfterCheckpoint = step => { if (step == 2) stop.Cancel(); } }, new Recorder()], rankZeroStop: stop.Token);
+        Assert.All(first, r => Assert.Equal((3, StopReason.Cancelled), (r.Summary.Steps, r.Summary.Reason)));
+        Assert.Equal(3, JsonFile.Read(Path.Combine(SftTrainer.Checkpoints(Path.Combine(output, "checkpoints"))[^1], "trainer_state.json"))["step"].Int(0, 9));
+
+        var resumed = Train(2, batch: 2, accumulation: 1, outputDirs: Shared(output));
+        Assert.Equal([4], resumed[0].Sink.Steps.Select(s => s.Step));
+        Assert.True(MaxDifference(straight[0].Adapter, resumed[0].Adapter) <= Tolerance);
+        Assert.Equal(resumed[0].Adapter, resumed[1].Adapter);
+
+        // A rank that sees another output_dir (no shared file system) resumes elsewhere: both ranks stop with the reason.
+        var e = Assert.Throws<SharpTuneException>(() => Train(2, batch: 2, accumulation: 1, maxSteps: 6, outputDirs: [output, TestPaths.TempDir()]));
+        Assert.Contains("every rank must see the same output_dir", e.Message);
+    }
+
+    static string[] Shared(string dir) => [dir, dir];
 }
