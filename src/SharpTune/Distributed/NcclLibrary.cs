@@ -84,7 +84,7 @@ public static unsafe class NcclLibrary
     {
         string? named = Environment.GetEnvironmentVariable(LibraryVariable);
         var tried = new List<string>();
-        foreach (string candidate in Candidates(TorchRuntime.LibraryDirectory, named))
+        foreach (string candidate in Candidates(TorchRuntime.LibraryFolder, named))
         {
             bool byPath = candidate.Contains('/');
             if (byPath && !File.Exists(candidate)) { tried.Add($"{candidate} (absent)"); continue; }

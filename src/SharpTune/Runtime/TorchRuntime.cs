@@ -24,8 +24,11 @@ public static partial class TorchRuntime
     /// <summary>Where libtorch came from and which device is in use, for `info` output and error reports.</summary>
     public static string Description { get; private set; } = "not loaded";
 
-    /// <summary>The torch/lib folder libtorch was loaded from (Linux), where other CUDA libraries of the same install are found.</summary>
-    public static string? LibraryDirectory { get; private set; }
+    /// <summary>The torch/lib folder libtorch was loaded from on Linux (null before loading or elsewhere).</summary>
+    public static string? LibraryFolder { get; private set; }
+
+    /// <summary>Whether the loaded libtorch is a CUDA build with a usable GPU.</summary>
+    public static bool UsesCuda { get; private set; }
 
     /// <summary>An exported function of TorchSharp's native library (e.g. THSTensor_data, for a tensor's device pointer).</summary>
     public static IntPtr TorchSharpExport(string name)
@@ -61,6 +64,7 @@ public static partial class TorchRuntime
                 bool cuda = want != "cpu" && torch.TryInitializeDeviceType(DeviceType.CUDA) && torch.cuda.is_available();
                 if (want.StartsWith("cuda") && !cuda) throw NoCuda("no CUDA libtorch could be loaded");
                 if (!cuda) torch.InitializeDeviceType(DeviceType.CPU);
+                UsesCuda = cuda;
                 Description = cuda ? "TorchSharp packaged libtorch, CUDA" : "TorchSharp packaged libtorch, CPU";
                 return _device = cuda ? torch.device(want == "auto" ? "cuda" : want) : torch.CPU;
             }
@@ -75,12 +79,13 @@ public static partial class TorchRuntime
                     + $"reinstall SharpTune or set {TorchLibVariable} to a PyTorch torch/lib folder");
             PreferPassiveOpenMpThreads();
             LoadLinux(libDir, useCuda);
-            LibraryDirectory = libDir;
             NativeLibrary.SetDllImportResolver(typeof(torch).Assembly, Resolve);
 
             torch.InitializeDeviceType(useCuda ? DeviceType.CUDA : DeviceType.CPU);
             if (useCuda && !torch.cuda.is_available())
                 throw NoCuda($"libtorch from {libDir} loaded but reports no usable GPU (driver missing or too old?)");
+            LibraryFolder = libDir;
+            UsesCuda = useCuda;
             Description = $"libtorch from {libDir}, {(useCuda ? $"CUDA ({torch.cuda.device_count()} GPU)" : "CPU")}";
             return _device = useCuda ? torch.device(want == "auto" ? "cuda" : want) : torch.CPU;
         }
@@ -175,7 +180,7 @@ public static partial class TorchRuntime
         }
     }
 
-    static string CacheRoot()
+    internal static string CacheRoot()
     {
         string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
