@@ -130,7 +130,7 @@ public sealed class CausalLM : IDisposable
 
         for (int i = 0; i < Layers.Length; i++)
         {
-            var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
+            var next = Checkpointing is { } ckpt && ckpt.Covers(i) && cache is null && is_grad_enabled()
                 ? ckpt.Run(this, Layers[i], x, attention)
                 : LayerForward(Layers[i], x, attention, cache?.Layer(i));
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now

@@ -65,7 +65,8 @@ public sealed class SftTrainer : IDisposable
             : new AdamW(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload);
+            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload,
+                layers: options.CheckpointLayers);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -173,6 +174,17 @@ public sealed class SftTrainer : IDisposable
         var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
         using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
+        // A logged step's loss is read once the next step is queued behind it, waiting on that step's own event
+        // instead of draining the GPU at every step (where no CUDA event exists, at once).
+        using var fence = device.type == DeviceType.CUDA ? CudaEvent.TryCreate(Math.Max(0, (int)device.index)) : null;
+        PendingMetrics? pending = null;
+        void Flush()
+        {
+            if (pending is null) return;
+            pending.Fence?.Wait();   // the step has run: the clock reads its end
+            lastLoss = Report(pending, clock.Elapsed.TotalSeconds, tokensAtStart, stepsAtStart);
+            pending = null;
+        }
 
         while (_step < _maxSteps)
         {
@@ -198,23 +210,22 @@ public sealed class SftTrainer : IDisposable
             _tokens += micro.Sum(b => b.TokenCount);
             _step++;
 
+            Flush();   // the previous step's metrics: it has run by the time this one's first kernels do
             if (_step % Options.LogEvery == 0 || _step == _maxSteps)
             {
-                double loss = lossSum.item<float>() / Math.Max(1, scored);   // the step's one host sync
-                lastLoss = loss;
-                double seconds = clock.Elapsed.TotalSeconds;
-                double tokensPerSecond = (_tokens - tokensAtStart) / Math.Max(1e-9, seconds);
-                double eta = seconds / Math.Max(1, _step - stepsAtStart) * (_maxSteps - _step);
-                _sink.OnStep(new StepMetrics(_step, _maxSteps, _position.Epoch, loss, lr, gradNorm.item<float>(), _tokens, tokensPerSecond,
-                    _previousSeconds + seconds, eta));
+                // Device scalars to (pinned) host memory, queued behind the step; read at the next Flush.
+                var values = stack([lossSum, gradNorm.to(float32)]).to(CPU, non_blocking: fence is not null).DetachFromDisposeScope();
+                fence?.Record();
+                pending = new PendingMetrics(_step, _position.Epoch, lr, scored, _tokens, values, fence);
+                if (fence is null) Flush();
             }
-            if (_validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps)
-            {
-                if (EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
-            }
-            if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
-                SaveCheckpoint(clock.Elapsed.TotalSeconds);
+            bool evaluate = _validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps;
+            bool save = Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps;
+            if (evaluate || save) Flush();
+            if (evaluate && EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
+            if (save) SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
+        Flush();
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
@@ -224,6 +235,22 @@ public sealed class SftTrainer : IDisposable
             (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed), _step - stepsAtStart);
         _sink.OnEnd(summary);
         return summary;
+    }
+
+    /// <summary>A logged step whose loss and gradient norm are still on their way to the host.</summary>
+    sealed record PendingMetrics(int Step, int Epoch, double LearningRate, int Scored, long Tokens, Tensor Values, CudaEvent? Fence);
+
+    /// <summary>Reports a logged step whose values have reached the host; returns its loss.</summary>
+    double Report(PendingMetrics p, double seconds, long tokensAtStart, int stepsAtStart)
+    {
+        float[] values;
+        using (p.Values) values = p.Values.data<float>().ToArray();
+        double loss = values[0] / Math.Max(1, p.Scored), gradNorm = values[1];
+        double tokensPerSecond = (p.Tokens - tokensAtStart) / Math.Max(1e-9, seconds);
+        double eta = seconds / Math.Max(1, p.Step - stepsAtStart) * (_maxSteps - p.Step);
+        _sink.OnStep(new StepMetrics(p.Step, _maxSteps, p.Epoch, loss, p.LearningRate, gradNorm, p.Tokens, tokensPerSecond,
+            _previousSeconds + seconds, eta));
+        return loss;
     }
 
     /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>
