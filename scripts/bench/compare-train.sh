@@ -41,14 +41,14 @@ train15)
 train8)
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
-    compare ${RUNS8:-llama8b:ours:packed:ckpt llama8b:ours:packed:ckpt=${CKPT8:-28} llama8b:hf:full:ckpt} ;;
+    compare ${RUNS8:-llama8b:ours:packed:ckpt llama8b:hf:full:ckpt llama8b:ours:packed:ckpt=${CKPT8:-30}} ;;
 longseq)
     # Rows of packed real-length examples: under flash attention a row's memory is that of one document as long
     # (activations grow with tokens, not with tokens²), at a fraction of the attention's compute.
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
     compare ${RUNSLONG:-llama8b:ours:packed:ckpt:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:batch=1:seq=98304:probe \
-        llama8b:ours:packed:ckpt:offload:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=163840:probe} ;;
+        llama8b:ours:packed:ckpt:offload:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=131072:probe} ;;
 decode)
     model qwen1.5b qwen3
     prompt="A 54-year-old man weighing 82 kg with chronic kidney disease (creatinine clearance 38 mL/min) is started on enoxaparin for a deep vein thrombosis. The usual dose is 1 mg/kg every 12 hours; with clearance below 30 mL/min it becomes 1 mg/kg once daily. He also needs an infusion of 900 mL over 6 hours through a set with a drop factor of 20 drops/mL. What dose of enoxaparin should he receive, how often, and what is the drip rate in drops per minute? Explain each step of the calculation, state the assumptions you make about renal function, and say what you would monitor."

@@ -213,9 +213,10 @@ def main():
         print("\n| longest-sequence probe (one step, micro-batch 1) | ran | device peak GiB (nvidia-smi − idle) |\n|---|---|---|")
         for r in probes:
             print(f"| {r['run']} | {'yes' if r.get('ok') else 'no'} | {fmt(r.get('peak'), '.1f')} |")
-        for offload, mib, fit, seen in longest(rows):
-            print(f"{'with' if offload else 'without'} activation_offload: {mib:.3f} MiB per token; 80 GiB reached at ~{fit:,} tokens by the line through the probes; "
-                  f"longest run that stayed under 80 GiB: {seen if seen else 'none'}")
+        for offload, kib, fit, seen in longest(rows):
+            reach = f"80 GiB reached at ~{fit:,} tokens by the line through the probes" if fit else "no growth measured"
+            print(f"{'with' if offload else 'without'} activation_offload: {kib:.0f} KiB per token; {reach}; "
+                  f"longest run that stayed under 80 GiB: {f'{seen:,} tokens' if seen else 'none'}")
     for r in rows:
         if r.get("attention"): print(f"{r['run']}: {r['attention']}")
         if "error" in r: print(f"{r['run']} FAILED: {r['error']}")
