@@ -37,7 +37,7 @@ for part in $parts; do
 case $part in
 train15)
     model qwen1.5b qwen3
-    compare ${RUNS15:-qwen1.5b:ours:packed:ckpt qwen1.5b:ours:packed:ckpt=${CKPT15:-18} qwen1.5b:ours:packed qwen1.5b:hf:full:ckpt} ;;
+    compare ${RUNS15:-qwen1.5b:ours:packed:ckpt qwen1.5b:ours:packed:ckpt=${CKPT15:-16} qwen1.5b:ours:packed qwen1.5b:hf:full:ckpt} ;;
 train8)
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
