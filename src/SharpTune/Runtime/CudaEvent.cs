@@ -11,6 +11,7 @@ namespace SharpTune.Runtime;
 public sealed unsafe class CudaEvent : IDisposable
 {
     const uint DisableTiming = 2;   // cudaEventDisableTiming: the lightest kind of event
+    const uint Timed = 0;           // cudaEventDefault: records a time
     static readonly Lazy<Api?> Runtime = new(Api.Find);
     readonly Api _api;
     readonly int _device;
@@ -19,12 +20,13 @@ public sealed unsafe class CudaEvent : IDisposable
     CudaEvent(Api api, int device, IntPtr handle) => (_api, _device, _event) = (api, device, handle);
 
     /// <summary>An event on <paramref name="device"/>, or null where the CUDA runtime is not loaded in this process.</summary>
-    public static CudaEvent? TryCreate(int device)
+    /// <param name="timed">whether <see cref="SecondsBetween"/> may measure it (a slightly heavier event)</param>
+    public static CudaEvent? TryCreate(int device, bool timed = false)
     {
         if (Runtime.Value is not { } api) return null;
         IntPtr handle = 0;
         int previous = api.Enter(device);
-        try { Api.Check(api.EventCreateWithFlags(&handle, DisableTiming), "cudaEventCreateWithFlags"); }
+        try { Api.Check(api.EventCreateWithFlags(&handle, timed ? Timed : DisableTiming), "cudaEventCreateWithFlags"); }
         finally { api.Leave(device, previous); }
         return new CudaEvent(api, device, handle);
     }
@@ -40,6 +42,16 @@ public sealed unsafe class CudaEvent : IDisposable
     /// <summary>Blocks until the work queued before <see cref="Record"/> has run.</summary>
     public void Wait() => Api.Check(_api.EventSynchronize(_event), "cudaEventSynchronize");
 
+    /// <summary>Seconds of the GPU's own clock from <paramref name="start"/> to <paramref name="end"/> (both timed and
+    /// recorded; waits for <paramref name="end"/>): when the work before each ran, however late the host looks.</summary>
+    public static double SecondsBetween(CudaEvent start, CudaEvent end)
+    {
+        end.Wait();
+        float ms = 0;
+        Api.Check(start._api.EventElapsedTime(&ms, start._event, end._event), "cudaEventElapsedTime");
+        return ms / 1000.0;
+    }
+
     public void Dispose()
     {
         if (_event != 0) _api.EventDestroy(_event);
@@ -52,6 +64,7 @@ public sealed unsafe class CudaEvent : IDisposable
         public delegate* unmanaged<IntPtr, IntPtr, int> EventRecord;
         public delegate* unmanaged<IntPtr, int> EventSynchronize;
         public delegate* unmanaged<IntPtr, int> EventDestroy;
+        public delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedTime;
         public delegate* unmanaged<int*, int> GetDevice;
         public delegate* unmanaged<int, int> SetDevice;
 
@@ -68,6 +81,7 @@ public sealed unsafe class CudaEvent : IDisposable
                     EventRecord = (delegate* unmanaged<IntPtr, IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventRecord"),
                     EventSynchronize = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventSynchronize"),
                     EventDestroy = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventDestroy"),
+                    EventElapsedTime = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventElapsedTime"),
                     GetDevice = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(lib, "cudaGetDevice"),
                     SetDevice = (delegate* unmanaged<int, int>)NativeLibrary.GetExport(lib, "cudaSetDevice"),
                 };

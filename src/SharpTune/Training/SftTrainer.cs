@@ -179,14 +179,18 @@ public sealed class SftTrainer : IDisposable
         double? lastLoss = null;
         using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
         // A logged step's loss is read once the next step is queued behind it, waiting on that step's own event
-        // instead of draining the GPU at every step (where no CUDA event exists, at once).
-        using var fence = device.type == DeviceType.CUDA ? CudaEvent.TryCreate(Math.Max(0, (int)device.index)) : null;
+        // instead of draining the GPU at every step (where no CUDA event exists, at once). The step's time is the
+        // GPU's, from the start of the loop to the step's end: the host may be anywhere in the next step by then.
+        int deviceIndex = Math.Max(0, (int)device.index);
+        using var fence = device.type == DeviceType.CUDA ? CudaEvent.TryCreate(deviceIndex, timed: true) : null;
+        using var started = fence is null ? null : CudaEvent.TryCreate(deviceIndex, timed: true);
+        started?.Record();
         PendingMetrics? pending = null;
         void Flush()
         {
             if (pending is null) return;
-            pending.Fence?.Wait();   // the step has run: the clock reads its end
-            lastLoss = Report(pending, clock.Elapsed.TotalSeconds, tokensAtStart, stepsAtStart);
+            double seconds = pending.Fence is { } f && started is not null ? CudaEvent.SecondsBetween(started, f) : clock.Elapsed.TotalSeconds;
+            lastLoss = Report(pending, seconds, tokensAtStart, stepsAtStart);
             pending = null;
         }
 
