@@ -183,13 +183,25 @@ public sealed class SftTrainer : IDisposable
         // GPU's, from the start of the loop to the step's end: the host may be anywhere in the next step by then.
         int deviceIndex = Math.Max(0, (int)device.index);
         using var fence = device.type == DeviceType.CUDA ? CudaEvent.TryCreate(deviceIndex, timed: true) : null;
-        using var started = fence is null ? null : CudaEvent.TryCreate(deviceIndex, timed: true);
+        var started = fence is null ? null : CudaEvent.TryCreate(deviceIndex, timed: true);
         started?.Record();
         PendingMetrics? pending = null;
         void Flush()
         {
             if (pending is null) return;
-            double seconds = pending.Fence is { } f && started is not null ? CudaEvent.SecondsBetween(started, f) : clock.Elapsed.TotalSeconds;
+            pending.Fence?.Wait();
+            double seconds = clock.Elapsed.TotalSeconds;
+            try
+            {
+                if (pending.Fence is { } f && started is not null) seconds = CudaEvent.SecondsBetween(started, f);
+            }
+            catch (InvalidOperationException e)
+            {
+                // A timing the runtime refuses costs the metrics their precision, not the run: the host's clock from here on.
+                _sink.OnMessage($"step times from the host's clock ({e.Message})");
+                started?.Dispose();
+                started = null;
+            }
             lastLoss = Report(pending, seconds, tokensAtStart, stepsAtStart);
             pending = null;
         }
@@ -234,6 +246,7 @@ public sealed class SftTrainer : IDisposable
             if (save) SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
         Flush();
+        started?.Dispose();
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
