@@ -22,13 +22,19 @@ public static class TrainStep
     {
         int scored = scoredTotal ?? micro.Sum(ScoredTokens);
         var lossSum = zeros([], float32, model.Device);
-        foreach (var b in micro)
+        adapter.BeginStep(model.DType);
+        try
         {
-            using var scope = NewDisposeScope();
-            var d = Upload(b, model.Device);
-            lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
-            if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+            foreach (var b in micro)
+            {
+                using var scope = NewDisposeScope();
+                var d = Upload(b, model.Device);
+                lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
+                if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+                adapter.CollectGradients();
+            }
         }
+        finally { adapter.EndStep(); }
         // One all-reduce of the whole flat buffer after the backward: LoRA gradients are small (tens of MB), so overlapping
         // per-layer buckets with the backward would save well under a millisecond per step on NVLink.
         if (collective is { WorldSize: > 1 }) collective.AllReduce(adapter.Gradients);
