@@ -4,6 +4,9 @@
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
 //   bench tokenize --model DIR [--corpus FILE]          single-thread encode speed
+//   bench dequant-check [--device cuda]               fused dequantization kernels vs the stock ops, bit for bit
+//   bench qlora-memory --model DIR [--quantization nf4] [--seq 2048] [--chunks 1024,256] [--offload] [--long 16384]
+//                                                       a QLoRA step's GPU memory, phase by phase (allocator statistics)
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
@@ -15,5 +18,7 @@ return a.Command switch
     "load" => Benches.Load(a),
     "train" => Benches.Train(a),
     "tokenize" => Benches.Tokenize(a),
+    "dequant-check" => QLoraBenches.DequantCheck(a),
+    "qlora-memory" => QLoraBenches.Memory(a),
     _ => Args.Usage(),
 };

@@ -30,7 +30,8 @@ sealed class ModelFlags
     public PretrainedModel Load(ParseResult p)
     {
         string dir = ModelLocator.Resolve(p.GetValue(_model)!);
-        return PretrainedModel.Load(dir, p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter), WeightQuantization.For(p.GetValue(_quantization)!, dir));
+        return PretrainedModel.Load(dir, p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter), WeightQuantization.For(p.GetValue(_quantization)!, dir),
+            WeightQuantization.HostEmbedding(p.GetValue(_quantization)!));
     }
 
     /// <summary>The flags' values, the model resolved to a local folder, for commands that load the model themselves.</summary>

@@ -73,7 +73,8 @@ public sealed class SftTrainer : IDisposable
     public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
     {
         options.Validate();
-        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir));
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
+            hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization));
         try
         {
             var data = PrepareData(options, model);
@@ -94,6 +95,7 @@ public sealed class SftTrainer : IDisposable
                 sink.OnMessage(FlashAttention.Available(device, model.CausalLM.DType)
                     ? "attention: flash kernel (grouped-query; packed rows attend within each example, no mask)"
                     : $"attention: SDPA, packed rows with a block-diagonal mask ({FlashAttention.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
