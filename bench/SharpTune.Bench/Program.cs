@@ -7,6 +7,7 @@
 //   bench dequant-check [--device cuda]               fused dequantization kernels vs the stock ops, bit for bit
 //   bench qlora-memory --model DIR [--quantization nf4] [--seq 2048] [--chunks 1024,256] [--offload] [--long 16384]
 //                                                       a QLoRA step's GPU memory, phase by phase (allocator statistics)
+//   bench native-build                                  builds the CUDA extensions into the cache (to overlap with other work)
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
@@ -20,5 +21,6 @@ return a.Command switch
     "tokenize" => Benches.Tokenize(a),
     "dequant-check" => QLoraBenches.DequantCheck(a),
     "qlora-memory" => QLoraBenches.Memory(a),
+    "native-build" => QLoraBenches.NativeBuild(a),
     _ => Args.Usage(),
 };

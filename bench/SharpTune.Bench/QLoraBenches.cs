@@ -99,12 +99,24 @@ static class QLoraBenches
         return failures == 0 ? 0 : 1;
     }
 
+    /// <summary>Builds the CUDA extensions (QuantKernels, DeviceMemory) into the cache.</summary>
+    public static int NativeBuild(Args a)
+    {
+        var device = TorchRuntime.Initialize("cuda");
+        using (var first = zeros([1], float32, device)) torch.cuda.synchronize();
+        string only = a.Get("only", "");
+        bool quant = only == "memory" || QuantKernels.Available(device), memory = only == "quant" || DeviceMemory.Current() is not null;
+        Emit(new { bench = "native_build", quant_kernels = quant ? "ok" : QuantKernels.Unavailable, device_memory = memory ? "ok" : DeviceMemory.Unavailable });
+        return quant && memory ? 0 : 1;
+    }
+
     /// <summary>Where a QLoRA training step's GPU memory goes, phase by phase, from the caching allocator's statistics:
     /// the loaded model (with the product's loaders), the adapters and optimizer, the trunk's forward (checkpoints kept),
     /// the loss chunks, the trunk's backward, the optimizer step; then whole steps (TrainStep.Run) for each loss chunk
     /// size with their speed, and steps at longer sequences.
-    ///   bench qlora-memory --model DIR [--quantization nf4] [--optimizer adamw_8bit] [--seq 2048] [--chunks 1024,256]
-    ///                      [--offload] [--long 16384,32768]</summary>
+    ///   bench qlora-memory --model DIR [--quantization nf4] [--optimizer adamw_8bit] [--seq 2048] [--chunks 1024]
+    ///                      [--variants 1024,256,256o] [--offload] [--long 16384,32768] [--long-chunk 256]
+    /// (variants: loss chunk sizes, "o" = checkpoints offloaded to the host; --offload: for the long sequences)</summary>
     public static int Memory(Args a)
     {
         var device = TorchRuntime.Initialize("cuda");
@@ -121,7 +133,8 @@ static class QLoraBenches
                 reserved_GiB = s is null ? 0 : G(s.Reserved), peak_reserved_GiB = s is null ? 0 : G(s.PeakReserved), nvidia_smi_MiB = Smi(), extra });
             DeviceMemory.ResetPeak();
         }
-        if (DeviceMemory.Current() is null) { Emit(new { bench = "qlora_memory", error = DeviceMemory.Unavailable }); return 1; }
+        using (var first = zeros([1], float32, device)) torch.cuda.synchronize();   // the allocator starts with the first allocation
+        if (DeviceMemory.Current() is null) Emit(new { bench = "qlora_memory", error = DeviceMemory.Unavailable });
         Phase("start (CUDA context)");
 
         using var model = PretrainedModel.Load(dir, "cuda", "auto", projections: WeightQuantization.For(kind, dir), hostEmbedding: WeightQuantization.HostEmbedding(kind));
@@ -146,7 +159,7 @@ static class QLoraBenches
             return Batcher.Collate([new PackedSequence(ids, ids, Enumerable.Range(0, length).ToArray(), [length])], 0);
         }
         var batch = RandomBatch(seq);
-        int chunk0 = int.Parse(a.Get("chunks", "1024,256").Split(',')[0]);
+        int chunk0 = a.Int("chunks", 1024);
 
         // One step, phase by phase (the same work as TrainStep.Run / CausalLoss.ForwardBackward, split to measure)
         using (var scope = NewDisposeScope())
@@ -179,11 +192,14 @@ static class QLoraBenches
             Phase("optimizer step");
         }
 
-        // Whole steps through the product's step function, per loss chunk size
-        foreach (int chunk in a.Get("chunks", "1024,256").Split(',').Select(int.Parse))
+        // Whole steps through the product's step function: loss chunk sizes, with and without offloaded checkpoints
+        foreach (string variant in a.Get("variants", "1024,256,256o").Split(','))
         {
+            int chunk = int.Parse(variant.TrimEnd('o'));
+            bool off = variant.EndsWith('o');
+            lm.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, offload: off);
             double seconds = 0;
-            int steps = a.Int("steps", 4);
+            int steps = a.Int("steps", 3);
             for (int s = 0; s < steps + 1; s++)
             {
                 torch.cuda.synchronize();
@@ -194,8 +210,11 @@ static class QLoraBenches
                 loss.item<float>();
                 if (s > 0) seconds += clock.Elapsed.TotalSeconds;
             }
-            Phase($"train steps, loss chunk {chunk}", new { seq, tokens_per_s = Math.Round(steps * seq / seconds), seconds_per_step = Math.Round(seconds / steps, 3) });
+            Phase($"train steps, loss chunk {chunk}{(off ? ", offloaded checkpoints" : "")}",
+                new { seq, tokens_per_s = Math.Round(steps * seq / seconds), seconds_per_step = Math.Round(seconds / steps, 3) });
         }
+        lm.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, offload: offload);
+        int longChunk = a.Int("long-chunk", 256);
 
         foreach (int length in a.Get("long", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
         {
@@ -206,7 +225,7 @@ static class QLoraBenches
                 var clock = Stopwatch.StartNew();
                 using var scope = NewDisposeScope();
                 lm.Checkpointing.BeginStep(0);
-                var (loss, _, _) = TrainStep.Run(lm, adapter, optimizer, [longBatch], 2e-4, 1.0, chunk0);
+                var (loss, _, _) = TrainStep.Run(lm, adapter, optimizer, [longBatch], 2e-4, 1.0, longChunk);
                 loss.item<float>();
                 Phase($"one step at {length} tokens", new { seconds = Math.Round(clock.Elapsed.TotalSeconds, 2), offload });
             }

@@ -45,13 +45,20 @@ public sealed class CudaExtension
                     string cu = Path.Combine(dir, $"{name}-{hash}.cu"), tmp = so + $".{Environment.ProcessId}.tmp";
                     File.WriteAllText(cu, text);
                     string include = Path.GetFullPath(Path.Combine(lib, "..", "include"));
-                    var args = $"-O3 -std=c++17 -shared -Xcompiler -fPIC -arch=native -D_GLIBCXX_USE_CXX11_ABI=1 -I{include} " +
-                        $"-I{Path.Combine(include, "torch", "csrc", "api", "include")} -L{lib} -lc10 -lc10_cuda -ltorch_cpu -ltorch_cuda " +
-                        $"-Xlinker -rpath -Xlinker {lib} -o {tmp} {cu}";
-                    var p = Process.Start(new ProcessStartInfo(nvcc, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-                    string err = p.StandardError.ReadToEnd() + p.StandardOutput.ReadToEnd();
-                    p.WaitForExit();
-                    if (p.ExitCode != 0)
+                    string err = "";
+                    bool built = false;
+                    foreach (var std in new[] { "c++17", "c++20" })
+                    {
+                        var args = $"-O3 -std={std} -shared -Xcompiler -fPIC -arch=native -D_GLIBCXX_USE_CXX11_ABI=1 -I{include} " +
+                            $"-I{Path.Combine(include, "torch", "csrc", "api", "include")} -L{lib} -lc10 -lc10_cuda -ltorch_cpu -ltorch_cuda " +
+                            $"-Xlinker -rpath -Xlinker {lib} -o {tmp} {cu}";
+                        var p = Process.Start(new ProcessStartInfo(nvcc, args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+                        var stderr = p.StandardError.ReadToEndAsync();
+                        err = p.StandardOutput.ReadToEnd() + stderr.Result;
+                        p.WaitForExit();
+                        if (p.ExitCode == 0) { built = true; break; }
+                    }
+                    if (!built)
                     {
                         why = $"nvcc failed for {name}: {err.Split('\n').FirstOrDefault(l => l.Contains("error")) ?? err.Trim().Split('\n').LastOrDefault()}";
                         Console.Error.WriteLine(err);

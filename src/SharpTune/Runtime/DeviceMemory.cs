@@ -1,4 +1,4 @@
-using TorchSharp;
+using System.Runtime.InteropServices;
 
 namespace SharpTune.Runtime;
 
@@ -13,6 +13,7 @@ public static unsafe class DeviceMemory
     static bool _tried;
     static delegate* unmanaged<long*, int> _stats;
     static delegate* unmanaged<int> _resetPeak, _emptyCache;
+    static delegate* unmanaged<IntPtr> _lastError;
 
     /// <summary>Why the statistics are unavailable; null when they are (or before the first call).</summary>
     public static string? Unavailable { get; private set; }
@@ -33,17 +34,21 @@ public static unsafe class DeviceMemory
                     _stats = (delegate* unmanaged<long*, int>)ext.Function("dm_stats");
                     _resetPeak = (delegate* unmanaged<int>)ext.Function("dm_reset_peak");
                     _emptyCache = (delegate* unmanaged<int>)ext.Function("dm_empty_cache");
+                    _lastError = (delegate* unmanaged<IntPtr>)ext.Function("dm_last_error");
                 }
             }
             return Unavailable is null;
         }
     }
 
+    /// <summary>The statistics now; null where unavailable (<see cref="Unavailable"/> says why).</summary>
     public static Stats? Current()
     {
         if (!Ready()) return null;
         long* s = stackalloc long[4];
-        return _stats(s) == 0 ? new Stats(s[0], s[1], s[2], s[3]) : null;
+        if (_stats(s) == 0) return new Stats(s[0], s[1], s[2], s[3]);
+        Unavailable = Marshal.PtrToStringUTF8(_lastError());
+        return null;
     }
 
     public static void ResetPeak() { if (Ready()) _resetPeak(); }

@@ -3,10 +3,14 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cstdint>
+#include <string>
 
 #ifndef ST_EXPORT
 #define ST_EXPORT extern "C" __attribute__((visibility("default")))
 #endif
+
+static thread_local std::string dm_error;
+ST_EXPORT const char* dm_last_error() { return dm_error.c_str(); }
 
 // out: allocated now, allocated peak, reserved now, reserved peak (bytes) of the current device. 0 on success.
 ST_EXPORT int32_t dm_stats(int64_t* out) {
@@ -17,7 +21,7 @@ ST_EXPORT int32_t dm_stats(int64_t* out) {
         out[2] = stats.reserved_bytes[0].current;
         out[3] = stats.reserved_bytes[0].peak;
         return 0;
-    } catch (...) { return 1; }
+    } catch (const std::exception& e) { dm_error = e.what(); return 1; }
 }
 
 ST_EXPORT int32_t dm_reset_peak() {
