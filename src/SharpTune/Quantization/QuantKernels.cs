@@ -25,8 +25,9 @@ public static unsafe class QuantKernels
     /// <summary>Why the kernels are not in use; null when they are (or before the first CUDA use).</summary>
     public static string? Unavailable { get; private set; }
 
-    /// <summary>Whether the kernels serve tensors on <paramref name="device"/>; the first CUDA call builds them.</summary>
-    public static bool Available(Device device)
+    /// <summary>Whether the kernels serve tensors on <paramref name="device"/>; the first CUDA call builds them (about a
+    /// minute, once per machine), telling <paramref name="onBuild"/>.</summary>
+    public static bool Available(Device device, Action<string>? onBuild = null)
     {
         if (device.type != DeviceType.CUDA) return false;
         lock (Gate)
@@ -36,7 +37,7 @@ public static unsafe class QuantKernels
                 _tried = true;
                 using var stream = typeof(QuantKernels).Assembly.GetManifestResourceStream("SharpTune.Quantization.QuantKernels.cu")
                     ?? throw new InvalidOperationException("QuantKernels.cu is not embedded");
-                var ext = CudaExtension.Load("sharptune_quant", new StreamReader(stream).ReadToEnd(), out string why);
+                var ext = CudaExtension.Load("sharptune_quant", new StreamReader(stream).ReadToEnd(), out string why, onBuild);
                 if (ext is null) Unavailable = why;
                 else
                 {
@@ -51,7 +52,7 @@ public static unsafe class QuantKernels
     }
 
     /// <summary>One line for the run's log: which dequantization a quantized model on <paramref name="device"/> uses.</summary>
-    public static string Describe(Device device) => Available(device)
+    public static string Describe(Device device, Action<string>? onBuild = null) => Available(device, onBuild)
         ? "dequantization: fused CUDA kernel (one launch per weight)"
         : $"dequantization: stock torch ops, slower ({Unavailable})";
 
