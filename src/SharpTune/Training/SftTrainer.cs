@@ -82,7 +82,8 @@ public sealed class SftTrainer : IDisposable
     public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink, ICollective? collective = null)
     {
         options.Validate();
-        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir));
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
+            hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization));
         try
         {
             var data = PrepareData(options, model);
@@ -107,6 +108,7 @@ public sealed class SftTrainer : IDisposable
                 sink.OnMessage(FusedRmsNorm.Available(device, model.CausalLM.DType)
                     ? "rms_norm: libtorch's fused op"
                     : $"rms_norm: eager formula ({FusedRmsNorm.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device, sink.OnMessage));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
