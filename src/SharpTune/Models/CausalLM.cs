@@ -225,7 +225,9 @@ public sealed class CausalLM : IDisposable
             if (cache is not null) (k, v) = cache.Append(k, v);             // (B, nkv, S, hd), S = past + T
             bool causal = attention.Mask is null && T > 1;
             if (causal && k.shape[2] != T) throw new InvalidOperationException("a multi-token step after cached tokens needs an explicit mask");
-            a = F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
+            a = T == 1
+                ? OneQueryAttention(q, k, v, attention.Mask)
+                : F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
         }
         x = x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim));
 
@@ -242,6 +244,17 @@ public sealed class CausalLM : IDisposable
         var xf = x.to(float32);
         var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps);
         return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Attention of one query token (a decode step): the query heads that share a K/V head become that head's
+    /// queries, (B, nh, 1, hd) → (B, nkv, rep, hd), so K and V are read once as cached instead of copied for every
+    /// query head. q (B, nh, 1, hd), k and v (B, nkv, S, hd), mask [B, 1, 1, S] or null → (B, 1, nh, hd).</summary>
+    Tensor OneQueryAttention(Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
+        long B = q.shape[0];
+        int rep = Config.NumHeads / Config.NumKvHeads;
+        var grouped = F.scaled_dot_product_attention(q.reshape(B, Config.NumKvHeads, rep, Config.HeadDim), k, v, attn_mask: mask);   // (B, nkv, rep, hd)
+        return grouped.reshape(B, 1, Config.NumHeads, Config.HeadDim);
     }
 
     /// <summary>Grouped-query attention: each K/V head serves NumHeads/NumKvHeads query heads.
