@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace SharpTune.Runtime;
 
 /// <summary>
@@ -14,84 +12,49 @@ public sealed unsafe class CudaGraph : IDisposable
     const string Source = """
         #include <ATen/cuda/CUDAEvent.h>
         #include <ATen/cuda/CUDAGraph.h>
-        #include <c10/cuda/CUDAFunctions.h>
-        #include <c10/cuda/CUDAStream.h>
         #include <optional>
-        #include <string>
-
-        namespace {
-        thread_local std::string graph_error;
 
         struct Graph {
             at::cuda::CUDAGraph graph;
             c10::DeviceIndex device;
             c10::cuda::CUDAStream side;
             std::optional<c10::cuda::CUDAStream> outer;
-            explicit Graph(c10::DeviceIndex d) : device(d), side(c10::cuda::getStreamFromPool(false, d)) {}
+            explicit Graph(c10::DeviceIndex d) : device(d), side(at::cuda::getStreamFromPool(false, d)) {}
         };
 
-        template <class F> int guarded(F f) {
-            try { f(); return 0; }
-            catch (const std::exception& e) { graph_error = e.what(); }
-            catch (...) { graph_error = "unknown C++ exception"; }
-            return 1;
-        }
-        }
-
-        ST_EXPORT const char* st_graph_error() { return graph_error.c_str(); }
-
-        ST_EXPORT void* st_graph_new(int device) {
-            Graph* g = nullptr;
-            guarded([&] { g = new Graph(device < 0 ? c10::cuda::current_device() : static_cast<c10::DeviceIndex>(device)); });
-            return g;
-        }
+        ST_EXPORT int st_graph_new(int device, Graph** out) { ST_TRY(
+            *out = new Graph(device < 0 ? c10::cuda::current_device() : static_cast<c10::DeviceIndex>(device));) }
 
         // Later work goes to the side stream, after everything the current stream holds.
-        ST_EXPORT int st_graph_enter(void* h) {
-            return guarded([&] {
-                auto* g = static_cast<Graph*>(h);
-                auto outer = c10::cuda::getCurrentCUDAStream(g->device);
-                at::cuda::CUDAEvent ready;
-                ready.record(outer);
-                ready.block(g->side);
-                g->outer = outer;
-                c10::cuda::setCurrentCUDAStream(g->side);
-            });
-        }
+        ST_EXPORT int st_graph_enter(Graph* g) { ST_TRY(
+            auto outer = at::cuda::getCurrentCUDAStream(g->device);
+            at::cuda::CUDAEvent ready;
+            ready.record(outer);
+            ready.block(g->side);
+            g->outer = outer;
+            at::cuda::setCurrentCUDAStream(g->side);) }
 
         // Back to the stream that was current, which waits for the side stream's work.
-        ST_EXPORT int st_graph_exit(void* h) {
-            return guarded([&] {
-                auto* g = static_cast<Graph*>(h);
-                if (!g->outer) return;
+        ST_EXPORT int st_graph_exit(Graph* g) { ST_TRY(
+            if (g->outer) {
                 at::cuda::CUDAEvent done;
                 done.record(g->side);
                 done.block(*g->outer);
-                c10::cuda::setCurrentCUDAStream(*g->outer);
+                at::cuda::setCurrentCUDAStream(*g->outer);
                 g->outer.reset();
-            });
-        }
+            }) }
 
         // Thread-local capture mode: other threads (the .NET finalizer, a server's request threads) may use CUDA meanwhile.
-        ST_EXPORT int st_graph_capture_begin(void* h) {
-            return guarded([&] { static_cast<Graph*>(h)->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal); });
-        }
-
-        ST_EXPORT int st_graph_capture_end(void* h) {
-            return guarded([&] { static_cast<Graph*>(h)->graph.capture_end(); });
-        }
-
-        ST_EXPORT int st_graph_replay(void* h) {
-            return guarded([&] { static_cast<Graph*>(h)->graph.replay(); });
-        }
-
-        ST_EXPORT void st_graph_free(void* h) { delete static_cast<Graph*>(h); }
+        ST_EXPORT int st_graph_capture_begin(Graph* g) { ST_TRY(g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);) }
+        ST_EXPORT int st_graph_capture_end(Graph* g) { ST_TRY(g->graph.capture_end();) }
+        ST_EXPORT int st_graph_replay(Graph* g) { ST_TRY(g->graph.replay();) }
+        ST_EXPORT void st_graph_free(Graph* g) { delete g; }
         """;
 
     sealed class Functions(CudaExtension native)
     {
-        public readonly delegate* unmanaged<IntPtr> Error = (delegate* unmanaged<IntPtr>)native.Function("st_graph_error");
-        public readonly delegate* unmanaged<int, IntPtr> New = (delegate* unmanaged<int, IntPtr>)native.Function("st_graph_new");
+        public readonly CudaExtension Native = native;
+        public readonly delegate* unmanaged<int, IntPtr*, int> New = (delegate* unmanaged<int, IntPtr*, int>)native.Function("st_graph_new");
         public readonly delegate* unmanaged<IntPtr, int> Enter = (delegate* unmanaged<IntPtr, int>)native.Function("st_graph_enter");
         public readonly delegate* unmanaged<IntPtr, int> Exit = (delegate* unmanaged<IntPtr, int>)native.Function("st_graph_exit");
         public readonly delegate* unmanaged<IntPtr, int> CaptureBegin = (delegate* unmanaged<IntPtr, int>)native.Function("st_graph_capture_begin");
@@ -115,9 +78,10 @@ public sealed unsafe class CudaGraph : IDisposable
         var (native, loadWhy) = Extension.Value;
         why = loadWhy;
         if (native is null) return null;
-        var handle = native.New(deviceIndex);
-        if (handle != IntPtr.Zero) return new CudaGraph(native, handle);
-        why = LastError(native);
+        IntPtr handle;
+        if (native.New(deviceIndex, &handle) == 0) return new CudaGraph(native, handle);
+        try { native.Native.Check(1); }
+        catch (InvalidOperationException e) { why = e.Message; }
         return null;
     }
 
@@ -153,13 +117,7 @@ public sealed unsafe class CudaGraph : IDisposable
     /// <summary>Runs the captured work on the current stream.</summary>
     public void Replay() => Check(_native.Replay(_handle));
 
-    void Check(int status)
-    {
-        if (status != 0) throw new InvalidOperationException($"CUDA graph: {LastError(_native)}");
-    }
-
-    static string LastError(Functions native) =>
-        Marshal.PtrToStringUTF8(native.Error()) ?? "unknown error";
+    void Check(int status) => _native.Native.Check(status);
 
     public void Dispose()
     {
