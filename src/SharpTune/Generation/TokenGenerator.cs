@@ -173,7 +173,7 @@ public sealed class TokenGenerator(CausalLM model)
 
         double total = clock.Elapsed.TotalSeconds;
         LastTimings = new GenerationTimings(prefillSeconds, total - prefillSeconds, prompts.Sum(p => p.Length), outputs.Sum(o => o.Count),
-            step.CaptureSeconds, step.Path);
+            step.CaptureSeconds, device.type == DeviceType.CUDA ? $"{step.Path}; {InferenceKernels.Describe()}" : step.Path);
         return outputs.Select((o, b) => (o.ToArray(), finish[b] ?? FinishReason.Length)).ToList();
     }
 

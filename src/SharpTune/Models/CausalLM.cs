@@ -240,6 +240,7 @@ public sealed class CausalLM : IDisposable
     /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype.</summary>
     public Tensor RmsNorm(Tensor x, Tensor weight)
     {
+        if (InferenceKernels.TryRmsNorm(x, weight, Config.RmsNormEps) is { } fused) return fused;   // one kernel where autograd is off (CUDA)
         using var scope = NewDisposeScope();
         var xf = x.to(float32);
         var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps);
