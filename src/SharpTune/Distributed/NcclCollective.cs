@@ -60,7 +60,10 @@ public sealed unsafe class NcclCollective : ICollective
                 onFailure($"NCCL reported an asynchronous error on rank {Rank}: {NcclLibrary.ErrorString(error)}");
                 return;
             }
-            if (_watch.Stalled() is { } waited)
+            TimeSpan? stalled;
+            try { stalled = _watch.Stalled(); }
+            catch (InvalidOperationException e) { onFailure($"rank {Rank}: {e.Message}"); return; }
+            if (stalled is { } waited)
             {
                 onFailure($"rank {Rank}: a collective has not completed after {waited.TotalSeconds:0} s (limit {_timeout.TotalSeconds:0} s, "
                     + "SHARPTUNE_DIST_TIMEOUT): another rank is stuck or gone");
