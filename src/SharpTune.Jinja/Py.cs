@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Globalization;
 using System.Text;
 
@@ -55,8 +56,20 @@ internal static class Py
         _ => Repr(value),
     };
 
-    public static string Repr(object? value)
+    /// <summary>Containers nested deeper than this cannot be printed, compared or written as JSON (Python's
+    /// recursion limit raises there too); a loop can build such a list with <c>set ns.x = [ns.x]</c>.</summary>
+    public const int MaxNesting = 200;
+
+    public static string Repr(object? value) => Repr(value, 0);
+
+    private static string Repr(object? value, int depth)
     {
+        if (depth > MaxNesting)
+        {
+            throw TooDeep();
+        }
+
+        string Inner(object? item) => Repr(item, depth + 1);
         switch (value)
         {
             case null:
@@ -72,17 +85,17 @@ internal static class Py
             case Markup m:
                 return $"Markup({PyRepr.String(m.Text)})";
             case List<object?> list:
-                return "[" + string.Join(", ", list.Select(Repr)) + "]";
+                return "[" + Join(", ", list.Select(Inner)) + "]";
             case object?[] tuple:
-                return tuple.Length == 1 ? $"({Repr(tuple[0])},)" : "(" + string.Join(", ", tuple.Select(Repr)) + ")";
+                return tuple.Length == 1 ? $"({Inner(tuple[0])},)" : "(" + Join(", ", tuple.Select(Inner)) + ")";
             case PyDict dict:
-                return "{" + string.Join(", ", dict.Select(p => $"{Repr(p.Key)}: {Repr(p.Value)}")) + "}";
+                return "{" + Join(", ", dict.Select(p => $"{Inner(p.Key)}: {Inner(p.Value)}")) + "}";
             case Undefined:
                 return "Undefined";
             case JinjaNamespace ns:
-                return $"<Namespace {Repr(ns.Attributes)}>";
+                return $"<Namespace {Inner(ns.Attributes)}>";
             case PyView view:
-                return $"{view.TypeName}({Repr(view.Items)})";
+                return $"{view.TypeName}({Inner(view.Items)})";
             case PyGenerator generator:
                 return $"<{generator.TypeName} object>";
             case BoundMethod method:
@@ -127,6 +140,7 @@ internal static class Py
 
     public static bool Equal(object? a, object? b)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();   // deeply nested lists: an error, not a stack overflow
         if (IsNumber(a) && IsNumber(b))
         {
             return IsInteger(a) && IsInteger(b) ? ToLong(a) == ToLong(b) : ToDouble(a) == ToDouble(b);
@@ -181,6 +195,7 @@ internal static class Py
     /// <summary>Python ordering (&lt;, &lt;=, &gt;, &gt;=): numbers, strings by code point, lists and tuples element by element.</summary>
     public static int Compare(object? a, object? b, string op)
     {
+        RuntimeHelpers.EnsureSufficientExecutionStack();
         if (a is Undefined undefinedA)
         {
             throw undefinedA.Error();
@@ -285,6 +300,35 @@ internal static class Py
 
     /// <summary>The largest string or list that <c>*</c> may build.</summary>
     public const long MaxRepeat = 16 * 1024 * 1024;
+
+    public static JinjaRuntimeException TooDeep() => new($"values nested more than {MaxNesting} levels deep");
+
+    /// <summary>Appends to a string being built, failing once it would grow past <see cref="MaxRepeat"/>: no single
+    /// operation (join, repr, formatting) builds an unbounded string.</summary>
+    public static StringBuilder Append(StringBuilder sb, string text)
+    {
+        Size((long)sb.Length + text.Length, "a string of length");
+        return sb.Append(text);
+    }
+
+    /// <summary><c>separator.join(parts)</c> within <see cref="MaxRepeat"/>.</summary>
+    public static string Join(string separator, IEnumerable<string> parts)
+    {
+        var sb = new StringBuilder();
+        var first = true;
+        foreach (var part in parts)
+        {
+            if (!first)
+            {
+                Append(sb, separator);
+            }
+
+            Append(sb, part);
+            first = false;
+        }
+
+        return sb.ToString();
+    }
 
     /// <summary>A width or count that would build a string or list larger than <see cref="MaxRepeat"/> fails here.</summary>
     public static int Size(long n, string what) => n <= MaxRepeat ? (int)Math.Max(0, n)
