@@ -5,14 +5,15 @@
 # train that left its fresh output folder), else OK.
 #   scripts/fuzz/smoke.sh [CLI_DLL] [LIMIT_SECONDS]   (default: src/SharpTune.Cli/bin/Release/net10.0/linux-x64/SharpTune.Cli.dll)
 #   SMOKE_SEED=N picks the random mutations (byte flips of every kind of input); default: a new seed each run.
-# Prints one line per case to artifacts/fuzz/smoke-cases.tsv and the table by input kind.
+# Prints one line per case to artifacts/fuzz/smoke-cases.tsv (or $SMOKE_CASES) and the table by input kind.
+# A hung case gets SIGTERM at the limit and SIGKILL 10 s later (the CLI's first SIGTERM only asks for a graceful stop).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cli=${1:-$root/src/SharpTune.Cli/bin/Release/net10.0/linux-x64/SharpTune.Cli.dll}
 limit=${2:-150}
 work=$(mktemp -d /tmp/sharptune-smoke.XXXXXX)
 mkdir -p "$root/artifacts/fuzz"
-cases=$root/artifacts/fuzz/smoke-cases.tsv
+cases=${SMOKE_CASES:-$root/artifacts/fuzz/smoke-cases.tsv}
 : > "$cases"
 seed=${SMOKE_SEED:-$((RANDOM * 32768 + RANDOM))}
 echo "seed $seed"
@@ -37,7 +38,7 @@ run() {
   n=$((n + 1))
   local out=$work/case$n.out err=$work/case$n.err
   mkdir -p "$work/c$n"
-  ( cd "$work/c$n" && timeout "${case_limit:-$limit}" dotnet "$cli" "$@" < "${stdin:-/dev/null}" > "$out" 2> "$err" ); local rc=$?
+  ( cd "$work/c$n" && timeout -k 10 "${case_limit:-$limit}" dotnet "$cli" "$@" < "${stdin:-/dev/null}" > "$out" 2> "$err" ); local rc=$?
   local verdict=ok
   if [[ $rc == 124 || $rc == 137 ]]; then verdict=hang
   elif [[ $rc != 0 && $rc != 1 ]]; then verdict=crash
@@ -257,12 +258,12 @@ for i in 1 2 3; do d=$(newcase); cp "$base/data.jsonl" "$d/x.jsonl"; flip "$d/x.
 for i in 1 2 3 4; do d=$(newcase); cp "$root/tests/SharpTune.Tests/Fixtures/Data/chat.parquet" "$d/x.parquet"; flip "$d/x.parquet" "$((seed + 210 + i))" 3; data_case "random-parquet-$i" "$d/x.parquet"; done
 d=$(newcase); cp "$root/fuzz/regressions/parquet/footer-list-count-hang.parquet" "$d/x.parquet"; data_case parquet-footer-list-count "$d/x.parquet"
 d=$(newcase); head -c 700 "$root/tests/SharpTune.Tests/Fixtures/Data/chat.parquet" > "$d/x.parquet"; data_case truncated-parquet "$d/x.parquet"
-d=$(newcase); py "$base/data.jsonl" "$d/x.csv" <<'P'
+py "$base/data.jsonl" "$base/data.csv" <<'P'
 import csv, json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 w = csv.writer(open(sys.argv[2], "w", newline="")); w.writerow(["question", "answer"]); [w.writerow([r["question"], r["answer"]]) for r in rows]
 P
-for i in 1 2; do c=$(newcase); cp "$d/x.csv" "$c/x.csv"; flip "$c/x.csv" "$((seed + 220 + i))" 6; data_case "random-csv-$i" "$c/x.csv"; done
+for i in 1 2; do c=$(newcase); cp "$base/data.csv" "$c/x.csv"; flip "$c/x.csv" "$((seed + 220 + i))" 6; data_case "random-csv-$i" "$c/x.csv"; done
 d=$(newcase); printf 'question\tanswer\nq\ta\textra\tmore\nonly\n' > "$d/x.tsv"; data_case ragged-tsv "$d/x.tsv"
 d=$(newcase); printf 'question,answer\n' > "$d/x.csv"; data_case header-only-csv "$d/x.csv"
 d=$(newcase); printf 'foo,bar\n1,2\n' > "$d/x.csv"; data_case unknown-columns-csv "$d/x.csv"
@@ -304,13 +305,19 @@ for i in 1 2; do o=$(copy_run); flip "$(newest "$o")/optimizer.safetensors" "$((
 for i in 1 2; do o=$(copy_run); flip "$(newest "$o")/trainer_state.json" "$((seed + 430 + i))" 4; resume_case "random-trainer-state-$i"; done
 
 # ---- more flags: huge, negative, fractional, NaN, unparsable, for train and generate
+without() {  # FLAG ARGS...: ARGS without FLAG and its value, one per line
+  local skip=$1; shift
+  while (($#)); do if [[ $1 == "$skip" || ($skip == --max-new-tokens && $1 == -n) ]]; then shift 2; else printf '%s\n' "$1"; shift; fi; done
+}
 for f in "--max-steps -1" "--max-steps 0.5" "--batch-size 0" "--batch-size -3" "--lora-rank 0" "--lora-rank 1.5" "--max-length 0" "--max-length 99999999999" \
          "--gradient-accumulation 0" "--validation-fraction 1.5" "--validation-fraction NaN" "--save-every -1" "--dataset-rows -1" "--warmup-steps -1" \
          "--quantization bogus" "--lr-scheduler bogus" "--seed NaN" "--device bogus" "--dtype int3" "--unknown-flag 1"; do
-  newcase > /dev/null; flag_case "train ${f}" train --model "$base/model" --dataset "$base/data.jsonl" "${train_args[@]}" --output-dir out $f
+  mapfile -t own < <(without "${f%% *}" "${train_args[@]}")   # the flag alone, not beside the base value
+  newcase > /dev/null; flag_case "train ${f}" train --model "$base/model" --dataset "$base/data.jsonl" "${own[@]}" --output-dir out $f
 done
 for f in "--top-k ''" "--top-p 0x10" "--seed NaN" "--min-p -1" "--top-k -5" "--max-new-tokens 99999999999" "--temperature -1" "--stop ''" "--device cuda:99" "--dtype bogus"; do
-  newcase > /dev/null; eval "flag_case \"generate \${f}\" generate --model \"\$base/model\" --prompt Hi -n 4 --device cpu $f"
+  mapfile -t own < <(without "${f%% *}" -n 4 --device cpu)
+  newcase > /dev/null; eval "flag_case \"generate \${f}\" generate --model \"\$base/model\" --prompt Hi \"\${own[@]}\" $f"
 done
 
 # ---- quantization: the 4/8-bit flags, and a bitsandbytes 4-bit checkpoint, whole or with a tensor missing

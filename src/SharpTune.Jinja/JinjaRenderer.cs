@@ -63,11 +63,6 @@ internal sealed class JinjaRenderer
         {
             throw JinjaErrors.Runtime(e.Message, renderer._line);
         }
-        catch (InsufficientExecutionStackException)
-        {
-            // comparing or hashing values nested thousands deep
-            throw JinjaErrors.Runtime($"values nested too deep to compare (more than the stack allows)", renderer._line);
-        }
 
         return renderer._output.ToString();
     }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Globalization;
 using System.Text;
 
@@ -138,9 +137,31 @@ internal static class Py
         _ => throw new InvalidOperationException("not a number"),
     };
 
+    /// <summary>How deep the current comparison has gone into nested containers (per thread: templates render
+    /// concurrently).</summary>
+    [ThreadStatic] private static int _comparing;
+
+    /// <summary>Compares the items of two containers one level deeper, stopping at <see cref="MaxNesting"/>.</summary>
+    private static T Deeper<T>(Func<T> compare)
+    {
+        if (_comparing >= MaxNesting)
+        {
+            throw TooDeep();
+        }
+
+        _comparing++;
+        try
+        {
+            return compare();
+        }
+        finally
+        {
+            _comparing--;
+        }
+    }
+
     public static bool Equal(object? a, object? b)
     {
-        RuntimeHelpers.EnsureSufficientExecutionStack();   // deeply nested lists: an error, not a stack overflow
         if (IsNumber(a) && IsNumber(b))
         {
             return IsInteger(a) && IsInteger(b) ? ToLong(a) == ToLong(b) : ToDouble(a) == ToDouble(b);
@@ -154,9 +175,9 @@ internal static class Py
         return (a, b) switch
         {
             (null, null) => true,
-            (List<object?> x, List<object?> y) => SequenceEqual(x, y),
-            (object?[] x, object?[] y) => SequenceEqual(x, y),
-            (PyDict x, PyDict y) => x.Count == y.Count && x.All(p => y.TryGet(p.Key, out var v) && Equal(p.Value, v)),
+            (List<object?> x, List<object?> y) => Deeper(() => SequenceEqual(x, y)),
+            (object?[] x, object?[] y) => Deeper(() => SequenceEqual(x, y)),
+            (PyDict x, PyDict y) => x.Count == y.Count && Deeper(() => x.All(p => y.TryGet(p.Key, out var v) && Equal(p.Value, v))),
             (Undefined, Undefined) => true,
             _ => ReferenceEquals(a, b),
         };
@@ -187,7 +208,7 @@ internal static class Py
         double d => d == Math.Floor(d) && Math.Abs(d) < 9e18 ? ((long)d).GetHashCode() : d.GetHashCode(),
         string s => StringComparer.Ordinal.GetHashCode(s),
         Markup m => StringComparer.Ordinal.GetHashCode(m.Text),
-        object?[] tuple => tuple.Aggregate(17, (h, item) => (h * 31) + (item is null ? 0 : Hash(item))),
+        object?[] tuple => Deeper(() => tuple.Aggregate(17, (h, item) => (h * 31) + (item is null ? 0 : Hash(item)))),
         List<object?> or PyDict or PyView => throw new JinjaRuntimeException($"unhashable type: '{TypeName(value)}'"),
         _ => value.GetHashCode(),
     };
@@ -195,7 +216,6 @@ internal static class Py
     /// <summary>Python ordering (&lt;, &lt;=, &gt;, &gt;=): numbers, strings by code point, lists and tuples element by element.</summary>
     public static int Compare(object? a, object? b, string op)
     {
-        RuntimeHelpers.EnsureSufficientExecutionStack();
         if (a is Undefined undefinedA)
         {
             throw undefinedA.Error();
@@ -218,8 +238,8 @@ internal static class Py
 
         return (a, b) switch
         {
-            (List<object?> x, List<object?> y) => CompareSequences(x, y, op),
-            (object?[] x, object?[] y) => CompareSequences(x, y, op),
+            (List<object?> x, List<object?> y) => Deeper(() => CompareSequences(x, y, op)),
+            (object?[] x, object?[] y) => Deeper(() => CompareSequences(x, y, op)),
             _ => throw new JinjaRuntimeException(
                 $"'{op}' not supported between instances of '{TypeName(a)}' and '{TypeName(b)}'"),
         };

@@ -54,8 +54,10 @@ public sealed class TokenGenerator(CausalLM model)
         sampling.Validate();
         if (options.MaxNewTokens <= 0) throw new SharpTuneException($"max new tokens must be positive, got {options.MaxNewTokens}");
         int context = model.Config.MaxPositionEmbeddings;
+        // Prompt tuning's virtual tokens sit in the cache before the prompt (and take positions of the context).
+        long virtualTokens = model.VirtualTokens?.shape[0] ?? 0;
         // A prompt beyond the context has no positions left to generate into (and prefill cost grows with its square).
-        if (prompts.Max(p => p.Length) is var longest && longest >= context)
+        if (prompts.Max(p => p.Length) is var longest && longest + virtualTokens >= context)
             throw new SharpTuneException($"the prompt is {longest} tokens; the model's context is {context} (max_position_embeddings in config.json), "
                 + "which must also leave room for the answer: shorten the prompt");
         int vocab = model.Config.VocabSize;
@@ -66,9 +68,9 @@ public sealed class TokenGenerator(CausalLM model)
         var eos = (options.EosTokenIds ?? []).ToHashSet();
         int B = prompts.Count, P = prompts.Max(p => p.Length);
         var device = model.Device;
-        long capacity = P + options.MaxNewTokens;
+        long capacity = virtualTokens + P + options.MaxNewTokens;
         if (capacity > model.Config.MaxPositionEmbeddings)
-            capacity = Math.Max(P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
+            capacity = Math.Max(virtualTokens + P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
 
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
         var finish = new FinishReason?[B];
@@ -105,7 +107,7 @@ public sealed class TokenGenerator(CausalLM model)
         var hidden = model.Hidden(input, positions, cache, mask);
         var nextPositions = positions.narrow(1, P - 1, 1) + 1;
 
-        long steps = Math.Min(options.MaxNewTokens, capacity - P);
+        long steps = Math.Min(options.MaxNewTokens, capacity - virtualTokens - P);
         for (long step = 0; step < steps; step++)
         {
             using var stepScope = NewDisposeScope();

@@ -37,6 +37,8 @@ public sealed class JinjaLimitsTests
         { """{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}""", "nested" },
         { """{% set ns = namespace(x=[]) %}{% for i in range(50000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x | tojson }}""", "nested" },
         { """{% set ns = namespace(x=[]) %}{% for i in range(50000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x == ns.x }}""", "nested" },
+        { """{% set ns = namespace(x=[]) %}{% for i in range(50000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ [ns.x] < [ns.x] }}""", "nested" },
+        { """{% set ns = namespace(x=()) %}{% for i in range(50000) %}{% set ns.x = (ns.x,) %}{% endfor %}{{ {ns.x: 1} }}""", "nested" },
     };
 
     /// <summary>Each runaway ends in a one-line render error, having allocated less than 2 GB in all, garbage
