@@ -13,7 +13,7 @@ namespace SharpTune.Bench;
 
 static class Benches
 {
-    static void Emit(object result) => Console.WriteLine(JsonSerializer.Serialize(result));
+    internal static void Emit(object result) => Console.WriteLine(JsonSerializer.Serialize(result));
 
     /// <summary>Batch-1 greedy decode with a KV cache on random weights of a real shape.</summary>
     public static int Decode(Args a)

@@ -4,6 +4,7 @@
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
 //   bench tokenize --model DIR [--corpus FILE]          single-thread encode speed
+//   bench native                                        CUDA extension check: a kernel, a CUDA graph of TorchSharp ops
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
@@ -15,5 +16,6 @@ return a.Command switch
     "load" => Benches.Load(a),
     "train" => Benches.Train(a),
     "tokenize" => Benches.Tokenize(a),
+    "native" => NativeCheck.Run(a),
     _ => Args.Usage(),
 };

@@ -24,6 +24,12 @@ public static partial class TorchRuntime
     /// <summary>Where libtorch came from and which device is in use, for `info` output and error reports.</summary>
     public static string Description { get; private set; } = "not loaded";
 
+    /// <summary>The torch/lib folder libtorch was loaded from on Linux (null before loading or elsewhere).</summary>
+    public static string? LibraryFolder { get; private set; }
+
+    /// <summary>Whether the loaded libtorch is a CUDA build with a usable GPU.</summary>
+    public static bool UsesCuda { get; private set; }
+
     /// <summary>Loads libtorch for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N") and returns
     /// the device to use. Later calls return the first answer when they ask for the same kind.</summary>
     public static torch.Device Initialize(string device = "auto")
@@ -47,6 +53,7 @@ public static partial class TorchRuntime
                 bool cuda = want != "cpu" && torch.TryInitializeDeviceType(DeviceType.CUDA) && torch.cuda.is_available();
                 if (want.StartsWith("cuda") && !cuda) throw NoCuda("no CUDA libtorch could be loaded");
                 if (!cuda) torch.InitializeDeviceType(DeviceType.CPU);
+                UsesCuda = cuda;
                 Description = cuda ? "TorchSharp packaged libtorch, CUDA" : "TorchSharp packaged libtorch, CPU";
                 return _device = cuda ? torch.device(want == "auto" ? "cuda" : want) : torch.CPU;
             }
@@ -66,6 +73,8 @@ public static partial class TorchRuntime
             torch.InitializeDeviceType(useCuda ? DeviceType.CUDA : DeviceType.CPU);
             if (useCuda && !torch.cuda.is_available())
                 throw NoCuda($"libtorch from {libDir} loaded but reports no usable GPU (driver missing or too old?)");
+            LibraryFolder = libDir;
+            UsesCuda = useCuda;
             Description = $"libtorch from {libDir}, {(useCuda ? $"CUDA ({torch.cuda.device_count()} GPU)" : "CPU")}";
             return _device = useCuda ? torch.device(want == "auto" ? "cuda" : want) : torch.CPU;
         }
@@ -160,7 +169,7 @@ public static partial class TorchRuntime
         }
     }
 
-    static string CacheRoot()
+    internal static string CacheRoot()
     {
         string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
