@@ -139,6 +139,16 @@ public class CliTests
     public void FlagMistakesAreOneLineWithASuggestion(string args, string expected) =>
         AssertOneLineError(Run(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)), expected);
 
+    /// <summary>eval checks its report folder before evaluating (it failed at the end with .NET's "The file ...
+    /// already exists", found by the smoke fuzzer).</summary>
+    [Fact]
+    public void EvalRefusesAReportFolderThatIsAFileBeforeLoadingAnything()
+    {
+        string file = Path.Combine(TestPaths.TempDir(), "report");
+        File.WriteAllText(file, "");
+        AssertOneLineError(Run("eval", "--model", "no-such-model", "--data", "d.jsonl", "-o", file), "the report folder is a file");
+    }
+
     [Fact]
     public void UnparsableEmptyValueIsOneLine() =>
         AssertOneLineError(Run("generate", "--model", "m", "--prompt", "hi", "--top-k", ""), "--top-k expects a whole number, got ''");
