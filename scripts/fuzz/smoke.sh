@@ -5,6 +5,8 @@
 # train that left its fresh output folder), else OK.
 #   scripts/fuzz/smoke.sh [CLI_DLL] [LIMIT_SECONDS]   (default: src/SharpTune.Cli/bin/Release/net10.0/linux-x64/SharpTune.Cli.dll)
 #   SMOKE_SEED=N picks the random mutations (byte flips of every kind of input); default: a new seed each run.
+#   SMOKE_ONLY="KIND ..." runs only those input kinds (model tokenize dataset recipe adapter checkpoint flags
+#   quantization score eval export chat serve).
 # Prints one line per case to artifacts/fuzz/smoke-cases.tsv (or $SMOKE_CASES) and the table by input kind.
 # A hung case gets SIGTERM at the limit and SIGKILL 10 s later (the CLI's first SIGTERM only asks for a graceful stop).
 set -uo pipefail
@@ -36,6 +38,7 @@ n=0
 run() {
   local kind=$1 name=$2 fresh=$3; shift 4
   n=$((n + 1))
+  if [[ -n ${SMOKE_ONLY:-} && " $SMOKE_ONLY " != *" $kind "* ]]; then return; fi   # SMOKE_ONLY="score eval": those kinds only
   local out=$work/case$n.out err=$work/case$n.err
   mkdir -p "$work/c$n"
   ( cd "$work/c$n" && timeout -k 10 "${case_limit:-$limit}" dotnet "$cli" "$@" < "${stdin:-/dev/null}" > "$out" 2> "$err" ); local rc=$?
@@ -333,9 +336,10 @@ import json, struct, sys
 folder, drop = sys.argv[1], sys.argv[2]
 path = folder + "/model.safetensors"; b = open(path, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n]); data = b[8 + n:]
-out, blobs, off = {}, [], 0
+out, blobs, off, dropped = {}, [], 0, []
 def add(name, dtype, shape, raw):
     global off
+    if drop != "-" and not dropped and name.endswith(drop): dropped.append(name); return   # left out, data and all
     out[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(raw)]}; blobs.append(raw); off += len(raw)
 for name, e in h.items():
     if name == "__metadata__": continue
@@ -351,8 +355,6 @@ for name, e in h.items():
     state = {"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [o, i], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.02}
     raw_state = json.dumps(state).encode()
     add(name + ".quant_state.bitsandbytes__nf4", "U8", [len(raw_state)], raw_state)
-for name in [k for k in out if drop != "-" and k.endswith(drop)][:1]:
-    del out[name]
 header = json.dumps(out).encode()
 open(path, "wb").write(struct.pack("<Q", len(header)) + header + b"".join(blobs))
 c = json.load(open(folder + "/config.json"))

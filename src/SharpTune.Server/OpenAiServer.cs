@@ -12,7 +12,18 @@ namespace SharpTune.Server;
 
 /// <summary>Where and how the server listens. Loopback unless <paramref name="Host"/> says otherwise; with an
 /// <paramref name="ApiKey"/>, /v1 requests need "Authorization: Bearer KEY".</summary>
-public sealed record ServerOptions(string Host = "127.0.0.1", int Port = 8080, string? ApiKey = null, long MaxBodyBytes = 1 << 20);
+public sealed record ServerOptions(string Host = "127.0.0.1", int Port = 8080, string? ApiKey = null, long MaxBodyBytes = 1 << 20)
+{
+    /// <summary>Refuses values no server can listen or read with, before the model loads (a port of -1 or 99999
+    /// used to load the model and then fail or wait).</summary>
+    public void Validate()
+    {
+        if (Port is < 0 or > 65535) throw new SharpTuneException($"--port must be from 0 to 65535, got {Port}");
+        if (string.IsNullOrWhiteSpace(Host) || Host.Any(char.IsWhiteSpace) || Host.Contains('/'))
+            throw new SharpTuneException($"--host expects an address or a host name, got {SharpTuneException.Quote(Host)}");
+        if (MaxBodyBytes < 1) throw new SharpTuneException($"--max-body-bytes must be positive, got {MaxBodyBytes}");
+    }
+}
 
 /// <summary>
 /// The OpenAI-compatible HTTP API over a <see cref="ServedModel"/>: /v1/chat/completions and /v1/completions

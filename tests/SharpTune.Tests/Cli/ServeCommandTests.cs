@@ -17,6 +17,10 @@ public class ServeCommandTests
     [InlineData("--adapter", "/no/such/adapter", "--adapter /no/such/adapter: no such folder")]
     [InlineData("--kv-tokens", "1", "--kv-tokens must be at least 2, got 1")]
     [InlineData("--max-batch", "0", "--max-batch must be at least 1, got 0")]
+    [InlineData("--port", "-1", "--port must be from 0 to 65535, got -1")]
+    [InlineData("--port", "99999", "--port must be from 0 to 65535, got 99999")]
+    [InlineData("--max-body-bytes", "0", "--max-body-bytes must be positive, got 0")]
+    [InlineData("--host", "not a host", "--host expects an address or a host name, got 'not a host'")]
     public void MistakesAreOneErrorLine(string flag, string value, string expected)
     {
         var (code, err) = Run("serve", "--model", ServingSetup.Models.Plain, flag, value, "--device", "cpu");
