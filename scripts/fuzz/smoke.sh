@@ -233,7 +233,7 @@ b = bytearray(open(path, "rb").read())
 end = 8 + int.from_bytes(b[:8], "little") if len(sys.argv) > 4 and len(b) > 8 else len(b)
 end = max(1, min(end, len(b)))
 for _ in range(count):
-    op, p = r.randrange(6), r.randrange(end)
+    op, p = r.randrange(6), r.randrange(max(1, min(end, len(b))))
     if op == 0: b[p] ^= 1 << r.randrange(8)
     elif op == 1: b[p] = r.choice([0, 0x7f, 0x80, 0xff, ord('"'), ord('{'), ord('['), ord('-'), ord('9')])
     elif op == 2: b[p:p] = r.choice([b"\xff\xfe", b"\\ud800", b"-1", b"1e999", b"NaN", b"[" * 50, b'"a":1,'])
@@ -434,7 +434,7 @@ d=$(newcase); printf 'Hi\n' > "$d/in"; m=$(copy_model); edit_json "$m/tokenizer_
 stdin=$d/in run chat nested-loop-template - -- chat --model "$m" --device cpu -n 4
 
 # ---- serve: bad flags must be refused before it listens (a server that starts anyway counts as a hang)
-serve_case() { local name=$1; shift; case_limit=25 run serve "$name" - -- serve --model "$base/model" --device cpu "$@"; }
+serve_case() { local name=$1; shift; case_limit=90 run serve "$name" - -- serve --model "$base/model" --device cpu "$@"; }
 for f in "--port -1" "--port 99999" "--port abc" "--kv-tokens 0" "--kv-tokens -5" "--max-batch 0" "--max-queue -1" "--max-model-len 0" "--max-model-len 99999999" "--max-body-bytes -5" "--host not..a..host" "--adapter =" "--adapter x=/nonexistent" "--served-model-name ''"; do
   eval "serve_case \"\${f}\" $f"; done
 
