@@ -400,13 +400,16 @@ score_case bleu-tokenizer-bogus --predictions "$p/p.jsonl" --references "$p/r.js
 score_case on-bad-row --predictions "$p/p.jsonl" --references "$p/r.jsonl" --on-bad-row skip
 
 # ---- eval (failed runs must not leave the report folder)
-eval_case() { local name=$1; shift; newcase > /dev/null; run eval "$name" "$work/c$((n + 1))/sharptune-eval" -- eval --model "$base/model" --device cpu --max-new-tokens 2 "$@"; }
+eval_case() {  # NAME ARGS...: --max-new-tokens 2 unless ARGS set it
+  local name=$1; shift; local short=(--max-new-tokens 2); [[ " $* " == *" --max-new-tokens "* ]] && short=()
+  newcase > /dev/null; run eval "$name" "$work/c$((n + 1))/sharptune-eval" -- eval --model "$base/model" --device cpu "${short[@]}" "$@"; }
 eval_case valid --data "$base/data.jsonl" --limit 2
 for i in 1 2 3; do d=$(newcase); cp "$base/data.jsonl" "$d/x.jsonl"; flip "$d/x.jsonl" "$((seed + 600 + i))" 6; eval_case "random-data-$i" --data "$d/x.jsonl" --limit 4; done
 d=$(newcase); : > "$d/x.jsonl"; eval_case empty-data --data "$d/x.jsonl"
 d=$(newcase); echo '{"foo": 1}' > "$d/x.jsonl"; eval_case unknown-columns --data "$d/x.jsonl"
 for f in "--limit -1" "--max-new-tokens -5" "--token-budget 0" "--batch-size 0" "--shots -1" "--task bogus" "--mode bogus" "--samples -1" "--metrics bogus" "--max-new-tokens 1e9"; do
-  eval "eval_case \"\${f}\" --data \"\$base/data.jsonl\" --limit 2 $f"; done
+  mapfile -t own < <(without "${f%% *}" --limit 2)
+  eval "eval_case \"\${f}\" --data \"\$base/data.jsonl\" \"\${own[@]}\" $f"; done
 d=$(newcase); touch "$d/out"; run eval "output is a file" - -- eval --model "$base/model" --device cpu --max-new-tokens 2 --data "$base/data.jsonl" --limit 2 -o "$d/out"
 a=$(copy_adapter); edit_json "$a/adapter_config.json" 'j["r"] = -4'; eval_case adapter-negative-rank --data "$base/data.jsonl" --limit 2 --adapter "$a"
 d=$(newcase); echo '{"question": "q", "choices": "abc", "answer": 7}' > "$d/x.jsonl"; eval_case choice-wrong-types --data "$d/x.jsonl" --task choice
