@@ -4,6 +4,10 @@
 //   bench parity  --fixtures DIR [--device cuda]        bf16 logits vs transformers' (fixture logits_bf16_cuda)
 //   bench load    --model DIR                           peak RSS while loading a checkpoint on the CPU
 //   bench tokenize --model DIR [--corpus FILE]          single-thread encode speed
+//   bench dequant-check [--device cuda]               fused dequantization kernels vs the stock ops, bit for bit
+//   bench qlora-memory --model DIR [--quantization nf4] [--seq 2048] [--variants 1024,256,256o] [--offload] [--long 16384]
+//                                                       a QLoRA step's GPU memory, phase by phase (allocator statistics)
+//   bench native-build                                  builds the CUDA extensions into the cache (to overlap with other work)
 //   bench native                                        CUDA extension check: a kernel, a CUDA graph of TorchSharp ops
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
@@ -16,6 +20,9 @@ return a.Command switch
     "load" => Benches.Load(a),
     "train" => Benches.Train(a),
     "tokenize" => Benches.Tokenize(a),
+    "dequant-check" => QLoraBenches.DequantCheck(a),
+    "qlora-memory" => QLoraBenches.Memory(a),
+    "native-build" => QLoraBenches.NativeBuild(a),
     "native" => NativeCheck.Run(a),
     _ => Args.Usage(),
 };

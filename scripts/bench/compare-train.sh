@@ -2,32 +2,53 @@
 # On the GPU machine: `sharptune train` against transformers+PEFT (and `sharptune generate` against transformers
 # `generate`) in one call, on random-weight models of real shapes with real tokenizers. Prints one table per part.
 #   APP_TAR=artifacts/device/SharpTune.Cli.tar.xz TOKENIZERS=.cache/tokenizers scripts/bench/compare-train.sh [parts]
-# parts (default "train15 decode train8"): train15 = 1.5B shape, ours packed (checkpointing off/on) and full rows,
-# transformers+PEFT off/on; decode = batch 1 and 64; train8 = 8B shape, checkpointing on, ours and transformers+PEFT.
-# RUNS15 / RUNS8 override the run lists (see compare_train.py); STEPS the steps per run (60). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
+# parts (default "train15 decode train8 longseq"): train15 = 1.5B shape, ours packed (checkpointing on: all layers and
+# CKPT15 of 28; off) and transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama,
+# llama3 rope scaling), checkpointing on, ours and transformers+PEFT; longseq = 8B, micro-batch 1, one step at a few
+# row lengths with and without activation_offload, and the longest row under 80 GiB by the line through them.
+# RUNS15 / RUNS8 / RUNSLONG override the run lists (see compare_train.py); STEPS the steps per run (30); BUDGET_S the
+# seconds after which no further run starts (0: none). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 APP_TAR=${APP_TAR:-artifacts/device/SharpTune.Cli.tar.xz}
 TOKENIZERS=${TOKENIZERS:-.cache/tokenizers}
-parts=${*:-train15 decode train8}
+parts=${*:-train15 decode train8 longseq}
+deadline=0; [[ ${BUDGET_S:-0} -gt 0 ]] && deadline=$(( $(date +%s) + BUDGET_S ))
 app=/tmp/app/SharpTune.Cli
 mkdir -p /tmp/app /tmp/models /tmp/data /tmp/runs
 [[ -x $app ]] || tar -xJf "$APP_TAR" -C /tmp/app
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader
-[[ -s /tmp/data/medical.jsonl ]] || python3 "$here/make_data.py" --rows 2000 --out /tmp/data/medical.jsonl
+[[ -s /tmp/data/medical.jsonl ]] || python3 "$here/make_data.py" --rows 800 --out /tmp/data/medical.jsonl
 [[ -s /tmp/data/long.jsonl ]] || python3 "$here/make_data.py" --rows 300 --scale 10 --seed 1 --out /tmp/data/long.jsonl
 model() { [[ -s /tmp/models/$1/config.json ]] || (cd "$here" && python3 make_model.py --shape "$1" --tokenizer "$TOKENIZERS/$2" --out "/tmp/models/$1"); }
-compare() { (cd "$here" && python3 compare_train.py --steps ${STEPS:-60} --app $app --model-dir /tmp/models --data /tmp/data/medical.jsonl --data-long /tmp/data/long.jsonl "$@"); }
+# The card's bf16 matmul rate on random data (8192³, mean of 10 after 3 warm-ups), for the MFU column.
+[[ -n ${MATMUL_TFLOPS:-} ]] || MATMUL_TFLOPS=$(python3 -c '
+import torch, time
+a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+for _ in range(3): a @ b
+torch.cuda.synchronize(); t = time.perf_counter()
+for _ in range(10): a @ b
+torch.cuda.synchronize(); print(f"{10 * 2 * 8192**3 / (time.perf_counter() - t) / 1e12:.0f}")')
+echo "bf16 matmul 8192^3: $MATMUL_TFLOPS TFLOP/s"
+compare() { (cd "$here" && python3 compare_train.py --steps ${STEPS:-30} --app $app --model-dir /tmp/models --data /tmp/data/medical.jsonl \
+    --data-long /tmp/data/long.jsonl --deadline $deadline --matmul-tflops "$MATMUL_TFLOPS" "$@"); }
 
 for part in $parts; do
 case $part in
 train15)
     model qwen1.5b qwen3
-    compare ${RUNS15:-qwen1.5b:ours:packed qwen1.5b:ours:packed:ckpt qwen1.5b:ours:full qwen1.5b:ours:full:ckpt qwen1.5b:hf:full qwen1.5b:hf:full:ckpt} ;;
+    compare ${RUNS15:-qwen1.5b:ours:packed:ckpt qwen1.5b:ours:packed:ckpt=${CKPT15:-16} qwen1.5b:ours:packed qwen1.5b:hf:full:ckpt} ;;
 train8)
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
-    compare ${RUNS8:-llama8b:ours:packed:ckpt llama8b:hf:full:ckpt} ;;
+    compare ${RUNS8:-llama8b:ours:packed:ckpt llama8b:hf:full:ckpt llama8b:ours:packed:ckpt=${CKPT8:-30}} ;;
+longseq)
+    # Rows of packed real-length examples: under flash attention a row's memory is that of one document as long
+    # (activations grow with tokens, not with tokens²), at a fraction of the attention's compute.
+    rm -rf /tmp/models/qwen1.5b
+    model llama8b llama3
+    compare ${RUNSLONG:-llama8b:ours:packed:ckpt:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:batch=1:seq=98304:probe \
+        llama8b:ours:packed:ckpt:offload:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=131072:probe} ;;
 decode)
     model qwen1.5b qwen3
     prompt="A 54-year-old man weighing 82 kg with chronic kidney disease (creatinine clearance 38 mL/min) is started on enoxaparin for a deep vein thrombosis. The usual dose is 1 mg/kg every 12 hours; with clearance below 30 mL/min it becomes 1 mg/kg once daily. He also needs an infusion of 900 mL over 6 hours through a set with a drop factor of 20 drops/mL. What dose of enoxaparin should he receive, how often, and what is the drip rate in drops per minute? Explain each step of the calculation, state the assumptions you make about renal function, and say what you would monitor."

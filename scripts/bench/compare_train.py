@@ -1,8 +1,11 @@
 """Runs `sharptune train` and transformers+PEFT on the same GPU, one after the other, sampling nvidia-smi, and
 prints one table. Used by compare-train.sh (which makes the models and the data); see docs/benchmarks.md.
     python3 compare_train.py --app /tmp/app/SharpTune.Cli --model-dir /tmp/models --data /tmp/data/medical.jsonl RUN...
-A RUN is SHAPE:WHO:MODE[:ckpt[:offload]], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf:full, llama8b:hf:full:ckpt.
-MODE packed = real-length examples packed into 2,048-token rows; full = every row 2,048 tokens (no padding).
+A RUN is SHAPE:WHO:MODE[:OPTION...], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf:full, llama8b:hf:full:ckpt.
+MODE packed = real-length examples packed into rows of seq tokens; full = every row seq tokens (no padding).
+OPTIONs: ckpt (activation checkpointing), ckpt=N (only the first N layers recomputed: checkpoint_layers), offload
+(activation_offload), seq=L (tokens per row, 2048), batch=B (rows per micro-batch, 2), probe (ours: one step, only
+the memory and whether it ran are kept; for the longest-sequence search).
 """
 import argparse, json, os, subprocess, sys, threading, time
 
@@ -26,23 +29,43 @@ class Smi:
     def window(self, t0, t1):
         return [s for s in self.samples if t0 <= s[0] <= t1]
 
-def run_ours(a, smi, shape, mode, ckpt, log, offload=False):
-    row = run_ours_once(a, smi, shape, mode, ckpt, log, {}, offload)
+def options(rest):
+    """The run's options: ckpt (None, 0 = all layers, or N), offload, seq, batch, probe."""
+    o = {"ckpt": None, "offload": False, "seq": 2048, "batch": 2, "probe": False}
+    for r in rest:
+        key, _, value = r.partition("=")
+        if key == "ckpt": o["ckpt"] = int(value or 0)
+        elif key == "offload": o["offload"] = True
+        elif key == "probe": o["probe"] = True
+        elif key in ("seq", "batch"): o[key] = int(value)
+        else: raise SystemExit(f"unknown run option {r!r}")
+    return o
+
+def label(shape, who, mode, o):
+    ckpt = "" if o["ckpt"] is None else " ckpt" if o["ckpt"] == 0 else f" ckpt {o['ckpt']} layers"
+    size = "" if (o["seq"], o["batch"]) == (2048, 2) else f" {o['batch']}x{o['seq']}"
+    return f"{shape} {who} {mode}{ckpt}{' offload' if o['offload'] else ''}{size}{' (1 step)' if o['probe'] else ''}"
+
+def run_ours(a, smi, shape, mode, o, log):
+    row = run_ours_once(a, smi, shape, mode, o, log, {})
     if "error" in row and "terminate called" in row["error"]:
         # A native abort (e.g. TorchScript on an unexpected libtorch): measure the SDPA path rather than nothing.
-        row = run_ours_once(a, smi, shape, mode, ckpt, log, {"SHARPTUNE_ATTENTION": "sdpa"}, offload)
+        row = run_ours_once(a, smi, shape, mode, o, log, {"SHARPTUNE_ATTENTION": "sdpa"})
         row["run"] += " (flash kernel aborted; SDPA)"
     return row
 
-def run_ours_once(a, smi, shape, mode, ckpt, log, env, offload):
-    out = f"/tmp/runs/{shape}-{mode}-{'ckpt' if ckpt else 'nockpt'}{'-offload' if offload else ''}"
+def run_ours_once(a, smi, shape, mode, o, log, env):
+    steps = 1 if o["probe"] else a.steps
+    out = f"/tmp/runs/{shape}-{mode}-{o['ckpt']}-{o['offload']}-{o['seq']}-{o['batch']}"
     subprocess.run(["rm", "-rf", out])
     data = a.data if mode == "packed" else a.data_long
     cmd = [a.app, "train", "--model", os.path.join(a.model_dir, shape), "--dataset", data, "--dataset-format", "medical-o1",
-           "--output-dir", out, "--max-length", "2048", "--batch-size", "2", "--gradient-accumulation", "1", "--lora-rank", "16",
-           "--lora-alpha", "16", "--max-steps", str(a.steps), "--packing", "true" if mode == "packed" else "false",
-           "--activation-checkpointing", "true" if ckpt else "false", "--save-every", "0", "--comparisons", "0",
-           "--device", "cuda", "--dtype", "bfloat16", "--resume", "false", "--validation-fraction", "0"] + (["--activation-offload", "true"] if offload else [])
+           "--output-dir", out, "--max-length", str(o["seq"]), "--batch-size", str(o["batch"]), "--gradient-accumulation", "1", "--lora-rank", "16",
+           "--lora-alpha", "16", "--max-steps", str(steps), "--packing", "true" if mode == "packed" else "false",
+           "--activation-checkpointing", "false" if o["ckpt"] is None else "true", "--save-every", "0", "--comparisons", "0",
+           "--log-every", str(a.log_every), "--device", "cuda", "--dtype", "bfloat16", "--resume", "false", "--validation-fraction", "0"]
+    if o["offload"]: cmd += ["--activation-offload", "true"]
+    if o["ckpt"]: cmd += ["--checkpoint-layers", str(o["ckpt"])]
     idle = smi.idle()
     t_start = time.time()
     metrics = os.path.join(out, "metrics.jsonl")
@@ -63,25 +86,34 @@ def run_ours_once(a, smi, shape, mode, ckpt, log, env, offload):
             if done: break
             time.sleep(0.05)
     t_end = time.time()
-    row = {"run": f"{shape} SharpTune {mode}{' ckpt' if ckpt else ''}{' offload' if offload else ''}", "rc": p.returncode}
-    if p.returncode != 0 or 10 not in steps or a.steps not in steps:
+    row = {"run": label(shape, "SharpTune", mode, o), "rc": p.returncode, "seq": o["seq"], "offload": o["offload"], "probe": o["probe"]}
+    row["peak"] = (max((s[1] for s in smi.window(t_start, t_end)), default=idle) - idle) / 1024
+    if o["probe"]:
+        row["ok"] = p.returncode == 0 and 1 in steps
+        if not row["ok"]: row["error"] = open(log).read()[-600:]
+        return row
+    if p.returncode != 0 or 10 not in steps or steps.get(a.steps) is None:
         row["steps_seen"] = len(steps)
         row["error"] = open(log).read()[-600:]
         return row
     (w10, e10), (w60, e60) = steps[10], steps[a.steps]
     row["steady"] = (e60["tokens"] - e10["tokens"]) / (e60["elapsed_seconds"] - e10["elapsed_seconds"])
     row["first10"] = e10["tokens"] / e10["elapsed_seconds"]
+    if 1 in steps:   # with log_every 1: the first step apart (one-time costs) from steps 2-10
+        e1 = steps[1][1]
+        row["step1"] = e1["elapsed_seconds"]
+        row["steps2to10"] = (e10["tokens"] - e1["tokens"]) / (e10["elapsed_seconds"] - e1["elapsed_seconds"])
     row["run_tps"] = end["tokens_per_second"] if end else None
     row["loss"] = end["final_loss"] if end else None
-    row["peak"] = (max(s[1] for s in smi.window(t_start, t_end)) - idle) / 1024
+    row["flops"] = model_flops(shape, o, row["steady"])
     util = [s[2] for s in smi.window(w10, w60)]
     row["util"] = sum(util) / len(util) if util else None
     row["attention"] = next((l.strip() for l in open(log) if "attention:" in l), "")
     return row
 
-def run_hf(a, smi, shape, mode, ckpt, log):
-    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "hf_train.py"), "--shape", shape, "--seq", "2048", "--batch", "2",
-           "--steps", str(a.steps - 3), "--warmup", "3"] + (["--ckpt"] if ckpt else [])
+def run_hf(a, smi, shape, mode, o, log):
+    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "hf_train.py"), "--shape", shape, "--seq", str(o["seq"]), "--batch", str(o["batch"]),
+           "--steps", str(a.steps - 3), "--warmup", "3"] + ([] if o["ckpt"] is None else ["--ckpt"])
     idle = smi.idle()
     t_start = time.time(); marks = {}; result = None
     with open(log, "w") as lf:
@@ -94,16 +126,45 @@ def run_hf(a, smi, shape, mode, ckpt, log):
             else: result = e
         p.wait()
     t_end = time.time()
-    row = {"run": f"{shape} transformers+PEFT {mode}{' ckpt' if ckpt else ''}", "rc": p.returncode}
+    row = {"run": label(shape, "transformers+PEFT", mode, o), "rc": p.returncode}
     if result is None:
         row["error"] = open(log).read()[-600:]
         return row
     row["steady"] = result["tokens_per_s"]
     row["peak"] = (max(s[1] for s in smi.window(t_start, t_end)) - idle) / 1024
     row["alloc"] = result["max_memory_allocated_GiB"]
+    row["flops"] = model_flops(shape, o, row["steady"])
     util = [s[2] for s in smi.window(marks.get("steady_start", t_start), marks.get("steady_end", t_end))]
     row["util"] = sum(util) / len(util) if util else None
     return row
+
+# Matmul parameters per token (all projections and lm_head; the embedding lookup is no product) and layer sizes.
+SHAPES = {"qwen1.5b": dict(layers=28, hidden=1536, inter=8960, heads=12, kv=2, vocab=151936),
+          "llama8b": dict(layers=32, hidden=4096, inter=14336, heads=32, kv=8, vocab=128256)}
+
+def model_flops(shape, o, tokens_per_s):
+    """Model FLOP/s in the usual convention: 6 x matmul parameters per token (forward, and backward as if every weight
+    were trained) plus causal attention over full rows (an upper bound for packed rows), without the recomputation of
+    checkpointing; TFLOP/s."""
+    c = SHAPES[shape]
+    head = c["hidden"] // c["heads"]
+    per_layer = c["hidden"] * (c["heads"] * head * 2 + c["kv"] * head * 2) + 3 * c["hidden"] * c["inter"]
+    params = c["layers"] * per_layer + c["vocab"] * c["hidden"]
+    attention = 6 * c["layers"] * c["hidden"] * o["seq"]   # 12·L·H·T/2: causal
+    return (6 * params + attention) * tokens_per_s / 1e12
+
+def longest(rows):
+    """Per mode (offload or not): the peak memory's line through the probes, and the longest row under 80 GiB."""
+    out = []
+    for offload in (False, True):
+        pts = sorted((r["seq"], r["peak"]) for r in rows if r.get("probe") and r.get("ok") and r["offload"] == offload)
+        if len(pts) < 2: continue
+        (t0, m0), (t1, m1) = pts[0], pts[-1]
+        slope = (m1 - m0) / (t1 - t0)
+        fit = int((80 - m0) / slope + t0) if slope > 0 else None
+        fits = [t for t, m in pts if m <= 80]
+        out.append((offload, slope * 1024 * 1024, fit, max(fits) if fits else None))
+    return out
 
 def fmt(x, spec):
     return format(x, spec) if isinstance(x, (int, float)) else "–"
@@ -113,6 +174,9 @@ def main():
     ap.add_argument("--app", required=True); ap.add_argument("--model-dir", required=True)
     ap.add_argument("--data", required=True); ap.add_argument("--data-long", required=True)
     ap.add_argument("--steps", type=int, default=60); ap.add_argument("--logs", default="/tmp/runs/logs")
+    ap.add_argument("--log-every", type=int, default=1, help="ours: log_every (1 gives the step-1 and steps 2-10 columns)")
+    ap.add_argument("--deadline", type=float, default=0, help="unix time after which no further run starts (0: none)")
+    ap.add_argument("--matmul-tflops", type=float, default=0, help="the card's measured bf16 matmul rate, for the MFU column")
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     os.makedirs(a.logs, exist_ok=True)
@@ -120,23 +184,39 @@ def main():
     rows = []
     for spec in a.runs:
         shape, who, mode, *rest = spec.split(":")
-        ckpt = "ckpt" in rest
-        log = os.path.join(a.logs, spec.replace(":", "_") + ".log")
+        o = options(rest)
+        if a.deadline and time.time() > a.deadline:
+            rows.append({"run": label(shape, who, mode, o), "rc": None, "error": "not run: the call's time ran out"}); continue
+        log = os.path.join(a.logs, spec.replace(":", "_").replace("=", "") + ".log")
         t = time.time()
-        row = run_ours(a, smi, shape, mode, ckpt, log, "offload" in rest) if who == "ours" else run_hf(a, smi, shape, mode, ckpt, log)
+        row = run_ours(a, smi, shape, mode, o, log) if who == "ours" else run_hf(a, smi, shape, mode, o, log)
         row["wall"] = time.time() - t
         rows.append(row)
         print(json.dumps(row), flush=True)
     smi.proc.terminate()
     print()
-    print(f"| run | steady tok/s (steps 10-{a.steps}) | run tok/s | steps 1-10 tok/s | peak GiB (nvidia-smi, minus idle) | max allocated GiB | mean GPU util % (steady) | final loss |")
-    print("|---|---|---|---|---|---|---|---|")
+    peak = a.matmul_tflops
+    print(f"| run | steady tok/s (steps 10-{a.steps}) | run tok/s | step 1 s | steps 2-10 tok/s | model TFLOP/s{f' (% of {peak:.0f})' if peak else ''} "
+          "| device peak GiB (nvidia-smi − idle) | allocator max allocated GiB | mean GPU util % (steady) | final loss |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        if "error" in r:
-            print(f"| {r['run']} | failed (rc {r['rc']}) | | | | | | |")
+        if r.get("probe"):
             continue
-        print(f"| {r['run']} | {fmt(r.get('steady'), ',.0f')} | {fmt(r.get('run_tps'), ',.0f')} | {fmt(r.get('first10'), ',.0f')} | "
-              f"{fmt(r.get('peak'), '.1f')} | {fmt(r.get('alloc'), '.1f') if 'alloc' in r else 'n/a'} | {fmt(r.get('util'), '.0f')} | {fmt(r.get('loss'), '.4f')} |")
+        if "error" in r:
+            print(f"| {r['run']} | failed (rc {r['rc']}) | | | | | {fmt(r.get('peak'), '.1f')} | | | |")
+            continue
+        flops = fmt(r.get("flops"), ".0f") + (f" ({100 * r['flops'] / peak:.0f}%)" if peak and r.get("flops") else "")
+        print(f"| {r['run']} | {fmt(r.get('steady'), ',.0f')} | {fmt(r.get('run_tps'), ',.0f')} | {fmt(r.get('step1'), '.2f')} | {fmt(r.get('steps2to10'), ',.0f')} | "
+              f"{flops} | {fmt(r.get('peak'), '.1f')} | {fmt(r.get('alloc'), '.1f') if 'alloc' in r else 'n/a'} | {fmt(r.get('util'), '.0f')} | {fmt(r.get('loss'), '.4f')} |")
+    probes = [r for r in rows if r.get("probe")]
+    if probes:
+        print("\n| longest-sequence probe (one step, micro-batch 1) | ran | device peak GiB (nvidia-smi − idle) |\n|---|---|---|")
+        for r in probes:
+            print(f"| {r['run']} | {'yes' if r.get('ok') else 'no'} | {fmt(r.get('peak'), '.1f')} |")
+        for offload, kib, fit, seen in longest(rows):
+            reach = f"80 GiB reached at ~{fit:,} tokens by the line through the probes" if fit else "no growth measured"
+            print(f"{'with' if offload else 'without'} activation_offload: {kib:.0f} KiB per token; {reach}; "
+                  f"longest run that stayed under 80 GiB: {f'{seen:,} tokens' if seen else 'none'}")
     for r in rows:
         if r.get("attention"): print(f"{r['run']}: {r['attention']}")
         if "error" in r: print(f"{r['run']} FAILED: {r['error']}")

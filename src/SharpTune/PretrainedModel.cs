@@ -24,9 +24,10 @@ public sealed class PretrainedModel : IDisposable
     /// <summary>Loads a model folder onto <paramref name="device"/> ("auto", "cpu", "cuda") in
     /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT adapter folder (LoRA, DoRA,
     /// prompt tuning) when given. <paramref name="projections"/> makes the projections' weights (Quantization's
-    /// loaders); null loads them dense.</summary>
+    /// loaders); null loads them dense. <paramref name="hostEmbedding"/>, when given, keeps the embedding table in host
+    /// memory on CUDA and looks rows up with it (see <see cref="ModelFolder.LoadModel"/>).</summary>
     public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null,
-        ProjectionLoader? projections = null)
+        ProjectionLoader? projections = null, Func<torch.Tensor, torch.Tensor, torch.Tensor>? hostEmbedding = null)
     {
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
@@ -36,7 +37,7 @@ public sealed class PretrainedModel : IDisposable
         if (tokenizer.VocabSize > folder.Config.VocabSize)
             throw new SharpTuneException($"{dir}: the tokenizer has ids up to {tokenizer.VocabSize - 1} but config.json's vocab_size is {folder.Config.VocabSize}; "
                 + "are tokenizer.json and config.json from the same model?");
-        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections);
+        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections, hostEmbedding);
         IAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : Adapters.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using SharpTune.Data;
 using SharpTune.Models;
 using SharpTune.Quantization;
+using TorchSharp;
 
 namespace SharpTune.Cli.Commands;
 
@@ -30,7 +31,13 @@ sealed class ModelFlags
     public PretrainedModel Load(ParseResult p)
     {
         string dir = ModelLocator.Resolve(p.GetValue(_model)!);
-        return PretrainedModel.Load(dir, p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter), WeightQuantization.For(p.GetValue(_quantization)!, dir));
+        string quantization = p.GetValue(_quantization)!;
+        var model = PretrainedModel.Load(dir, p.GetValue(_device)!, p.GetValue(_dtype)!, p.GetValue(_adapter), WeightQuantization.For(quantization, dir),
+            WeightQuantization.HostEmbedding(quantization));
+        var device = model.CausalLM.Device;
+        if (quantization != "none" && device.type == DeviceType.CUDA && !QuantKernels.Available(device, m => Console.Error.WriteLine(m)))
+            Console.Error.WriteLine($"notice: {QuantKernels.Describe(device)}");
+        return model;
     }
 
     /// <summary>The flags' values, the model resolved to a local folder, for commands that load the model themselves.</summary>

@@ -13,10 +13,16 @@ namespace SharpTune.Models;
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
 /// <param name="offload">keep each layer's saved input in pinned host memory (copied out and back asynchronously)
 /// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
-public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false)
+/// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
+/// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
+public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
+    int layers = 0)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     long _stepSeed, _calls;
+
+    /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
+    public bool Covers(int index) => layers <= 0 || index < layers;
 
     /// <summary>Call at the start of each optimizer step.</summary>
     public void BeginStep(long seed) => (_stepSeed, _calls) = (seed, 0);

@@ -56,11 +56,15 @@ public sealed class CausalLM : IDisposable
     public ModelConfig Config { get; }
     public Device Device { get; }
     public ScalarType DType { get; }
-    public Tensor Embed { get; }          // [V, H]
+    public Tensor Embed { get; }          // [V, H]; on Device, or in pinned host memory (see HostEmbeddingLookup)
     public DecoderLayer[] Layers { get; }
     public Tensor Norm { get; }           // [H]
     public Tensor LmHead { get; }         // [V, H]; the same tensor as Embed when tied
     readonly Tensor _invFreq;             // [D/2] fp32 on Device
+
+    /// <summary>Looks up rows of an <see cref="Embed"/> kept in pinned host memory: (table, ids [N] on Device) → [N, H] on
+    /// Device (a quantized model keeps its 1 GB embedding off the GPU). Without it, such a table is indexed on the host.</summary>
+    public Func<Tensor, Tensor, Tensor>? HostEmbeddingLookup { get; set; }
 
     /// <summary>When set, training passes recompute each layer in backward instead of storing its activations.</summary>
     public ActivationCheckpointing? Checkpointing { get; set; }
@@ -117,7 +121,7 @@ public sealed class CausalLM : IDisposable
         long past = cache?.Length ?? 0;
         long virtualCount = VirtualTokens?.shape[0] ?? 0, prepended = past == 0 ? virtualCount : 0;
         positions ??= arange(past - virtualCount + prepended, past - virtualCount + prepended + T, dtype: int64, device: Device).unsqueeze(0).expand(B, T);
-        var x = Embed.index_select(0, ids.reshape(-1)).view(B, T, Config.HiddenSize);
+        var x = EmbeddingRows(ids.reshape(-1)).view(B, T, Config.HiddenSize);
         if (virtualCount > 0)
         {
             if (documents is not null) { mask = documents.ToMask(B, T); documents = null; }   // virtual tokens serve every document
@@ -130,7 +134,7 @@ public sealed class CausalLM : IDisposable
 
         for (int i = 0; i < Layers.Length; i++)
         {
-            var next = Checkpointing is { } ckpt && cache is null && is_grad_enabled()
+            var next = Checkpointing is { } ckpt && ckpt.Covers(i) && cache is null && is_grad_enabled()
                 ? ckpt.Run(this, Layers[i], x, attention)
                 : LayerForward(Layers[i], x, attention, cache?.Layer(i));
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
@@ -139,6 +143,13 @@ public sealed class CausalLM : IDisposable
         cache?.Advance(T + prepended);
         if (prepended > 0) x = x.narrow(1, prepended, T);   // the virtual tokens' outputs are nobody's
         return RmsNorm(x, Norm).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Rows of the embedding for ids [N] → [N, H] on Device.</summary>
+    Tensor EmbeddingRows(Tensor ids)
+    {
+        if (Embed.device_type == Device.type) return Embed.index_select(0, ids);
+        return HostEmbeddingLookup is { } lookup ? lookup(Embed, ids) : Embed.index_select(0, ids.cpu()).to(Device);
     }
 
     /// <summary>Prompt tuning's virtual token embeddings [N, H] (PEFT's prompt_embeddings), set by Peft: they come
@@ -235,14 +246,11 @@ public sealed class CausalLM : IDisposable
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype.</summary>
-    public Tensor RmsNorm(Tensor x, Tensor weight)
-    {
-        using var scope = NewDisposeScope();
-        var xf = x.to(float32);
-        var normed = xf * rsqrt(xf.pow(2).mean([-1], keepdim: true) + Config.RmsNormEps);
-        return (weight * normed.to(x.dtype)).MoveToOuterDisposeScope();
-    }
+    /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype (on CUDA in bf16/fp16,
+    /// libtorch's fused op: one kernel instead of eight, see <see cref="FusedRmsNorm"/>).</summary>
+    public Tensor RmsNorm(Tensor x, Tensor weight) => FusedRmsNorm.Available(Device, x.dtype)
+        ? FusedRmsNorm.Apply(x, weight, Config.RmsNormEps)
+        : FusedRmsNorm.Eager(x, weight, Config.RmsNormEps);
 
     /// <summary>Grouped-query attention: each K/V head serves NumHeads/NumKvHeads query heads.
     /// (B, nkv, S, hd) → (B, nh, S, hd). TorchSharp's SDPA has no enable_gqa.</summary>

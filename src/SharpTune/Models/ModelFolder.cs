@@ -100,9 +100,12 @@ public sealed class ModelFolder : IDisposable
 
     /// <summary>Loads the model onto <paramref name="device"/>, converting each tensor as it is read. The seven
     /// projections' weights come from <paramref name="projections"/> when given (a quantizing loader), one at a time,
-    /// so that only one layer's weight in the checkpoint's dtype is in memory at once.</summary>
-    public CausalLM LoadModel(Device device, ScalarType dtype, ProjectionLoader? projections = null)
+    /// so that only one layer's weight in the checkpoint's dtype is in memory at once. With <paramref name="hostEmbedding"/>
+    /// (on CUDA, embeddings not tied to lm_head) the embedding table stays in pinned host memory and lookups gather
+    /// their rows with it (see <see cref="CausalLM.HostEmbeddingLookup"/>).</summary>
+    public CausalLM LoadModel(Device device, ScalarType dtype, ProjectionLoader? projections = null, Func<Tensor, Tensor, Tensor>? hostEmbedding = null)
     {
+        bool embeddingOnHost = hostEmbedding is not null && device.type == DeviceType.CUDA && !Config.TieWordEmbeddings;
         _used.Clear();
         var loaded = new List<IDisposable>();
         Tensor Fetch(string name, long[] shape)
@@ -110,7 +113,7 @@ public sealed class ModelFolder : IDisposable
             if (_byName.TryGetValue(name, out var file) && !file.Entries[name].Shape.SequenceEqual(shape))
                 throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", file.Entries[name].Shape)}], config.json implies [{string.Join(", ", shape)}]");
             using var raw = ReadRaw(name);
-            var t = raw.to(dtype, device).DetachFromDisposeScope();
+            var t = (embeddingOnHost && name == "model.embed_tokens.weight" ? raw.to(dtype).pin_memory() : raw.to(dtype, device)).DetachFromDisposeScope();
             loaded.Add(t);
             return t;
         }
@@ -122,7 +125,7 @@ public sealed class ModelFolder : IDisposable
         };
 
         CausalLM model;
-        try { model = new CausalLM(Config, device, dtype, Fetch, projection); }
+        try { model = new CausalLM(Config, device, dtype, Fetch, projection) { HostEmbeddingLookup = embeddingOnHost ? hostEmbedding : null }; }
         catch
         {
             foreach (var t in loaded) t.Dispose();   // a missing or misshapen weight: free what was loaded

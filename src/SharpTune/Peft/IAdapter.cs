@@ -20,6 +20,14 @@ public interface IAdapter : IDisposable
     void Save(string dir, string? baseModel = null);
     /// <summary>Copies the trainable values from a saved adapter file (resuming a run).</summary>
     void Restore(SafetensorsFile weights);
+
+    /// <summary>The forward and backward passes of one training step begin, with activations of
+    /// <paramref name="computeType"/>; <see cref="Values"/> stay unchanged until <see cref="EndStep"/>.</summary>
+    void BeginStep(ScalarType computeType) { }
+    /// <summary>A backward pass is done: its gradients are in <see cref="Gradients"/> afterwards.</summary>
+    void CollectGradients() { }
+    /// <summary>The step's passes are done (the optimizer may change <see cref="Values"/> next).</summary>
+    void EndStep() { }
 }
 
 /// <summary>Loads a PEFT adapter folder of any supported kind, by its adapter_config.json's peft_type.</summary>

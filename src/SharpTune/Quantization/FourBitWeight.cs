@@ -1,7 +1,6 @@
 using SharpTune.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace SharpTune.Quantization;
 
@@ -88,10 +87,14 @@ public sealed class FourBitWeight : IFrozenWeight
         };
     }
 
-    /// <summary>code[i] · absmax of the block, as [out, in] in <paramref name="dtype"/>. Bytes are decoded through a
-    /// 256-entry table of (high, low) code pairs, one lookup per byte. In fp32 this is bitsandbytes' dequantization
-    /// exactly; in bf16 the code and absmax are rounded to bf16 before their product.</summary>
-    public Tensor Dense(ScalarType dtype)
+    /// <summary>code[i] · absmax of the block, as [out, in] in <paramref name="dtype"/>: the fused kernel on CUDA
+    /// where it is available, else <see cref="DenseStock"/> (the same values bit for bit).</summary>
+    public Tensor Dense(ScalarType dtype) => QuantKernels.Available(Packed.device) ? QuantKernels.FourBit(this, dtype) : DenseStock(dtype);
+
+    /// <summary>The dequantization in stock torch ops: bytes are decoded through a 256-entry table of (high, low) code
+    /// pairs, one lookup per byte. In fp32 this is bitsandbytes' dequantization exactly; in bf16 the code and absmax
+    /// are rounded to bf16 before their product.</summary>
+    public Tensor DenseStock(ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         long blocks = OutFeatures * InFeatures / BlockSize;
@@ -100,11 +103,7 @@ public sealed class FourBitWeight : IFrozenWeight
         return (values * absmax.unsqueeze(1)).view(OutFeatures, InFeatures).MoveToOuterDisposeScope();
     }
 
-    public Tensor Linear(Tensor x, Tensor? bias)
-    {
-        using var w = Dense(x.dtype);
-        return F.linear(x, w, bias);
-    }
+    public Tensor Linear(Tensor x, Tensor? bias) => FrozenLinear.Apply(this, x, bias);
 
     Tensor PairTable(ScalarType dtype)
     {

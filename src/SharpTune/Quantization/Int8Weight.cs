@@ -1,7 +1,6 @@
 using SharpTune.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace SharpTune.Quantization;
 
@@ -27,17 +26,18 @@ public sealed class Int8Weight : IFrozenWeight
         return new Int8Weight { Values = q.DetachFromDisposeScope(), Scale = scale.DetachFromDisposeScope() };
     }
 
-    public Tensor Dense(ScalarType dtype)
+    /// <summary>values · scale of the row as [out, in] in <paramref name="dtype"/>: the fused kernel on CUDA where it is
+    /// available, else <see cref="DenseStock"/> (the same values bit for bit).</summary>
+    public Tensor Dense(ScalarType dtype) => QuantKernels.Available(Values.device) ? QuantKernels.Int8(this, dtype) : DenseStock(dtype);
+
+    /// <summary>The dequantization in stock torch ops; in bf16 the scale is rounded to bf16 before the product.</summary>
+    public Tensor DenseStock(ScalarType dtype)
     {
         using var scope = NewDisposeScope();
         return (Values.to(dtype) * Scale.to(dtype).unsqueeze(1)).MoveToOuterDisposeScope();
     }
 
-    public Tensor Linear(Tensor x, Tensor? bias)
-    {
-        using var w = Dense(x.dtype);
-        return F.linear(x, w, bias);
-    }
+    public Tensor Linear(Tensor x, Tensor? bias) => FrozenLinear.Apply(this, x, bias);
 
     public void Dispose() { Values.Dispose(); Scale.Dispose(); }
 }

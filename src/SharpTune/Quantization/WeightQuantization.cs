@@ -36,6 +36,17 @@ public static class WeightQuantization
         };
     }
 
+    /// <summary>The embedding lookup for a model quantized with <paramref name="kind"/>:
+    /// its table stays in pinned host memory, the GPU reads the rows it needs over the bus (QuantKernels), so the 1 GB
+    /// table of an 8B model is off the GPU; null for a dense model. Where the kernel is unavailable, rows are indexed on
+    /// the host and copied. Embeddings tied to lm_head stay on the GPU (the loader decides).</summary>
+    public static Func<Tensor, Tensor, Tensor>? HostEmbedding(string kind)
+    {
+        Validate(kind, "quantization");
+        if (kind == "none") return null;
+        return (table, ids) => QuantKernels.Available(ids.device) ? QuantKernels.GatherHostRows(table, ids) : table.index_select(0, ids.cpu()).to(ids.device);
+    }
+
     /// <summary>Reads one weight as stored, moves it to the device, quantizes it there and frees the dense copy:
     /// only one projection is ever dense in memory.</summary>
     static IFrozenWeight Quantized(ModelFolder checkpoint, string name, long[] shape, Device device, Func<Tensor, IFrozenWeight> quantize)

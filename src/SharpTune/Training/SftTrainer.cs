@@ -65,7 +65,8 @@ public sealed class SftTrainer : IDisposable
             : new AdamW(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay);
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
-            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload);
+            model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload,
+                layers: options.CheckpointLayers);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -73,7 +74,8 @@ public sealed class SftTrainer : IDisposable
     public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
     {
         options.Validate();
-        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir));
+        var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
+            hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization));
         try
         {
             var data = PrepareData(options, model);
@@ -94,6 +96,11 @@ public sealed class SftTrainer : IDisposable
                 sink.OnMessage(FlashAttention.Available(device, model.CausalLM.DType)
                     ? "attention: flash kernel (grouped-query; packed rows attend within each example, no mask)"
                     : $"attention: SDPA, packed rows with a block-diagonal mask ({FlashAttention.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA)
+                sink.OnMessage(FusedRmsNorm.Available(device, model.CausalLM.DType)
+                    ? "rms_norm: libtorch's fused op"
+                    : $"rms_norm: eager formula ({FusedRmsNorm.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device, sink.OnMessage));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
@@ -174,6 +181,33 @@ public sealed class SftTrainer : IDisposable
         var reason = Options.MaxSteps > 0 ? StopReason.MaxSteps : StopReason.Epochs;
         double? lastLoss = null;
         using var batches = Prefetch.Ahead(_batcher.Read(_position, int.MaxValue), ahead: 4).GetEnumerator();   // built on a background thread
+        // A logged step's loss is read once the next step is queued behind it, waiting on that step's own event
+        // instead of draining the GPU at every step (where no CUDA event exists, at once). The step's time is the
+        // GPU's, from the start of the loop to the step's end: the host may be anywhere in the next step by then.
+        int deviceIndex = Math.Max(0, (int)device.index);
+        using var fence = device.type == DeviceType.CUDA ? CudaEvent.TryCreate(deviceIndex, timed: true) : null;
+        var started = fence is null ? null : CudaEvent.TryCreate(deviceIndex, timed: true);
+        started?.Record();
+        PendingMetrics? pending = null;
+        void Flush()
+        {
+            if (pending is null) return;
+            pending.Fence?.Wait();
+            double seconds = clock.Elapsed.TotalSeconds;
+            try
+            {
+                if (pending.Fence is { } f && started is not null) seconds = CudaEvent.SecondsBetween(started, f);
+            }
+            catch (InvalidOperationException e)
+            {
+                // A timing the runtime refuses costs the metrics their precision, not the run: the host's clock from here on.
+                _sink.OnMessage($"step times from the host's clock ({e.Message})");
+                started?.Dispose();
+                started = null;
+            }
+            lastLoss = Report(pending, seconds, tokensAtStart, stepsAtStart);
+            pending = null;
+        }
 
         while (_step < _maxSteps)
         {
@@ -199,23 +233,23 @@ public sealed class SftTrainer : IDisposable
             _tokens += micro.Sum(b => b.TokenCount);
             _step++;
 
+            Flush();   // the previous step's metrics: it has run by the time this one's first kernels do
             if (_step % Options.LogEvery == 0 || _step == _maxSteps)
             {
-                double loss = lossSum.item<float>() / Math.Max(1, scored);   // the step's one host sync
-                lastLoss = loss;
-                double seconds = clock.Elapsed.TotalSeconds;
-                double tokensPerSecond = (_tokens - tokensAtStart) / Math.Max(1e-9, seconds);
-                double eta = seconds / Math.Max(1, _step - stepsAtStart) * (_maxSteps - _step);
-                _sink.OnStep(new StepMetrics(_step, _maxSteps, _position.Epoch, loss, lr, gradNorm.item<float>(), _tokens, tokensPerSecond,
-                    _previousSeconds + seconds, eta));
+                // Device scalars to (pinned) host memory, queued behind the step; read at the next Flush.
+                var values = stack([lossSum, gradNorm.to(float32)]).to(CPU, non_blocking: fence is not null).DetachFromDisposeScope();
+                fence?.Record();
+                pending = new PendingMetrics(_step, _position.Epoch, lr, scored, _tokens, values, fence);
+                if (fence is null) Flush();
             }
-            if (_validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps)
-            {
-                if (EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
-            }
-            if (Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps)
-                SaveCheckpoint(clock.Elapsed.TotalSeconds);
+            bool evaluate = _validation.Count > 0 && Options.EvalEvery > 0 && _step % Options.EvalEvery == 0 && _step < _maxSteps;
+            bool save = Options.SaveEvery > 0 && _step % Options.SaveEvery == 0 && _step < _maxSteps;
+            if (evaluate || save) Flush();
+            if (evaluate && EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
+            if (save) SaveCheckpoint(clock.Elapsed.TotalSeconds);
         }
+        Flush();
+        started?.Dispose();
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
@@ -225,6 +259,22 @@ public sealed class SftTrainer : IDisposable
             (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed), _step - stepsAtStart);
         _sink.OnEnd(summary);
         return summary;
+    }
+
+    /// <summary>A logged step whose loss and gradient norm are still on their way to the host.</summary>
+    sealed record PendingMetrics(int Step, int Epoch, double LearningRate, int Scored, long Tokens, Tensor Values, CudaEvent? Fence);
+
+    /// <summary>Reports a logged step whose values have reached the host; returns its loss.</summary>
+    double Report(PendingMetrics p, double seconds, long tokensAtStart, int stepsAtStart)
+    {
+        float[] values;
+        using (p.Values) values = p.Values.data<float>().ToArray();
+        double loss = values[0] / Math.Max(1, p.Scored), gradNorm = values[1];
+        double tokensPerSecond = (p.Tokens - tokensAtStart) / Math.Max(1e-9, seconds);
+        double eta = seconds / Math.Max(1, p.Step - stepsAtStart) * (_maxSteps - p.Step);
+        _sink.OnStep(new StepMetrics(p.Step, _maxSteps, p.Epoch, loss, p.LearningRate, gradNorm, p.Tokens, tokensPerSecond,
+            _previousSeconds + seconds, eta));
+        return loss;
     }
 
     /// <summary>Mean loss over the validation split; returns true when early stopping should end the run.</summary>

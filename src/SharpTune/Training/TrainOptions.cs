@@ -131,6 +131,8 @@ public sealed record TrainOptions
     public bool ActivationCheckpointing { get; init; }
     [Setting("With activation_checkpointing: keep each layer's saved input in pinned CPU memory instead of on the GPU (copied out and back without blocking), for long sequences")]
     public bool ActivationOffload { get; init; }
+    [Setting("With activation_checkpointing: recompute only the first N decoder layers and keep the others' activations (faster, more memory); 0 = all layers", Allowed = ">= 0")]
+    public int CheckpointLayers { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -386,6 +388,8 @@ public sealed record TrainOptions
         Require(LossChunk is >= 16 and <= 1 << 24, $"loss_chunk must be from 16 to {1 << 24}, got {LossChunk}");
         Require(KeepCheckpoints >= 1, $"keep_checkpoints must be at least 1, got {KeepCheckpoints}");
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
+        Require(CheckpointLayers >= 0, $"checkpoint_layers must be 0 (all layers) or more, got {CheckpointLayers}");
+        Require(CheckpointLayers == 0 || ActivationCheckpointing, "checkpoint_layers needs activation_checkpointing: true");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
         Require(OutputDir.Length > 0, "output_dir must not be empty");
         Lora.Validate();

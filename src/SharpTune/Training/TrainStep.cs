@@ -17,13 +17,19 @@ public static class TrainStep
     {
         int scored = micro.Sum(ScoredTokens);
         var lossSum = zeros([], float32, model.Device);
-        foreach (var b in micro)
+        adapter.BeginStep(model.DType);
+        try
         {
-            using var scope = NewDisposeScope();
-            var d = Upload(b, model.Device);
-            lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
-            if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+            foreach (var b in micro)
+            {
+                using var scope = NewDisposeScope();
+                var d = Upload(b, model.Device);
+                lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
+                if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+                adapter.CollectGradients();
+            }
         }
+        finally { adapter.EndStep(); }
         var gradNorm = ClipGradients(adapter, maxGradNorm);
         optimizer.Step(lr);
         optimizer.ZeroGrad();

@@ -39,12 +39,13 @@ public class LoraParityTests
     [InlineData(1024, false)]
     [InlineData(7, false)]   // many chunks, uneven last one
     [InlineData(1024, true)]  // activation checkpointing: layers recomputed in backward
-    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing)
+    [InlineData(1024, true, 1)]  // only the first of the two layers recomputed, the second keeps its activations
+    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing, int checkpointLayers = 0)
     {
         using var model = LoadBase();
         using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
         if (checkpointing)
-            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
+            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, layers: checkpointLayers);
         using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
         using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
         using var scope = NewDisposeScope();

@@ -22,6 +22,24 @@ public class AdamW8bitTests
     }
 
     [Fact]
+    public void SlicedStepsEqualOneSliceBitForBit()
+    {
+        const long n = 3000;   // several slices of 512 and a tail that is not a whole 256-block
+        var (pWhole, gWhole) = Param(n, 4);
+        var (pSliced, gSliced) = Param(n, 4);
+        using var whole = new AdamW8bit([(pWhole, gWhole)]) { SliceValues = 1L << 22 };
+        using var sliced = new AdamW8bit([(pSliced, gSliced)]) { SliceValues = 512 };
+        for (int step = 1; step <= 3; step++)
+        {
+            Grad(gWhole, 200 + step); Grad(gSliced, 200 + step);
+            whole.Step(1e-2); sliced.Step(1e-2);
+        }
+        Assert.True(pWhole.equal(pSliced).all().item<bool>(), "parameters differ");
+        foreach (var ((name, a), (_, b)) in whole.State().Zip(sliced.State()))
+            Assert.True(a.equal(b).all().item<bool>(), $"{name} differs");
+    }
+
+    [Fact]
     public void FirstStepEqualsAdamWAndLaterMomentsStayWithinTheirQuantizationBound()
     {
         const long n = 1000;   // not a whole number of 256-blocks
