@@ -23,7 +23,7 @@ public static class CliApp
             ChatCommand.Create(stdout),
             InitCommand.Create(stdout),
             TokenizeCommand.Create(stdout),
-            TrainCommand.Create(stdout),
+            TrainCommand.Create(stdout, stderr, args),
             ExportCommand.Create(stdout),
             ScoreCommand.Create(stdout),
             EvalCommand.Create(stdout),

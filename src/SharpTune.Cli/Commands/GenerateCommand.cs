@@ -43,7 +43,11 @@ static class GenerateCommand
                     var (reasoning, answer) = ReasoningSplitter.Split(r.Text, ReasoningSplitter.PromptOpensReasoning(m.Tokenizer.Decode(ids[i], skipSpecialTokens: false)));
                     return new { r.PromptIds, r.OutputIds, r.Text, Reasoning = reasoning, Answer = answer, r.FinishReason };
                 }).ToList();
-                var t = new { prefill_seconds = timings.PrefillSeconds, decode_seconds = timings.DecodeSeconds, decode_tokens_per_second = timings.DecodeTokensPerSecond };
+                var t = new
+                {
+                    prefill_seconds = timings.PrefillSeconds, decode_seconds = timings.DecodeSeconds, decode_tokens_per_second = timings.DecodeTokensPerSecond,
+                    capture_seconds = timings.CaptureSeconds, decode_path = timings.DecodePath,
+                };
                 stdout.WriteLine(items.Count == 1
                     ? JsonSerializer.Serialize(new { items[0].PromptIds, items[0].OutputIds, items[0].Text, items[0].Reasoning, items[0].Answer, items[0].FinishReason, Timings = t }, JsonOptions.Indented)
                     : JsonSerializer.Serialize(new { Results = items, Timings = t }, JsonOptions.Indented));
@@ -56,7 +60,7 @@ static class GenerateCommand
                     var (reasoning, answer) = ReasoningSplitter.Split(results[i].Text, ReasoningSplitter.PromptOpensReasoning(m.Tokenizer.Decode(ids[i], skipSpecialTokens: false)));
                     stdout.WriteLine(reasoning is null ? $"[{i}] {answer}" : $"[{i}] [thinking]\n{reasoning}\n[answer]\n{answer}");
                 }
-            Console.Error.WriteLine($"{timings.GeneratedTokens} tokens, {timings.DecodeTokensPerSecond:0.0} tokens/s (prefill {timings.PrefillSeconds * 1000:0} ms)");
+            Console.Error.WriteLine($"{timings.GeneratedTokens} tokens, {timings.DecodeTokensPerSecond:0.0} tokens/s (prefill {timings.PrefillSeconds * 1000:0} ms, decode: {timings.DecodePath})");
         });
         return cmd;
     }

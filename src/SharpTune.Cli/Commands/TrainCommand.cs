@@ -1,5 +1,6 @@
 using System.CommandLine;
 using SharpTune.Data;
+using SharpTune.Distributed;
 using SharpTune.Evaluation;
 using SharpTune.Export;
 using SharpTune.Reporting;
@@ -15,7 +16,8 @@ static class TrainCommand
     /// <summary>The closing evaluation's size: (examples, new tokens) on a GPU and on the CPU (where the demo must stay short).</summary>
     static (int Examples, int NewTokens) ClosingEvalSize(bool gpu) => gpu ? (32, 256) : (8, 64);
 
-    public static Command Create(TextWriter stdout)
+    /// <param name="args">the whole command line, for the workers that --gpus starts</param>
+    public static Command Create(TextWriter stdout, TextWriter? stderr = null, IReadOnlyList<string>? args = null)
     {
         var recipe = new Option<string?>("--recipe", "-r") { Description = "YAML recipe; flags override its settings" };
         var dataset = new Option<string?>("--dataset") { Description = "One dataset: file, folder, Hub id org/name, or sample (replaces the recipe's datasets)" };
@@ -24,12 +26,27 @@ static class TrainCommand
         var rows = new Option<int?>("--dataset-rows") { Description = "Use the first N rows of --dataset" };
         var format = new Option<string?>("--dataset-format") { Description = "auto, medical, alpaca or chat" };
         var export = new Option<string?>("--export") { Description = "After training, export base + adapter: gguf[:QUANT] (e.g. gguf:q4_k_m), ollama[:QUANT], hf or gguf-lora" };
-        var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)") { recipe, dataset, config, split, rows, format, export };
+        var gpus = new Option<int?>("--gpus") { Description = "Train data-parallel on N GPUs of this machine, one worker process each (NCCL); see docs/distributed.md" };
+        var nodes = new Option<int?>("--nnodes") { Description = "Machines taking part (each runs the same command with its --node-rank)" };
+        var nodeRank = new Option<int?>("--node-rank") { Description = "This machine's number, 0 to nnodes-1 (0 hosts the rendezvous)" };
+        var masterAddr = new Option<string?>("--master-addr") { Description = "Address of the machine with --node-rank 0 (default 127.0.0.1)" };
+        var masterPort = new Option<int?>("--master-port") { Description = "TCP port of the rendezvous on that machine (default 29500)" };
+        var cmd = new Command("train", "Fine-tune a model with LoRA (no arguments: a tiny demo on the CPU)")
+            { recipe, dataset, config, split, rows, format, export, gpus, nodes, nodeRank, masterAddr, masterPort };
         var settings = TrainOptions.Settings.Select(s => (s.Key, Option: new Option<string?>(s.Flag) { Description = s.HelpText, HelpName = s.Type })).ToList();
         foreach (var s in settings) cmd.Options.Add(s.Option);
 
         cmd.SetAction(p =>
         {
+            var worker = DistributedEnvironment.FromProcess();
+            if (new Option[] { gpus, nodes, nodeRank, masterAddr, masterPort }.Any(o => p.GetResult(o) is not null))
+            {
+                if (worker is { WorldSize: > 1 })
+                    throw new SharpTuneException("--gpus/--nnodes start workers, but this process already is one (WORLD_SIZE is set); give one or the other");
+                var plan = LaunchPlan.Create(p.GetValue(gpus), p.GetValue(nodes), p.GetValue(nodeRank), p.GetValue(masterAddr), p.GetValue(masterPort));
+                if (plan.WorldSize > 1)
+                    return WorkerLauncher.Run(plan, WorkerCommand.Self(LaunchPlan.WithoutLauncherFlags(args ?? [])), stdout, stderr ?? Console.Error);
+            }
             // A recipe or a --model starts from the documented defaults; no arguments at all is the demo.
             bool demo = p.GetValue(recipe) is null && !settings.Any(s => s.Key == "model" && p.GetValue(s.Option) is not null);
             var options = p.GetValue(recipe) is { } file ? TrainOptions.FromYaml(file) : demo ? FineTune.Demo : new TrainOptions();
@@ -66,6 +83,15 @@ static class TrainCommand
             bool interactive = !Console.IsOutputRedirected && ReferenceEquals(stdout, Console.Out);
             options.Validate();
             OutputFolder.RequireWritable(options.OutputDir);
+            using var session = worker is { WorldSize: > 1 } ? StartWorker(worker, options, stdout, stderr ?? Console.Error) : null;
+            if (session is { Environment.IsMaster: false })
+            {
+                // Ranks other than 0 train their share and write nothing: rank 0 keeps the metrics, checkpoints, adapter and report.
+                using var followerStop = new GracefulStop(TextWriter.Null);
+                var share = FineTune.Run(options, new SinkList(), comparisons: 0, followerStop.Token, collective: session.Collective);
+                session.Finish();
+                return share.Summary.Reason == StopReason.Cancelled ? 130 : 0;
+            }
             string metricsPath = Path.Combine(options.OutputDir, "metrics.jsonl");
             CheckMetricsForResume(options, metricsPath);
             bool newOutput = !Directory.Exists(options.OutputDir);
@@ -77,7 +103,7 @@ static class TrainCommand
             FineTuneResult result;
             try
             {
-                result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model), afterTraining: t =>
+                result = FineTune.Run(options, sink, comparisons: options.Comparisons, stop.Token, new ModelLocator.DownloadProgress(options.Model), collective: session?.Collective, afterTraining: t =>
                 {
                     // a short greedy evaluation of base vs fine-tuned on the validation split, in batches no larger than a training batch
                     var (examples, newTokens) = ClosingEvalSize(t.Model.CausalLM.Device.type == DeviceType.CUDA);
@@ -93,6 +119,7 @@ static class TrainCommand
                 try { Directory.Delete(options.OutputDir, recursive: true); } catch (IOException) { }
                 throw;
             }
+            session?.Finish();   // training is over on every rank; what follows is rank 0's alone
             var report = new TrainingReport(options.OutputDir);
             foreach (var c in result.Comparisons) report.AddComparison(c);
             var files = report.Write(metrics.FilePath);
@@ -134,6 +161,15 @@ static class TrainCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Joins the other ranks of a data-parallel run (before anything loads libtorch: the GPU is picked first).</summary>
+    static DistributedSession StartWorker(DistributedEnvironment worker, TrainOptions options, TextWriter stdout, TextWriter stderr)
+    {
+        if (options.Device is not ("auto" or "cuda"))
+            throw new SharpTuneException($"device {options.Device}: data-parallel training runs one worker per GPU (cuda:LOCAL_RANK, over NCCL); "
+                + "leave device at auto or cuda");
+        return DistributedSession.Start(worker, stderr, log: worker.IsMaster ? stdout.WriteLine : null);
     }
 
     /// <summary>A resumed run appends to metrics.jsonl and reads it back for the report at the end: a damaged file is

@@ -32,7 +32,7 @@ internal sealed class Sampler(SamplingOptions options) : IDisposable
     readonly Generator? _rng = options.Seed is { } seed ? new Generator((ulong)seed) : null;
 
     /// <summary>logits [B, V] fp32; seen [B, V] bool marks ids already in each row (for the repetition penalty).
-    /// Returns the chosen ids [B] (int64, CPU).</summary>
+    /// Returns the chosen ids [B] (int64): on the logits' device for greedy decoding, else on the CPU.</summary>
     public Tensor Next(Tensor logits, Tensor? seen)
     {
         using var scope = NewDisposeScope();
@@ -42,7 +42,7 @@ internal sealed class Sampler(SamplingOptions options) : IDisposable
             var penalized = where(logits < 0, logits * options.RepetitionPenalty, logits / options.RepetitionPenalty);
             logits = where(seen, penalized, logits);
         }
-        if (options.Greedy) return logits.argmax(-1).cpu().MoveToOuterDisposeScope();
+        if (options.Greedy) return logits.argmax(-1).MoveToOuterDisposeScope();
 
         logits = logits / options.Temperature;
         if (options.TopK > 0 && options.TopK < logits.shape[^1])

@@ -31,18 +31,30 @@ public enum FinishReason
 /// <summary>One prompt's result.</summary>
 public sealed record GenerationResult(int[] PromptIds, int[] OutputIds, string Text, FinishReason FinishReason);
 
-public sealed record GenerationTimings(double PrefillSeconds, double DecodeSeconds, int PromptTokens, int GeneratedTokens)
+/// <summary>Where a generation's time went. <paramref name="CaptureSeconds"/>: the part of the decode time spent warming up
+/// and capturing the CUDA graph (0 on the eager path). <paramref name="DecodePath"/> says how steps ran: "cuda graph", or
+/// "eager" with the reason where a graph was wanted but not available.</summary>
+public sealed record GenerationTimings(double PrefillSeconds, double DecodeSeconds, int PromptTokens, int GeneratedTokens,
+    double CaptureSeconds = 0, string DecodePath = "eager")
 {
     public double DecodeTokensPerSecond => DecodeSeconds > 0 ? GeneratedTokens / DecodeSeconds : 0;
 }
 
 /// <summary>
-/// Autoregressive generation with a KV cache: one prefill pass over the (left-padded) prompts, then one
-/// token per step, one host sync per step (the chosen ids).
+/// Autoregressive generation with a KV cache: one prefill pass over the (left-padded) prompts, then one token per
+/// step over a static cache (the same shapes every step, positions read from the device), replayed from a CUDA graph
+/// on the GPU where one can be captured. The host sees one token id per row and step: the one sync per step.
 /// </summary>
 public sealed class TokenGenerator(CausalLM model)
 {
     public GenerationTimings? LastTimings { get; private set; }
+
+    /// <summary>Replay decode steps from a CUDA graph on a CUDA device (off: every step runs op by op).</summary>
+    public bool CudaGraphs { get; init; } = true;
+
+    /// <summary>Op-by-op steps in the graph's form (every step attends over the whole cache under a mask): lets the
+    /// CPU tests check what a graph replays.</summary>
+    internal bool WholeCacheSteps { get; init; }
 
     /// <summary>Token-level generation. <paramref name="onToken"/>(row, id) is called for every new id of an
     /// unfinished row and returns false to finish that row. EOS ids end a row (and are kept in its output).</summary>
@@ -54,10 +66,8 @@ public sealed class TokenGenerator(CausalLM model)
         sampling.Validate();
         if (options.MaxNewTokens <= 0) throw new SharpTuneException($"max new tokens must be positive, got {options.MaxNewTokens}");
         int context = model.Config.MaxPositionEmbeddings;
-        // Prompt tuning's virtual tokens sit in the cache before the prompt (and take positions of the context).
-        long virtualTokens = model.VirtualTokens?.shape[0] ?? 0;
         // A prompt beyond the context has no positions left to generate into (and prefill cost grows with its square).
-        if (prompts.Max(p => p.Length) is var longest && longest + virtualTokens >= context)
+        if (prompts.Max(p => p.Length) is var longest && longest >= context)
             throw new SharpTuneException($"the prompt is {longest} tokens; the model's context is {context} (max_position_embeddings in config.json), "
                 + "which must also leave room for the answer: shorten the prompt");
         int vocab = model.Config.VocabSize;
@@ -68,9 +78,14 @@ public sealed class TokenGenerator(CausalLM model)
         var eos = (options.EosTokenIds ?? []).ToHashSet();
         int B = prompts.Count, P = prompts.Max(p => p.Length);
         var device = model.Device;
-        long capacity = virtualTokens + P + options.MaxNewTokens;
+        long capacity = P + options.MaxNewTokens;
         if (capacity > model.Config.MaxPositionEmbeddings)
-            capacity = Math.Max(virtualTokens + P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
+            capacity = Math.Max(P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
+        long steps = Math.Min(options.MaxNewTokens, capacity - P);
+        // Cache columns: prompt tuning's virtual tokens, the left-padded prompts, then one per step; rounded up to a
+        // multiple of 16 (aligned rows for the attention kernels; unwritten columns are masked out).
+        long virtualCount = model.VirtualTokens?.shape[0] ?? 0;
+        long columns = (virtualCount + P + steps + 15) / 16 * 16;
 
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();
         var finish = new FinishReason?[B];
@@ -78,43 +93,65 @@ public sealed class TokenGenerator(CausalLM model)
         double prefillSeconds = 0;
 
         using var noGrad = torch.no_grad();
-        using var cache = new KvCache(model.Config, B, capacity, model.DType, device);
+        using var cache = new KvCache(model.Config, B, columns, model.DType, device);
         using var sampler = new Sampler(sampling);
         using var scope = NewDisposeScope();
 
         // Left-pad so that every row's next token is at the last column; pads are masked out.
         var padded = new long[B * P];
-        var valid = new bool[B * P];
+        var filled = new bool[B * columns];   // which cache columns hold a real key, per row
         for (int b = 0; b < B; b++)
         {
             // Pads repeat the row's first token: masked out of attention, and harmless in the repetition-penalty
             // scatter (a pad id of 0 would fight over the slot of a real token 0).
             Array.Fill(padded, prompts[b][0], b * P, P - prompts[b].Length);
+            Array.Fill(filled, true, (int)(b * columns), (int)virtualCount);
             for (int t = 0; t < prompts[b].Length; t++)
             {
                 padded[b * P + P - prompts[b].Length + t] = prompts[b][t];
-                valid[b * P + P - prompts[b].Length + t] = true;
+                filled[b * columns + virtualCount + P - prompts[b].Length + t] = true;
             }
         }
         bool anyPadding = prompts.Any(p => p.Length < P);
-        var keyValid = tensor(valid, [B, P], device: device);                                  // [B, S]
-        var positions = (keyValid.to(int64).cumsum(1) - 1).clamp_min(0);                        // [B, P]
+        var keyValid = tensor(filled, [B, columns], device: device);                               // [B, columns]
+        var promptValid = keyValid.narrow(1, virtualCount, P);                                      // [B, P]
+        var positions = (promptValid.to(int64).cumsum(1) - 1).clamp_min(0);                        // [B, P]
         var seen = sampling.RepetitionPenalty != 1 ? zeros([B, model.Config.VocabSize], ScalarType.Bool, device) : null;
         var input = tensor(padded, [B, P], device: device);
         seen?.scatter_(1, input, ones([B, P], ScalarType.Bool, device));
 
-        Tensor? mask = anyPadding ? PrefillMask(keyValid, P) : null;
+        Tensor? mask = anyPadding ? PrefillMask(promptValid, P) : null;
         var hidden = model.Hidden(input, positions, cache, mask);
-        var nextPositions = positions.narrow(1, P - 1, 1) + 1;
+        var logits = F.linear(hidden.narrow(1, P - 1, 1).squeeze(1), model.LmHead).to(float32);   // [B, V]
 
-        long steps = Math.Min(options.MaxNewTokens, capacity - virtualTokens - P);
-        for (long step = 0; step < steps; step++)
+        // The static inputs of a decode step, advanced in place before each step: the token, its position, its cache column.
+        var stepIds = zeros([B, 1], int64, device);
+        var stepPositions = positions.narrow(1, P - 1, 1).clone();                                  // [B, 1]
+        var column = tensor(new[] { virtualCount + P - 1 }, device: device);                        // [1]
+        long written = virtualCount + P - 1;                                                        // the column's value, on the host
+        cache.StepColumn = column;
+        bool needsMask = anyPadding || virtualCount > 0;
+        using var step = new DecodeStep(wholeCache =>
+        {
+            // A graph's steps write at the column on the device and attend over every column (the same shapes each
+            // step); op by op they attend over the written columns only, as the reference does (same sums, same order).
+            keyValid.index_fill_(1, column, true);
+            long width = wholeCache ? columns : written + 1;
+            cache.StepWidth = wholeCache ? null : width;
+            var stepMask = wholeCache || needsMask    // Hidden prepends the virtual tokens' columns to a mask itself
+                ? keyValid.narrow(1, virtualCount, width - virtualCount).view(B, 1, 1, -1)
+                : null;
+            var h = model.Hidden(stepIds, stepPositions, cache, stepMask);
+            return F.linear(h.squeeze(1), model.LmHead).to(float32);                                // [B, V]
+        }, device, CudaGraphs, WholeCacheSteps);
+
+        for (long s = 0; s < steps; s++)
         {
             using var stepScope = NewDisposeScope();
-            var logits = F.linear(hidden.narrow(1, hidden.shape[1] - 1, 1).squeeze(1), model.LmHead).to(float32);   // [B, V]
-            var next = sampler.Next(logits, seen);                                               // [B] on the CPU: the one sync per step
-            if (step == 0) prefillSeconds = clock.Elapsed.TotalSeconds;
-            var chosen = next.data<long>().ToArray();
+            if (s > 0) logits = step.Run();
+            var next = sampler.Next(logits, seen);                                                  // [B] int64
+            var chosen = next.cpu().data<long>().ToArray();                                          // the one sync per step
+            if (s == 0) prefillSeconds = clock.Elapsed.TotalSeconds;
             for (int b = 0; b < B; b++)
             {
                 if (finish[b] is not null) continue;
@@ -124,28 +161,19 @@ public sealed class TokenGenerator(CausalLM model)
                 if (eos.Contains(id)) finish[b] = FinishReason.Eos;
                 else if (!keepGoing) finish[b] = FinishReason.Stop;
             }
-            if (finish.All(f => f is not null) || step == steps - 1) break;
+            if (finish.All(f => f is not null) || s == steps - 1) break;
 
             var nextIds = next.to(device).view(B, 1);
             seen?.scatter_(1, nextIds, ones([B, 1], ScalarType.Bool, device));
-            Tensor? stepMask = null;
-            if (anyPadding)
-            {
-                var grown = cat([keyValid, ones([B, 1], ScalarType.Bool, device)], 1);
-                keyValid.Dispose();
-                keyValid = grown.DetachFromDisposeScope();
-                stepMask = keyValid.view(B, 1, 1, -1);
-            }
-            var h = model.Hidden(nextIds, nextPositions, cache, stepMask);
-            hidden.Dispose();
-            hidden = h.DetachFromDisposeScope();
-            nextPositions.add_(1);
+            stepIds.copy_(nextIds);
+            stepPositions.add_(1);
+            column.add_(1);
+            written++;
         }
-        hidden.Dispose();
-        keyValid.Dispose();
 
         double total = clock.Elapsed.TotalSeconds;
-        LastTimings = new GenerationTimings(prefillSeconds, total - prefillSeconds, prompts.Sum(p => p.Length), outputs.Sum(o => o.Count));
+        LastTimings = new GenerationTimings(prefillSeconds, total - prefillSeconds, prompts.Sum(p => p.Length), outputs.Sum(o => o.Count),
+            step.CaptureSeconds, device.type == DeviceType.CUDA ? $"{step.Path}; {InferenceKernels.Describe()}" : step.Path);
         return outputs.Select((o, b) => (o.ToArray(), finish[b] ?? FinishReason.Length)).ToList();
     }
 

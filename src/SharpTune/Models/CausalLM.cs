@@ -236,7 +236,9 @@ public sealed class CausalLM : IDisposable
             if (cache is not null) (k, v) = cache.Append(k, v);             // (B, nkv, S, hd), S = past + T
             bool causal = attention.Mask is null && T > 1;
             if (causal && k.shape[2] != T) throw new InvalidOperationException("a multi-token step after cached tokens needs an explicit mask");
-            a = F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
+            a = T == 1
+                ? OneQueryAttention(q, k, v, attention.Mask)
+                : F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
         }
         x = x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim));
 
@@ -246,11 +248,27 @@ public sealed class CausalLM : IDisposable
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype (on CUDA in bf16/fp16,
-    /// libtorch's fused op: one kernel instead of eight, see <see cref="FusedRmsNorm"/>).</summary>
-    public Tensor RmsNorm(Tensor x, Tensor weight) => FusedRmsNorm.Available(Device, x.dtype)
-        ? FusedRmsNorm.Apply(x, weight, Config.RmsNormEps)
-        : FusedRmsNorm.Eager(x, weight, Config.RmsNormEps);
+    /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype. Where autograd is off on
+    /// CUDA (generation, evaluation, serving), one kernel that keeps HF's two roundings (<see cref="InferenceKernels"/>);
+    /// else on CUDA in bf16/fp16 libtorch's fused op, one kernel forward and backward (<see cref="FusedRmsNorm"/>).</summary>
+    public Tensor RmsNorm(Tensor x, Tensor weight)
+    {
+        if (InferenceKernels.TryRmsNorm(x, weight, Config.RmsNormEps) is { } fused) return fused;
+        return FusedRmsNorm.Available(Device, x.dtype)
+            ? FusedRmsNorm.Apply(x, weight, Config.RmsNormEps)
+            : FusedRmsNorm.Eager(x, weight, Config.RmsNormEps);
+    }
+
+    /// <summary>Attention of one query token (a decode step): the query heads that share a K/V head become that head's
+    /// queries, (B, nh, 1, hd) → (B, nkv, rep, hd), so K and V are read once as cached instead of copied for every
+    /// query head. q (B, nh, 1, hd), k and v (B, nkv, S, hd), mask [B, 1, 1, S] or null → (B, 1, nh, hd).</summary>
+    Tensor OneQueryAttention(Tensor q, Tensor k, Tensor v, Tensor? mask)
+    {
+        long B = q.shape[0];
+        int rep = Config.NumHeads / Config.NumKvHeads;
+        var grouped = F.scaled_dot_product_attention(q.reshape(B, Config.NumKvHeads, rep, Config.HeadDim), k, v, attn_mask: mask);   // (B, nkv, rep, hd)
+        return grouped.reshape(B, 1, Config.NumHeads, Config.HeadDim);
+    }
 
     /// <summary>Grouped-query attention: each K/V head serves NumHeads/NumKvHeads query heads.
     /// (B, nkv, S, hd) → (B, nh, S, hd). TorchSharp's SDPA has no enable_gqa.</summary>

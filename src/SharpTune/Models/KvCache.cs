@@ -21,12 +21,21 @@ public interface IKvLayer
 }
 
 /// <summary>Keys and values of the tokens seen so far, preallocated for <c>capacity</c> positions so that a
-/// decode step writes in place instead of concatenating. Layout per layer: (B, nkv, capacity, hd).</summary>
+/// decode step writes in place instead of concatenating. Layout per layer: (B, nkv, capacity, hd).
+/// With <see cref="StepColumn"/> set, a one-token pass writes at the column that tensor holds and attends over the
+/// whole capacity (the caller masks the columns not written yet), or over the first <see cref="StepWidth"/>: without
+/// a width every step has the same shapes and reads its position from the device, so a CUDA graph can replay it.</summary>
 public sealed class KvCache : IKvCache, IDisposable
 {
     readonly LayerCache[] _layers;
     public long Length { get; private set; }
     public long Capacity { get; }
+
+    /// <summary>int64 [1] on the device: the column a one-token pass writes to; null to append after <see cref="Length"/>.</summary>
+    public Tensor? StepColumn { get; set; }
+
+    /// <summary>How many leading columns a one-token pass with a <see cref="StepColumn"/> attends to; null: all of them.</summary>
+    public long? StepWidth { get; set; }
 
     public KvCache(ModelConfig c, long batch, long capacity, ScalarType dtype, Device device)
     {
@@ -51,10 +60,17 @@ public sealed class KvCache : IKvCache, IDisposable
         internal Tensor Keys { get; } = keys;
         internal Tensor Values { get; } = values;
 
-        /// <summary>Stores k, v (B, nkv, T, hd) after the cached positions; returns views of all S = past + T.</summary>
+        /// <summary>Stores k, v (B, nkv, T, hd) after the cached positions; returns views of all S = past + T
+        /// (or, for one token with a step column, of the whole capacity).</summary>
         public (Tensor K, Tensor V) Append(Tensor k, Tensor v)
         {
             long past = owner.Length, t = k.shape[2];
+            if (t == 1 && owner.StepColumn is { } column)
+            {
+                Keys.index_copy_(2, column, k);
+                Values.index_copy_(2, column, v);
+                return owner.StepWidth is { } width ? (Keys.narrow(2, 0, width), Values.narrow(2, 0, width)) : (Keys, Values);
+            }
             if (past + t > owner.Capacity)
                 throw new SharpTuneException($"the KV cache holds {owner.Capacity} positions; {past + t} were needed");
             Keys.narrow(2, past, t).copy_(k);

@@ -48,6 +48,7 @@ public static class Rope
     /// [B, T, 1, D] for x (B, T, heads, D)).</summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin)
     {
+        if (InferenceKernels.TryRope(x, cos, signedSin) is { } fused) return fused;   // one kernel where autograd is off (CUDA)
         using var scope = NewDisposeScope();
         return (x * cos + x.roll(x.shape[^1] / 2, -1) * signedSin).MoveToOuterDisposeScope();
     }

@@ -30,6 +30,17 @@ public static partial class TorchRuntime
     /// <summary>Whether the loaded libtorch is a CUDA build with a usable GPU.</summary>
     public static bool UsesCuda { get; private set; }
 
+    /// <summary>An exported function of TorchSharp's native library (e.g. THSTensor_data, for a tensor's device pointer).</summary>
+    public static IntPtr TorchSharpExport(string name)
+    {
+        lock (Gate)
+        {
+            if (!Handles.TryGetValue("LibTorchSharp", out var lib))
+                throw new InvalidOperationException("TorchRuntime.Initialize must run before native TorchSharp functions are looked up");
+            return NativeLibrary.GetExport(lib, name);
+        }
+    }
+
     /// <summary>Loads libtorch for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N") and returns
     /// the device to use. Later calls return the first answer when they ask for the same kind.</summary>
     public static torch.Device Initialize(string device = "auto")

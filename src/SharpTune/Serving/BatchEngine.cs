@@ -223,14 +223,14 @@ public sealed class BatchEngine : IDisposable
         {
             using var sampler = new Sampler(group.Key);
             var members = group.ToArray();
-            var picked = sampler.Next(logits.index_select(0, tensor(members.Select(b => (long)b).ToArray(), device: logits.device)), null).data<long>().ToArray();
+            var picked = sampler.Next(logits.index_select(0, tensor(members.Select(b => (long)b).ToArray(), device: logits.device)), null).cpu().data<long>().ToArray();
             for (int i = 0; i < members.Length; i++) chosen[members[i]] = picked[i];
         }
         foreach (int b in sampled.Where(b => rows[b].Sampling is not { Seed: null, RepetitionPenalty: 1 }))
         {
             var s = rows[b];
             s.Sampler ??= new Sampler(s.Sampling);
-            chosen[b] = s.Sampler.Next(logits.narrow(0, b, 1), s.Seen).data<long>()[0];
+            chosen[b] = s.Sampler.Next(logits.narrow(0, b, 1), s.Seen).cpu().data<long>()[0];
         }
         double[]? logprobs = null;
         if (rows.Any(s => s.Logprobs))

@@ -1,5 +1,6 @@
 using SharpTune.Data;
 using SharpTune.Demo;
+using SharpTune.Distributed;
 using SharpTune.Generation;
 using SharpTune.Hub;
 using SharpTune.Models;
@@ -25,8 +26,9 @@ public static class FineTune
     /// <param name="comparisons">held-out questions to answer before and after (0 = none)</param>
     /// <param name="download">progress of a Hub download when TrainOptions.Model is a Hub id</param>
     /// <param name="afterTraining">runs on the trained model before it is released (the closing evaluation), unless the run was cancelled</param>
+    /// <param name="collective">the ranks of a data-parallel run (rank 0 answers the questions and runs <paramref name="afterTraining"/>)</param>
     public static FineTuneResult Run(TrainOptions options, ITrainingSink sink, int comparisons = 1, CancellationToken ct = default, IProgress<HubProgress>? download = null,
-        Action<SftTrainer>? afterTraining = null)
+        Action<SftTrainer>? afterTraining = null, ICollective? collective = null)
     {
         // Everything that can be checked without training is checked before the first file is written.
         options.Validate();
@@ -44,7 +46,8 @@ public static class FineTune
         }
         else modelDir = ModelSource.ResolveModel(options.Model, download);
 
-        using var trainer = SftTrainer.Setup(options, modelDir, sink);
+        using var trainer = SftTrainer.Setup(options, modelDir, sink, collective);
+        if (!trainer.IsWriter) { comparisons = 0; afterTraining = null; }
         var questions = HeldOutQuestions(options, comparisons);
         var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);

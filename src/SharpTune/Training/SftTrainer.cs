@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using SharpTune.Data;
 using SharpTune.Demo;
+using SharpTune.Distributed;
 using SharpTune.Models;
 using SharpTune.Peft;
 using SharpTune.Quantization;
@@ -32,6 +33,7 @@ public sealed class SftTrainer : IDisposable
     readonly int _padId;
     readonly int _padMultiple;
     readonly int _trainSequences;
+    readonly ICollective _collective;   // the data-parallel ranks; world size 1 for a run in one process
 
     // Progress, saved in checkpoints.
     int _step;
@@ -40,6 +42,7 @@ public sealed class SftTrainer : IDisposable
     double? _bestEvalLoss;
     int _evalsWithoutImprovement;
     double _previousSeconds;
+    bool _stopAgreed;
 
     public string CheckpointsDir => Path.Combine(Options.OutputDir, "checkpoints");
     /// <summary>What adapter_config.json names as the base: the Hub id when the model came from the Hub (a cache path means nothing elsewhere).</summary>
@@ -47,18 +50,22 @@ public sealed class SftTrainer : IDisposable
     public string AdapterDir => Path.Combine(Options.OutputDir, "adapter");
     public int Step => _step;
     public int MaxSteps => _maxSteps;
+    /// <summary>Only rank 0 writes checkpoints and the adapter (and, in the CLI, metrics and reports).</summary>
+    public bool IsWriter => _collective.Rank == 0;
+    int WorldSize => _collective.WorldSize;
 
-    SftTrainer(TrainOptions options, PretrainedModel model, IAdapter adapter, PreparedData data, ITrainingSink sink)
+    SftTrainer(TrainOptions options, PretrainedModel model, IAdapter adapter, PreparedData data, ITrainingSink sink, ICollective collective)
     {
-        Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink;
+        Options = options; Model = model; Adapter = adapter; Data = data; _sink = sink; _collective = collective;
         var train = options.Packing ? Packer.Pack(data.Train, options.MaxLength) : Packer.Single(data.Train);
         _trainSequences = train.Count;
         _validation = options.Packing ? Packer.Pack(data.Validation, options.MaxLength) : Packer.Single(data.Validation);
         _padId = model.Tokenizer.PadTokenId ?? model.Tokenizer.EosTokenId ?? 0;
         _padMultiple = model.CausalLM.Device.type == DeviceType.CUDA ? 64 : 1;
         _batcher = new Batcher(train, new BatchOptions(options.BatchSize, _padId) { Seed = (ulong)options.Seed, PadToMultipleOf = _padMultiple });
-        int microBatches = options.MaxSteps > 0 ? options.MaxSteps * options.GradientAccumulation : _batcher.BatchesPerEpoch * options.Epochs;
-        _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (microBatches + options.GradientAccumulation - 1) / options.GradientAccumulation;
+        // A step takes gradient_accumulation micro-batches on each rank: as many steps as one process with world-size-fold accumulation.
+        int perStep = options.GradientAccumulation * collective.WorldSize;
+        _maxSteps = options.MaxSteps > 0 ? options.MaxSteps : (_batcher.BatchesPerEpoch * options.Epochs + perStep - 1) / perStep;
         IReadOnlyList<(Tensor, Tensor)> trainable = [(adapter.Values, adapter.Gradients)];
         _optimizer = options.Optimizer == "adamw_8bit"
             ? new AdamW8bit(trainable, options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay)
@@ -71,7 +78,8 @@ public sealed class SftTrainer : IDisposable
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
     /// newest checkpoint in the output folder when <see cref="TrainOptions.Resume"/> is set.</summary>
-    public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink)
+    /// <param name="collective">the ranks of a data-parallel run; null: this process alone</param>
+    public static SftTrainer Setup(TrainOptions options, string modelDir, ITrainingSink sink, ICollective? collective = null)
     {
         options.Validate();
         var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
@@ -90,7 +98,7 @@ public sealed class SftTrainer : IDisposable
             IAdapter adapter = options.Peft == "prompt_tuning"
                 ? PromptTuning.Attach(model.CausalLM, options.NumVirtualTokens, options.Seed)
                 : LoraAdapter.Attach(model.CausalLM, options.Lora, options.Seed);
-            var trainer = new SftTrainer(options, model, adapter, data, sink);
+            var trainer = new SftTrainer(options, model, adapter, data, sink, collective ?? LocalCollective.Single());
             var device = model.CausalLM.Device;
             if (device.type == DeviceType.CUDA)
                 sink.OnMessage(FlashAttention.Available(device, model.CausalLM.DType)
@@ -104,6 +112,7 @@ public sealed class SftTrainer : IDisposable
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");
+            if (trainer.WorldSize > 1) trainer.AgreeWithRankZero();
             return trainer;
         }
         catch
@@ -211,33 +220,47 @@ public sealed class SftTrainer : IDisposable
 
         while (_step < _maxSteps)
         {
-            if (ct.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
+            // Ranks must stop at the same step: with several, a stop request is agreed on at logging steps (below).
+            if (WorldSize == 1 && ct.IsCancellationRequested) { reason = StopReason.Cancelled; break; }
             using var scope = NewDisposeScope();
-            manual_seed(Options.Seed + _step);   // dropout masks depend on the step only: a resumed run draws the same ones
-            Model.CausalLM.Checkpointing?.BeginStep(Options.Seed + _step);
+            long seed = Options.Seed + _step + _collective.Rank * 1_000_003L;   // dropout masks depend on the step (and rank) only: a resumed run draws the same ones
+            manual_seed(seed);
+            Model.CausalLM.Checkpointing?.BeginStep(seed);
             double lr = _schedule.At(_step);
 
-            var micro = new List<Batch>();
-            for (int i = 0; i < Options.GradientAccumulation; i++)
+            // The step's micro-batches in the order one process would take them; this rank trains on its share.
+            var global = new List<Batch>();
+            for (int i = 0; i < Options.GradientAccumulation * WorldSize; i++)
             {
                 if (Options.MaxSteps == 0 && _position.Epoch >= Options.Epochs) break;   // epochs mode: the last step may be short
                 if (!batches.MoveNext()) break;
-                micro.Add(batches.Current.Batch);
+                global.Add(batches.Current.Batch);
                 _position = batches.Current.Next;
             }
-            if (micro.Count == 0) { reason = StopReason.Epochs; break; }
+            if (global.Count == 0) { reason = StopReason.Epochs; break; }
+            var micro = Shard.Of(global, _collective.Rank, WorldSize);
 
             Adapter.Training = true;   // LoRA dropout on for the step, off for evaluation and generation
-            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.CausalLM, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk);
+            var (lossSum, gradNorm, scored) = TrainStep.Run(Model.CausalLM, Adapter, _optimizer, micro, lr, Options.MaxGradNorm, Options.LossChunk,
+                scoredTotal: global.Sum(TrainStep.ScoredTokens), collective: _collective);
             Adapter.Training = false;
-            _tokens += micro.Sum(b => b.TokenCount);
+            _tokens += global.Sum(b => b.TokenCount);   // every rank knows the whole step's batches: global tokens without a collective
             _step++;
 
             Flush();   // the previous step's metrics: it has run by the time this one's first kernels do
             if (_step % Options.LogEvery == 0 || _step == _maxSteps)
             {
                 // Device scalars to (pinned) host memory, queued behind the step; read at the next Flush.
-                var values = stack([lossSum, gradNorm.to(float32)]).to(CPU, non_blocking: fence is not null).DetachFromDisposeScope();
+                var logged = stack([lossSum, gradNorm.to(float32)]);
+                if (WorldSize > 1)
+                {
+                    // The loss of all ranks' shares, and whether any rank was asked to stop (on the device: read at the
+                    // Flush, where every rank learns it after the same step).
+                    var shared = stack([lossSum, tensor(ct.IsCancellationRequested ? 1f : 0f, device: device)]);
+                    _collective.AllReduce(shared);
+                    logged = stack([shared[0], gradNorm.to(float32), shared[1]]);
+                }
+                var values = logged.to(CPU, non_blocking: fence is not null).DetachFromDisposeScope();
                 fence?.Record();
                 pending = new PendingMetrics(_step, _position.Epoch, lr, scored, _tokens, values, fence);
                 if (fence is null) Flush();
@@ -247,6 +270,7 @@ public sealed class SftTrainer : IDisposable
             if (evaluate || save) Flush();
             if (evaluate && EvaluateAndCheckStop()) { reason = StopReason.EarlyStopping; break; }
             if (save) SaveCheckpoint(clock.Elapsed.TotalSeconds);
+            if (_stopAgreed) { reason = StopReason.Cancelled; break; }
         }
         Flush();
         started?.Dispose();
@@ -254,7 +278,7 @@ public sealed class SftTrainer : IDisposable
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
         SaveCheckpoint(elapsed);
-        if (finished) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
+        if (finished && IsWriter) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
         var summary = new TrainSummary(_step, reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,
             (_tokens - tokensAtStart) / Math.Max(1e-9, elapsed), _step - stepsAtStart);
         _sink.OnEnd(summary);
@@ -270,6 +294,7 @@ public sealed class SftTrainer : IDisposable
         float[] values;
         using (p.Values) values = p.Values.data<float>().ToArray();
         double loss = values[0] / Math.Max(1, p.Scored), gradNorm = values[1];
+        _stopAgreed = values.Length > 2 && values[2] > 0;   // several ranks: all of them saw a stop request
         double tokensPerSecond = (p.Tokens - tokensAtStart) / Math.Max(1e-9, seconds);
         double eta = seconds / Math.Max(1, p.Step - stepsAtStart) * (_maxSteps - p.Step);
         _sink.OnStep(new StepMetrics(p.Step, _maxSteps, p.Epoch, loss, p.LearningRate, gradNorm, p.Tokens, tokensPerSecond,
@@ -284,7 +309,8 @@ public sealed class SftTrainer : IDisposable
         using var scope = NewDisposeScope();
         var sum = zeros([], float32, device);
         long count = 0, tokens = 0;
-        for (int i = 0; i < _validation.Count; i += Options.BatchSize)
+        // Each rank scores every world-size-th batch; the sums are then added over the ranks.
+        for (int i = _collective.Rank * Options.BatchSize; i < _validation.Count; i += Options.BatchSize * WorldSize)
         {
             var batch = Batcher.Collate(_validation.Skip(i).Take(Options.BatchSize).ToList(), _padId, _padMultiple);
             var d = TrainStep.Upload(batch, device);
@@ -292,6 +318,13 @@ public sealed class SftTrainer : IDisposable
             sum.add_(s);
             count += n;
             tokens += batch.TokenCount;
+        }
+        if (WorldSize > 1)
+        {
+            var totals = stack([sum.to(float64), tensor((double)count, float64, device), tensor((double)tokens, float64, device)]);
+            _collective.AllReduce(totals);
+            var host = totals.cpu().data<double>().ToArray();
+            (sum, count, tokens) = (tensor((float)host[0]), (long)host[1], (long)host[2]);
         }
         double loss = sum.item<float>() / Math.Max(1, count);
         _sink.OnEval(new EvalMetrics(_step, loss, Math.Exp(loss), tokens));
@@ -306,6 +339,7 @@ public sealed class SftTrainer : IDisposable
     /// folder and renames it into place: a kill or a full disk mid-save leaves the previous checkpoint intact.</summary>
     public void SaveCheckpoint(double sessionSeconds)
     {
+        if (!IsWriter) return;
         string final = Path.Combine(CheckpointsDir, $"step-{_step:D6}");
         if (Directory.Exists(final)) return;
         string tmp = $"{final}.tmp-{Guid.NewGuid():N}";
@@ -324,6 +358,7 @@ public sealed class SftTrainer : IDisposable
                 ["evals_without_improvement"] = _evalsWithoutImprovement,
                 ["elapsed_seconds"] = _previousSeconds + sessionSeconds,
                 ["max_steps"] = _maxSteps,
+                ["world_size"] = WorldSize,
                 ["options"] = JsonSerializer.SerializeToNode(Options with { Resume = true }),
             };
             AtomicFile.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
@@ -346,8 +381,9 @@ public sealed class SftTrainer : IDisposable
 
     void ResumeFromNewest()
     {
-        foreach (var stale in Directory.Exists(CheckpointsDir) ? Directory.GetDirectories(CheckpointsDir, "*.tmp-*") : [])
-            Directory.Delete(stale, recursive: true);
+        if (IsWriter)
+            foreach (var stale in Directory.Exists(CheckpointsDir) ? Directory.GetDirectories(CheckpointsDir, "*.tmp-*") : [])
+                Directory.Delete(stale, recursive: true);
         var newest = Checkpoints(CheckpointsDir).LastOrDefault();
         if (newest is null) return;
         string statePath = Path.Combine(newest, "trainer_state.json");
@@ -359,6 +395,12 @@ public sealed class SftTrainer : IDisposable
                 + $"resume with optimizer: {savedOptimizer}, or use another output_dir");
         // A longer run may continue a shorter one (its schedule is recomputed for the new length); a shorter one
         // would need steps that were already taken under another schedule.
+        // Batches are sharded by world size and the checkpoint's data position is global: a run on another number of
+        // GPUs would take other batches per step. It is refused rather than silently changing the global batch.
+        int savedWorld = state["world_size"].Exists ? state["world_size"].Int(1, 1 << 20) : 1;
+        if (savedWorld != WorldSize)
+            throw new SharpTuneException($"{statePath}: this checkpoint was trained on {savedWorld} GPU(s), this run has {WorldSize}; "
+                + $"resume with the same number of GPUs (--gpus {savedWorld}), or use another output_dir");
         int savedMaxSteps = state["max_steps"].Int(1, int.MaxValue);
         if (savedMaxSteps > _maxSteps)
             throw new SharpTuneException($"{newest}: this checkpoint belongs to a run of {savedMaxSteps} steps, this one has {_maxSteps}; "
@@ -405,6 +447,25 @@ public sealed class SftTrainer : IDisposable
         if (savedMaxSteps < _maxSteps)
             _sink.OnMessage($"extending the run from {savedMaxSteps} to {_maxSteps} steps: the learning-rate schedule ({Options.LrScheduler}) is recomputed "
                 + $"for {_maxSteps} steps, so from step {_step + 1} on it differs from the first run's");
+    }
+
+    /// <summary>Gives every rank rank 0's adapters (fresh ones are equal anyway: one seed) and checks that all ranks
+    /// resumed at the same step, which needs output_dir to be one folder for all of them (a shared file system across machines).</summary>
+    void AgreeWithRankZero()
+    {
+        using var scope = NewDisposeScope();
+        using (no_grad()) _collective.Broadcast(Adapter.Values);
+        var device = Model.CausalLM.Device;
+        var rankZero = tensor(new long[] { _step, _position.Epoch, _position.Batch }, device: device);
+        _collective.Broadcast(rankZero);
+        var zero = rankZero.cpu().data<long>().ToArray();
+        bool differs = zero[0] != _step || zero[1] != _position.Epoch || zero[2] != _position.Batch;
+        var anyDiffers = tensor(differs ? 1f : 0f, device: device);
+        _collective.AllReduce(anyDiffers, ReduceOp.Max);   // every rank stops, not only the one that noticed
+        if (anyDiffers.item<float>() > 0)
+            throw new SharpTuneException((differs ? $"rank {_collective.Rank} resumed at step {_step} from {CheckpointsDir}, rank 0 at step {zero[0]}"
+                : $"another rank resumed at another step than rank 0 (step {_step} from {CheckpointsDir})")
+                + "; every rank must see the same output_dir (on several machines: a shared file system)");
     }
 
     static void RequireShape(SafetensorsFile file, string name, long[] shape)

@@ -1,4 +1,5 @@
 using SharpTune.Data;
+using SharpTune.Distributed;
 using SharpTune.Models;
 using SharpTune.Peft;
 using TorchSharp;
@@ -8,14 +9,18 @@ namespace SharpTune.Training;
 
 /// <summary>One optimizer step of LoRA training: forward and backward of each micro-batch (the loss normalized by
 /// the tokens scored across all of them), global gradient clipping, AdamW, zeroed gradients. Shared by the trainer
-/// and the benchmarks; no host sync inside.</summary>
+/// and the benchmarks; no host sync inside. Data-parallel: each rank runs its share of the step's micro-batches with the
+/// loss divided by the tokens scored on all ranks, so that one sum all-reduce of the flat gradient buffer gives every
+/// rank the gradient one process would have accumulated over all of them.</summary>
 public static class TrainStep
 {
-    /// <returns>the summed loss and the gradient norm before clipping (device scalars), and the tokens scored</returns>
+    /// <param name="scoredTotal">tokens scored in the whole step, on all ranks (default: those of <paramref name="micro"/>)</param>
+    /// <param name="collective">the ranks of a data-parallel run (null or world size 1: this process alone)</param>
+    /// <returns>the summed loss of this rank's micro-batches and the gradient norm before clipping (device scalars), and the tokens scored</returns>
     public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, IAdapter adapter, IOptimizer optimizer,
-        IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk)
+        IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk, int? scoredTotal = null, ICollective? collective = null)
     {
-        int scored = micro.Sum(ScoredTokens);
+        int scored = scoredTotal ?? micro.Sum(ScoredTokens);
         var lossSum = zeros([], float32, model.Device);
         adapter.BeginStep(model.DType);
         try
@@ -30,7 +35,10 @@ public static class TrainStep
             }
         }
         finally { adapter.EndStep(); }
-        var gradNorm = ClipGradients(adapter, maxGradNorm);
+        // One all-reduce of the whole flat buffer after the backward: LoRA gradients are small (tens of MB), so overlapping
+        // per-layer buckets with the backward would save well under a millisecond per step on NVLink.
+        if (collective is { WorldSize: > 1 }) collective.AllReduce(adapter.Gradients);
+        var gradNorm = ClipGradients(adapter, maxGradNorm);   // after the all-reduce: every rank clips the same global gradient
         optimizer.Step(lr);
         optimizer.ZeroGrad();
         return (lossSum, gradNorm, scored);
