@@ -19,8 +19,9 @@ public sealed record ServerOptions(string Host = "127.0.0.1", int Port = 8080, s
     public void Validate()
     {
         if (Port is < 0 or > 65535) throw new SharpTuneException($"--port must be from 0 to 65535, got {Port}");
-        if (string.IsNullOrWhiteSpace(Host) || Host.Any(char.IsWhiteSpace) || Host.Contains('/'))
-            throw new SharpTuneException($"--host expects an address or a host name, got {SharpTuneException.Quote(Host)}");
+        // Kestrel listens on every interface for a name it cannot bind to as such: a typo must not expose the server
+        if (Host != "localhost" && !System.Net.IPAddress.TryParse(Host, out _))
+            throw new SharpTuneException($"--host expects an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost, got {SharpTuneException.Quote(Host)}");
         if (MaxBodyBytes < 1) throw new SharpTuneException($"--max-body-bytes must be positive, got {MaxBodyBytes}");
     }
 }

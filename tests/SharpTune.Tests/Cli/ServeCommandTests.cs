@@ -22,7 +22,9 @@ public class ServeCommandTests
     [InlineData("--port", "-1", "--port must be from 0 to 65535, got -1")]
     [InlineData("--port", "99999", "--port must be from 0 to 65535, got 99999")]
     [InlineData("--max-body-bytes", "0", "--max-body-bytes must be positive, got 0")]
-    [InlineData("--host", "not a host", "--host expects an address or a host name, got 'not a host'")]
+    [InlineData("--host", "not a host", "--host expects an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost, got 'not a host'")]
+    [InlineData("--host", "not..a..host", "--host expects an IP address")]
+    [InlineData("--served-model-name", "", "--served-model-name must be a non-empty name")]
     public void MistakesAreOneErrorLine(string flag, string value, string expected)
     {
         var (code, err) = Run("serve", "--model", ServingSetup.Models.Plain, flag, value, "--device", "cpu");
