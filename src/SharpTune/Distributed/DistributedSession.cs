@@ -51,7 +51,8 @@ public sealed partial class DistributedSession : IDisposable
         var rendezvous = Rendezvous.Join(env.Rank, env.WorldSize, env.MasterAddr, env.MasterPort, () => NcclLibrary.GetUniqueId().ToArray(), timeout, Fail);
         try
         {
-            var collective = NcclCollective.Create(NcclUniqueId.From(rendezvous.Payload), env.Rank, env.WorldSize, timeout,
+            // CUDA_VISIBLE_DEVICES leaves this worker one GPU, its device 0.
+            var collective = NcclCollective.Create(NcclUniqueId.From(rendezvous.Payload), env.Rank, env.WorldSize, gpu: 0, timeout,
                 () => rendezvous.Barrier(timeout), Fail);
             _live = collective;
             SelfCheck(collective, device);

@@ -39,6 +39,17 @@ public sealed unsafe class CudaEvent : IDisposable
         finally { _api.Leave(_device, previous); }
     }
 
+    /// <summary>Whether the work queued before <see cref="Record"/> has run (true before any record); does not block.</summary>
+    public bool Completed()
+    {
+        int status = _api.EventQuery(_event);
+        if (status == NotReady) return false;
+        Api.Check(status, "cudaEventQuery");
+        return true;
+    }
+
+    const int NotReady = 600;   // cudaErrorNotReady
+
     /// <summary>Blocks until the work queued before <see cref="Record"/> has run.</summary>
     public void Wait() => Api.Check(_api.EventSynchronize(_event), "cudaEventSynchronize");
 
@@ -63,6 +74,7 @@ public sealed unsafe class CudaEvent : IDisposable
         public delegate* unmanaged<IntPtr*, uint, int> EventCreateWithFlags;
         public delegate* unmanaged<IntPtr, IntPtr, int> EventRecord;
         public delegate* unmanaged<IntPtr, int> EventSynchronize;
+        public delegate* unmanaged<IntPtr, int> EventQuery;
         public delegate* unmanaged<IntPtr, int> EventDestroy;
         public delegate* unmanaged<float*, IntPtr, IntPtr, int> EventElapsedTime;
         public delegate* unmanaged<int*, int> GetDevice;
@@ -80,6 +92,7 @@ public sealed unsafe class CudaEvent : IDisposable
                     EventCreateWithFlags = (delegate* unmanaged<IntPtr*, uint, int>)create,
                     EventRecord = (delegate* unmanaged<IntPtr, IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventRecord"),
                     EventSynchronize = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventSynchronize"),
+                    EventQuery = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventQuery"),
                     EventDestroy = (delegate* unmanaged<IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventDestroy"),
                     EventElapsedTime = (delegate* unmanaged<float*, IntPtr, IntPtr, int>)NativeLibrary.GetExport(lib, "cudaEventElapsedTime"),
                     GetDevice = (delegate* unmanaged<int*, int>)NativeLibrary.GetExport(lib, "cudaGetDevice"),
