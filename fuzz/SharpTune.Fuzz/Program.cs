@@ -1,7 +1,7 @@
 using SharpFuzz;
 using SharpTune.Fuzz;
 
-// dotnet SharpTune.Fuzz.dll TARGET            — under afl-fuzz (persistent mode, input on stdin)
+// dotnet SharpTune.Fuzz.dll TARGET            — under afl-fuzz (persistent mode in a child process, input on stdin)
 // dotnet SharpTune.Fuzz.dll TARGET FILE...    — replay files, print each outcome (for triage)
 if (args.Length == 0 || !FuzzTargets.All.ContainsKey(args[0]))
 {
@@ -25,7 +25,10 @@ if (args.Length > 1)
     }
     return 0;
 }
-Fuzzer.Run(stream =>
+// Out of process: SharpFuzz's server restarts the harness when an input kills or hangs it, instead of the whole
+// fork server dying with it (in-process mode reports its own pid, so afl-fuzz's timeout kill took the server down:
+// "Unable to communicate with fork server", how the Parquet runs of 2026-11-29 ended).
+Fuzzer.OutOfProcess.Run(stream =>
 {
     using var copy = new MemoryStream();
     stream.CopyTo(copy);

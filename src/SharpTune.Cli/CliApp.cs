@@ -83,6 +83,9 @@ public static class CliApp
             if (error.SymbolResult is not OptionResult { Option: { } option } result) continue;
             if (result.IdentifierToken is null) return $"`{CommandPath(parsed)}` needs {option.Name} (see --help)";
             if (result.Tokens.Count == 0) return $"{option.Name} needs a value";
+            // A one-value option given twice: System.CommandLine collects both values and then fails on their type.
+            if (result.Tokens.Count > 1 && option.Arity.MaximumNumberOfValues == 1)
+                return $"{option.Name} is given {result.Tokens.Count} times ({string.Join(", ", result.Tokens.Take(3).Select(t => SharpTuneException.Quote(t.Value)))}); give it once";
             return $"{option.Name} expects {TypeInWords(option.ValueType)}, got {SharpTuneException.Quote(string.Join(" ", result.Tokens.Select(t => t.Value)))}";
         }
         if (command.Subcommands.Count > 0) return $"no command given; expected one of {string.Join(", ", command.Subcommands.Select(c => c.Name))} (see --help)";

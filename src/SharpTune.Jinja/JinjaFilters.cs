@@ -271,14 +271,14 @@ internal static partial class JinjaFilters
         string result;
         if (blank)
         {
-            result = string.Join("\n" + indention, lines);
+            result = Py.Join("\n" + indention, lines);
         }
         else
         {
             var sb = new StringBuilder(lines[0]);
             if (lines.Count > 1)
             {
-                sb.Append('\n').Append(string.Join("\n", lines.Skip(1).Select(line => line.Length > 0 ? indention + line : line)));
+                Py.Append(sb.Append('\n'), Py.Join("\n", lines.Skip(1).Select(line => line.Length > 0 ? indention + line : line)));
             }
 
             result = sb.ToString();
@@ -383,7 +383,7 @@ internal static partial class JinjaFilters
             items = items.Select(getter);
         }
 
-        return string.Join(separator, items.Select(Py.Str));
+        return Py.Join(separator, items.Select(Py.Str));
     }
 
     private static object? Length(JinjaRenderer renderer, object? value, Args args) => Done(args, 0, Py.Length(value));

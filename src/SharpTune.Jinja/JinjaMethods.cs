@@ -152,7 +152,7 @@ internal static class JinjaMethods
                     }
                 }
 
-                return string.Join(text, items.Select(Py.Str));
+                return Py.Join(text, items.Select(Py.Str));
             case "partition" or "rpartition":
                 var sep = a.String(0, "sep");
                 a.Done(1);

@@ -23,9 +23,23 @@ internal sealed class JinjaRenderer
     /// <summary>The most characters a rendering may produce; a chat prompt is far smaller.</summary>
     public const int MaxOutput = 16 * 1024 * 1024;
 
+    /// <summary>
+    /// The most work one rendering may do, in units of about a byte: <see cref="StepCost"/> per expression and loop
+    /// iteration, plus the size of every value an operation takes or makes (2 per character, 8 per list item, 16 per
+    /// dict entry). Values are only made by operations and none makes more than <see cref="Py.MaxRepeat"/> at once,
+    /// so this bounds the memory of a rendering as well as its time: nested loops, a huge string concatenated in a
+    /// loop, a membership test on a long list repeated 100,000 times all stop here, after about a second. A chat
+    /// prompt of a thousand messages uses a few percent.
+    /// </summary>
+    public const long MaxWork = 256L * 1024 * 1024;
+
+    /// <summary>The work of one expression or loop iteration (about what it allocates: a scope, a boxed value).</summary>
+    private const int StepCost = 64;
+
     private StringBuilder _output = new();
     private int _line = 1;
     private int _depth;
+    private long _work;
 
     private JinjaRenderer()
     {
@@ -74,6 +88,27 @@ internal sealed class JinjaRenderer
             throw new JinjaRuntimeException($"recursion deeper than {MaxDepth} levels (a macro calling itself without end?)");
         }
     }
+
+    /// <summary>Counts work against <see cref="MaxWork"/>.</summary>
+    private void Spend(long units)
+    {
+        _work += units;
+        if (_work > MaxWork)
+        {
+            throw new JinjaRuntimeException($"the template does more work than a chat prompt needs (over {MaxWork / (1024 * 1024)} M steps and bytes of values: an endless loop or a huge value?)");
+        }
+    }
+
+    /// <summary>The work of taking or making a value: about its size in bytes.</summary>
+    private static long Footprint(object? value) => value switch
+    {
+        string s => 2L * s.Length,
+        Markup m => 2L * m.Text.Length,
+        List<object?> list => 8L * list.Count,
+        object?[] tuple => 8L * tuple.Length,
+        PyDict dict => 16L * dict.Count,
+        _ => 0,
+    };
 
     private void Write(string text)
     {
@@ -178,6 +213,7 @@ internal sealed class JinjaRenderer
         var iterated = false;
         while (context.MoveNext())
         {
+            Spend(StepCost);
             iterated = true;
             var iteration = new Scope(scope);
             Assign(loop.Target, context.Current, iteration);
@@ -198,7 +234,9 @@ internal sealed class JinjaRenderer
         try
         {
             Execute(body, scope);
-            return _output.ToString();
+            var text = _output.ToString();
+            Spend(Footprint(text));
+            return text;
         }
         finally
         {
@@ -214,7 +252,10 @@ internal sealed class JinjaRenderer
         }
 
         var (positional, keywords) = EvaluateArguments(filter.Arguments, scope);
-        return JinjaFilters.Apply(this, filter.Name, value, new Args(filter.Name, positional, keywords));
+        Spend(Footprint(value));
+        var result = JinjaFilters.Apply(this, filter.Name, value, new Args(filter.Name, positional, keywords));
+        Spend(Footprint(result));
+        return result;
     }
 
     private void Assign(Expr target, object? value, Scope scope)
@@ -257,7 +298,14 @@ internal sealed class JinjaRenderer
         Enter();
         try
         {
-            return EvaluateExpr(expr, scope);
+            Spend(StepCost);
+            var value = EvaluateExpr(expr, scope);
+            if (expr is not (ConstExpr or NameExpr or NamespaceRefExpr or GetAttrExpr or GetItemExpr { Key: not SliceExpr }))
+            {
+                Spend(Footprint(value));   // a value made (a lookup only refers to one)
+            }
+
+            return value;
         }
         finally
         {
@@ -303,11 +351,13 @@ internal sealed class JinjaRenderer
                 return Call(callee, positional, keywords);
             case FilterExpr filter:
                 var input = filter.Value is null ? null : Evaluate(filter.Value, scope);
+                Spend(Footprint(input));
                 var (filterPositional, filterKeywords) = EvaluateArguments(filter.Arguments, scope);
                 _line = filter.Line;
                 return JinjaFilters.Apply(this, filter.Name, input, new Args(filter.Name, filterPositional, filterKeywords));
             case TestExpr test:
                 var subject = Evaluate(test.Value, scope);
+                Spend(Footprint(subject));
                 var (testPositional, testKeywords) = EvaluateArguments(test.Arguments, scope);
                 _line = test.Line;
                 return JinjaTests.Apply(this, test.Name, subject, new Args(test.Name, testPositional, testKeywords));
@@ -359,6 +409,7 @@ internal sealed class JinjaRenderer
         }
 
         var right = Evaluate(binary.Right, scope);
+        Spend(Footprint(left) + Footprint(right));
         _line = binary.Line;
         return binary.Op switch
         {
@@ -378,6 +429,7 @@ internal sealed class JinjaRenderer
         foreach (var (op, operand) in compare.Rest)
         {
             var right = Evaluate(operand, scope);
+            Spend(Footprint(left) + Footprint(right));
             _line = compare.Line;
             var holds = op switch
             {
@@ -404,6 +456,7 @@ internal sealed class JinjaRenderer
     private (List<object?> Positional, Dictionary<string, object?> Keywords) EvaluateArguments(CallArguments arguments, Scope scope)
     {
         var positional = arguments.Positional.Select(a => Evaluate(a, scope)).ToList();
+        positional.ForEach(value => Spend(Footprint(value)));
         if (arguments.Star is not null)
         {
             positional.AddRange(Py.Iterate(Evaluate(arguments.Star, scope)));
@@ -413,6 +466,7 @@ internal sealed class JinjaRenderer
         foreach (var (name, value) in arguments.Keywords)
         {
             keywords[name] = Evaluate(value, scope);
+            Spend(Footprint(keywords[name]));
         }
 
         if (arguments.StarStar is not null)

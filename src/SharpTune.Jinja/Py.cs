@@ -55,8 +55,20 @@ internal static class Py
         _ => Repr(value),
     };
 
-    public static string Repr(object? value)
+    /// <summary>Containers nested deeper than this cannot be printed, compared or written as JSON (Python's
+    /// recursion limit raises there too); a loop can build such a list with <c>set ns.x = [ns.x]</c>.</summary>
+    public const int MaxNesting = 200;
+
+    public static string Repr(object? value) => Repr(value, 0);
+
+    private static string Repr(object? value, int depth)
     {
+        if (depth > MaxNesting)
+        {
+            throw TooDeep();
+        }
+
+        string Inner(object? item) => Repr(item, depth + 1);
         switch (value)
         {
             case null:
@@ -72,17 +84,17 @@ internal static class Py
             case Markup m:
                 return $"Markup({PyRepr.String(m.Text)})";
             case List<object?> list:
-                return "[" + string.Join(", ", list.Select(Repr)) + "]";
+                return "[" + Join(", ", list.Select(Inner)) + "]";
             case object?[] tuple:
-                return tuple.Length == 1 ? $"({Repr(tuple[0])},)" : "(" + string.Join(", ", tuple.Select(Repr)) + ")";
+                return tuple.Length == 1 ? $"({Inner(tuple[0])},)" : "(" + Join(", ", tuple.Select(Inner)) + ")";
             case PyDict dict:
-                return "{" + string.Join(", ", dict.Select(p => $"{Repr(p.Key)}: {Repr(p.Value)}")) + "}";
+                return "{" + Join(", ", dict.Select(p => $"{Inner(p.Key)}: {Inner(p.Value)}")) + "}";
             case Undefined:
                 return "Undefined";
             case JinjaNamespace ns:
-                return $"<Namespace {Repr(ns.Attributes)}>";
+                return $"<Namespace {Inner(ns.Attributes)}>";
             case PyView view:
-                return $"{view.TypeName}({Repr(view.Items)})";
+                return $"{view.TypeName}({Inner(view.Items)})";
             case PyGenerator generator:
                 return $"<{generator.TypeName} object>";
             case BoundMethod method:
@@ -125,6 +137,29 @@ internal static class Py
         _ => throw new InvalidOperationException("not a number"),
     };
 
+    /// <summary>How deep the current comparison has gone into nested containers (per thread: templates render
+    /// concurrently).</summary>
+    [ThreadStatic] private static int _comparing;
+
+    /// <summary>Compares the items of two containers one level deeper, stopping at <see cref="MaxNesting"/>.</summary>
+    private static T Deeper<T>(Func<T> compare)
+    {
+        if (_comparing >= MaxNesting)
+        {
+            throw TooDeep();
+        }
+
+        _comparing++;
+        try
+        {
+            return compare();
+        }
+        finally
+        {
+            _comparing--;
+        }
+    }
+
     public static bool Equal(object? a, object? b)
     {
         if (IsNumber(a) && IsNumber(b))
@@ -140,9 +175,9 @@ internal static class Py
         return (a, b) switch
         {
             (null, null) => true,
-            (List<object?> x, List<object?> y) => SequenceEqual(x, y),
-            (object?[] x, object?[] y) => SequenceEqual(x, y),
-            (PyDict x, PyDict y) => x.Count == y.Count && x.All(p => y.TryGet(p.Key, out var v) && Equal(p.Value, v)),
+            (List<object?> x, List<object?> y) => Deeper(() => SequenceEqual(x, y)),
+            (object?[] x, object?[] y) => Deeper(() => SequenceEqual(x, y)),
+            (PyDict x, PyDict y) => x.Count == y.Count && Deeper(() => x.All(p => y.TryGet(p.Key, out var v) && Equal(p.Value, v))),
             (Undefined, Undefined) => true,
             _ => ReferenceEquals(a, b),
         };
@@ -173,7 +208,7 @@ internal static class Py
         double d => d == Math.Floor(d) && Math.Abs(d) < 9e18 ? ((long)d).GetHashCode() : d.GetHashCode(),
         string s => StringComparer.Ordinal.GetHashCode(s),
         Markup m => StringComparer.Ordinal.GetHashCode(m.Text),
-        object?[] tuple => tuple.Aggregate(17, (h, item) => (h * 31) + (item is null ? 0 : Hash(item))),
+        object?[] tuple => Deeper(() => tuple.Aggregate(17, (h, item) => (h * 31) + (item is null ? 0 : Hash(item)))),
         List<object?> or PyDict or PyView => throw new JinjaRuntimeException($"unhashable type: '{TypeName(value)}'"),
         _ => value.GetHashCode(),
     };
@@ -203,8 +238,8 @@ internal static class Py
 
         return (a, b) switch
         {
-            (List<object?> x, List<object?> y) => CompareSequences(x, y, op),
-            (object?[] x, object?[] y) => CompareSequences(x, y, op),
+            (List<object?> x, List<object?> y) => Deeper(() => CompareSequences(x, y, op)),
+            (object?[] x, object?[] y) => Deeper(() => CompareSequences(x, y, op)),
             _ => throw new JinjaRuntimeException(
                 $"'{op}' not supported between instances of '{TypeName(a)}' and '{TypeName(b)}'"),
         };
@@ -285,6 +320,35 @@ internal static class Py
 
     /// <summary>The largest string or list that <c>*</c> may build.</summary>
     public const long MaxRepeat = 16 * 1024 * 1024;
+
+    public static JinjaRuntimeException TooDeep() => new($"values nested more than {MaxNesting} levels deep");
+
+    /// <summary>Appends to a string being built, failing once it would grow past <see cref="MaxRepeat"/>: no single
+    /// operation (join, repr, formatting) builds an unbounded string.</summary>
+    public static StringBuilder Append(StringBuilder sb, string text)
+    {
+        Size((long)sb.Length + text.Length, "a string of length");
+        return sb.Append(text);
+    }
+
+    /// <summary><c>separator.join(parts)</c> within <see cref="MaxRepeat"/>.</summary>
+    public static string Join(string separator, IEnumerable<string> parts)
+    {
+        var sb = new StringBuilder();
+        var first = true;
+        foreach (var part in parts)
+        {
+            if (!first)
+            {
+                Append(sb, separator);
+            }
+
+            Append(sb, part);
+            first = false;
+        }
+
+        return sb.ToString();
+    }
 
     /// <summary>A width or count that would build a string or list larger than <see cref="MaxRepeat"/> fails here.</summary>
     public static int Size(long n, string what) => n <= MaxRepeat ? (int)Math.Max(0, n)

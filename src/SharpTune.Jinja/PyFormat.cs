@@ -97,7 +97,7 @@ internal static class PyFormat
                 text = text[..precision.Value];
             }
 
-            sb.Append(Pad(text, width, flags));
+            Py.Append(sb, Pad(text, width, flags));
         }
 
         if (mapping is null && next < positional.Length)
@@ -116,7 +116,8 @@ internal static class PyFormat
             i++;
         }
 
-        return i > start ? int.Parse(format[start..i], CultureInfo.InvariantCulture) : null;
+        // a width over the limit fails here rather than overflowing an int or padding to gigabytes
+        return i > start ? Py.Size(i - start > 18 ? long.MaxValue : long.Parse(format[start..i], CultureInfo.InvariantCulture), "width") : null;
     }
 
     private static string Pad(string text, int? width, string flags)
@@ -250,7 +251,7 @@ internal static class PyFormat
                 throw new JinjaRuntimeException($"KeyError: {PyRepr.String(field)}");
             }
 
-            sb.Append(conversion == 'r' ? Py.Repr(value) : Py.Str(value));
+            Py.Append(sb, conversion == 'r' ? Py.Repr(value) : Py.Str(value));
         }
 
         return sb.ToString();

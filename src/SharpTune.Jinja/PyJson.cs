@@ -37,6 +37,12 @@ internal sealed class PyJson
 
     private void Write(object? value, int depth)
     {
+        if (depth > Py.MaxNesting)
+        {
+            throw Py.TooDeep();
+        }
+
+        Py.Size(_sb.Length, "a JSON text of length");   // no unbounded text from repeated references to one big list
         switch (value)
         {
             case null:

@@ -263,7 +263,7 @@ internal static class PyString
             {
                 if (done < count)
                 {
-                    sb.Append(replacement);
+                    Py.Append(sb, replacement);
                     done++;
                 }
 
@@ -272,7 +272,7 @@ internal static class PyString
 
             if (done < count)
             {
-                sb.Append(replacement);
+                Py.Append(sb, replacement);
             }
 
             return sb.ToString();
@@ -288,7 +288,7 @@ internal static class PyString
                 break;
             }
 
-            sb.Append(s, from, at - from).Append(replacement);
+            Py.Append(sb.Append(s, from, at - from), replacement);
             from = at + old.Length;
             replaced++;
         }

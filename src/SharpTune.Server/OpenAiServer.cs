@@ -12,7 +12,19 @@ namespace SharpTune.Server;
 
 /// <summary>Where and how the server listens. Loopback unless <paramref name="Host"/> says otherwise; with an
 /// <paramref name="ApiKey"/>, /v1 requests need "Authorization: Bearer KEY".</summary>
-public sealed record ServerOptions(string Host = "127.0.0.1", int Port = 8080, string? ApiKey = null, long MaxBodyBytes = 1 << 20);
+public sealed record ServerOptions(string Host = "127.0.0.1", int Port = 8080, string? ApiKey = null, long MaxBodyBytes = 1 << 20)
+{
+    /// <summary>Refuses values no server can listen or read with, before the model loads (a port of -1 or 99999
+    /// used to load the model and then fail or wait).</summary>
+    public void Validate()
+    {
+        if (Port is < 0 or > 65535) throw new SharpTuneException($"--port must be from 0 to 65535, got {Port}");
+        // Kestrel listens on every interface for a name it cannot bind to as such: a typo must not expose the server
+        if (Host != "localhost" && !System.Net.IPAddress.TryParse(Host, out _))
+            throw new SharpTuneException($"--host expects an IP address (127.0.0.1, ::1, 0.0.0.0) or localhost, got {SharpTuneException.Quote(Host)}");
+        if (MaxBodyBytes < 1) throw new SharpTuneException($"--max-body-bytes must be positive, got {MaxBodyBytes}");
+    }
+}
 
 /// <summary>
 /// The OpenAI-compatible HTTP API over a <see cref="ServedModel"/>: /v1/chat/completions and /v1/completions

@@ -81,8 +81,12 @@ public static class JsonFile
     static string Describe(JsonException e)
     {
         string message = e.Message;
-        int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
-        if (cut > 0) message = message[..cut];
+        // the position is given once, first: System.Text.Json's own " LineNumber: 9 | BytePositionInLine: 13." goes
+        foreach (var tail in new[] { " Path: ", " LineNumber: " })
+        {
+            int cut = message.IndexOf(tail, StringComparison.Ordinal);
+            if (cut > 0) message = message[..cut];
+        }
         message = message.Replace("The JSON value could not be converted to System.Text.Json.JsonDocument. ", "");
         string where = e.LineNumber is { } line ? $"line {line + 1}, byte {e.BytePositionInLine + 1}: " : "";
         const string duplicate = "Duplicate property '";

@@ -47,6 +47,8 @@ static class EvalCommand
                 "generate" => ChoiceMode.Generate,
                 var other => throw new SharpTuneException($"--mode must be loglik or generate, got '{other}'"),
             };
+            string dir = p.GetValue(output)!;
+            OutputFolder.RequireWritable(dir, "report folder");   // before the evaluation, not after it
             var scoreOptions = new ScoreOptions(EvalFlags.MetricNames(p, metrics), p.GetValue(stemmer), p.GetValue(bleuTokenizer)!);
             TextMetrics.Resolve(scoreOptions.Metrics);   // a typo fails before anything downloads or loads
             var (modelDir, adapter, promptFormat, device, dtype) = modelFlags.Values(p);
@@ -74,7 +76,6 @@ static class EvalCommand
                 SampleCount = p.GetValue(samples),
             };
             var result = ModelEvaluator.Run(options, EvalFlags.Progress());
-            string dir = p.GetValue(output)!;
             string jsonPath = EvalJson.Write(result, dir);
             var report = EvalReport.Write(result, dir, EvalReport.TrainingMetricsFor(adapter));
             if (p.GetValue(json))

@@ -27,11 +27,13 @@ static class ServeCommand
             { model, adapters, device, dtype, host, port, apiKey, name, kvTokens, maxBatch, maxQueue, maxModelLen, maxBody };
         cmd.SetAction(async (p, ct) =>
         {
+            string? key = p.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("SHARPTUNE_API_KEY");
+            var serverOptions = new ServerOptions(p.GetValue(host)!, p.GetValue(port), key, p.GetValue(maxBody));
+            serverOptions.Validate();
             var named = (p.GetValue(adapters) ?? []).Select(ParseAdapter).ToList();
             var options = new ServeOptions(new EngineOptions(p.GetValue(kvTokens), p.GetValue(maxBatch), p.GetValue(maxQueue)), p.GetValue(name), p.GetValue(maxModelLen));
             using var served = ServedModel.Load(ModelLocator.Resolve(p.GetValue(model)!), named, p.GetValue(device)!, p.GetValue(dtype)!, options);
-            string? key = p.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("SHARPTUNE_API_KEY");
-            var app = OpenAiServer.Create(served, new ServerOptions(p.GetValue(host)!, p.GetValue(port), key, p.GetValue(maxBody)));
+            var app = OpenAiServer.Create(served, serverOptions);
             try { await app.StartAsync(ct); }
             catch (IOException e) { throw new SharpTuneException($"--host {p.GetValue(host)} --port {p.GetValue(port)}: cannot listen there ({e.Message})"); }
             long kvBytes = KvPool.BytesPerToken(served.Model.Config, served.Model.CausalLM.DType) * options.Engine!.KvTokens;

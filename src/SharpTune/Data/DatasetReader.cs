@@ -78,7 +78,7 @@ public static class DatasetReader
     internal static void Handle(BadRowException e, DatasetSource source, BadRowLog? badRows)
     {
         if (source.OnBadRow == BadRowPolicy.Fail)
-            throw new SharpTuneException($"{e.Message} (to leave such rows out and count them, set on_bad_row: skip in the recipe or --on-bad-row skip)");
+            throw new SharpTuneException(source.SkipHint is null ? e.Message : $"{e.Message} ({source.SkipHint})");
         badRows?.Add(e.Message);
     }
 

@@ -30,6 +30,10 @@ public sealed record DatasetSource(string Path)
 
     public BadRowPolicy OnBadRow { get; init; } = BadRowPolicy.Fail;
 
+    /// <summary>How the user can have bad rows skipped, added to a bad-row error; null where the command has no such
+    /// setting (eval and score always stop at a bad row).</summary>
+    public string? SkipHint { get; init; }
+
     /// <summary>Largest row accepted from a text file, in bytes. Longer rows are bad rows (an error, or skipped).</summary>
     public int MaxRowBytes { get; init; } = 64 * 1024 * 1024;
 

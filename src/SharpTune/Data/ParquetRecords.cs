@@ -72,8 +72,9 @@ internal static class ParquetRecords
         return stream;
     }
 
-    /// <summary>"PAR1" at both ends and a footer length that fits the file: checked here because Parquet.Net
-    /// allocates whatever length the footer claims.</summary>
+    /// <summary>"PAR1" at both ends, a footer length that fits the file and footer metadata that stays within it:
+    /// checked here because Parquet.Net allocates whatever length the footer claims and reads a damaged footer past
+    /// its end.</summary>
     private static void CheckFrame(Stream stream, string name)
     {
         long length = stream.Length;
@@ -90,6 +91,11 @@ internal static class ParquetRecords
         long footer = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(tail);
         if (footer == 0 || footer > length - 12)
             throw new SharpTuneException($"{name}: cannot read the Parquet file: its footer claims {footer} bytes in a file of {length} (truncated or corrupt)");
+        var metadata = new byte[footer];
+        stream.Position = length - 8 - footer;
+        stream.ReadExactly(metadata);
+        stream.Position = 0;
+        ParquetFooter.Check(metadata, name);
     }
 
     /// <summary>Runs Parquet.Net's async API to completion off the caller's synchronization context, and names
@@ -104,6 +110,12 @@ internal static class ParquetRecords
         {
             // A corrupt size field inside the file asks for an impossible allocation.
             throw new SharpTuneException($"{file.Name}: cannot read the Parquet file: it asks for more memory than is available (a corrupt size field?)", e);
+        }
+        catch (Exception e) when (e is IndexOutOfRangeException or ArgumentException or NullReferenceException or InvalidCastException
+                                      or OverflowException or InvalidOperationException or NotSupportedException or FormatException)
+        {
+            // Parquet.Net tripping over values a damaged file holds: its words would be about its own code
+            throw new SharpTuneException($"{file.Name}: cannot read the Parquet file: it is damaged, or uses a feature this reader does not know (Parquet.Net failed with {e.GetType().Name})", e);
         }
         catch (Exception e) when (e is not SharpTuneException)
         {

@@ -46,6 +46,7 @@ public sealed record EvalOptions
         if (MaxNewTokens <= 0) throw new SharpTuneException($"--max-new-tokens must be positive, got {MaxNewTokens}");
         if (Limit < 0) throw new SharpTuneException($"--limit must be >= 0, got {Limit}");
         if (Shots < 0) throw new SharpTuneException($"--shots must be >= 0, got {Shots}");
+        if (SampleCount < 0) throw new SharpTuneException($"--samples must be >= 0, got {SampleCount}");
         if (BaseToo && AdapterDir is null) throw new SharpTuneException("--base-too compares the base model with a fine-tuned one: give --adapter too");
         TextMetrics.Resolve(Score.Metrics);
         if (!Bleu.Tokenizers.Contains(Score.BleuTokenizer))

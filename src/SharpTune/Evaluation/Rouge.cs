@@ -18,6 +18,18 @@ public readonly record struct PrfScore(double Precision, double Recall, double F
 /// </summary>
 public sealed class Rouge(bool stem = false)
 {
+    /// <summary>The most token pairs that ROUGE-L, -Lsum, -W, -S and -SU may compare for one prediction and its
+    /// reference (8,192 tokens each): their work grows with the product of the lengths, and a 1 MB text against
+    /// itself would take 10^10 steps (it ran out of memory instead). A longer pair is an error naming the metric.</summary>
+    public const long MaxPairs = 64L * 1024 * 1024;
+
+    static void CheckPairs(long pairs, string metric, long referenceTokens, long predictionTokens)
+    {
+        if (pairs > MaxPairs)
+            throw new SharpTuneException($"{metric} compares every token of a prediction with every token of its reference, and a pair of " +
+                $"{predictionTokens} and {referenceTokens} tokens is over the limit of {MaxPairs:N0} comparisons; leave {metric} out for texts this long (--metrics)");
+    }
+
     /// <summary>rouge-score's tokenizer: lowercase, every run of characters other than a-z and 0-9 becomes a
     /// separator, tokens longer than 3 characters are Porter-stemmed when stemming is on.</summary>
     public string[] Tokenize(string text)
@@ -56,6 +68,7 @@ public sealed class Rouge(bool stem = false)
         if (refSents.Count == 0 || predSents.Count == 0) return PrfScore.Zero;
         int m = refSents.Sum(s => s.Length), n = predSents.Sum(s => s.Length);
         if (m == 0 || n == 0) return PrfScore.Zero;
+        CheckPairs((long)m * n, "rougeLsum", m, n);   // the sentence tables together: at most m × n cells
         var refCounts = Count(refSents.SelectMany(s => s));
         var predCounts = Count(predSents.SelectMany(s => s));
         int hits = 0;
@@ -82,20 +95,32 @@ public sealed class Rouge(bool stem = false)
     {
         string[] x = Tokenize(reference), y = Tokenize(prediction);
         if (x.Length == 0 || y.Length == 0) return PrfScore.Zero;
-        var c = new double[x.Length + 1, y.Length + 1];
-        var w = new int[x.Length + 1, y.Length + 1];
+        CheckPairs((long)x.Length * y.Length, "rougeW", x.Length, y.Length);
+        // the table row by row: row i needs only row i - 1
+        var c = new double[y.Length + 1];
+        var w = new int[y.Length + 1];
+        var cPrev = new double[y.Length + 1];
+        var wPrev = new int[y.Length + 1];
         for (int i = 1; i <= x.Length; i++)
-        for (int j = 1; j <= y.Length; j++)
         {
-            if (x[i - 1] == y[j - 1])
+            (c, cPrev) = (cPrev, c);
+            (w, wPrev) = (wPrev, w);
+            for (int j = 1; j <= y.Length; j++)
             {
-                int k = w[i - 1, j - 1];
-                c[i, j] = c[i - 1, j - 1] + Math.Pow(k + 1, weight) - Math.Pow(k, weight);
-                w[i, j] = k + 1;
+                if (x[i - 1] == y[j - 1])
+                {
+                    int k = wPrev[j - 1];
+                    c[j] = cPrev[j - 1] + Math.Pow(k + 1, weight) - Math.Pow(k, weight);
+                    w[j] = k + 1;
+                }
+                else
+                {
+                    c[j] = Math.Max(cPrev[j], c[j - 1]);
+                    w[j] = 0;
+                }
             }
-            else c[i, j] = Math.Max(c[i - 1, j], c[i, j - 1]);   // w stays 0
         }
-        double wlcs = c[x.Length, y.Length];
+        double wlcs = c[y.Length];
         double Inverse(double v) => Math.Pow(v, 1 / weight);
         return PrfScore.Of(Inverse(wlcs / Math.Pow(y.Length, weight)), Inverse(wlcs / Math.Pow(x.Length, weight)));
     }
@@ -115,6 +140,7 @@ public sealed class Rouge(bool stem = false)
         }
         long pairsX = (long)x.Count * (x.Count - 1) / 2, pairsY = (long)y.Count * (y.Count - 1) / 2;
         if (pairsX == 0 || pairsY == 0) return PrfScore.Zero;
+        CheckPairs(pairsX + pairsY, withUnigrams ? "rougeSU" : "rougeS", x.Count, y.Count);
         var ids = new Dictionary<string, int>();
         int Id(string t) => ids.TryGetValue(t, out int id) ? id : ids[t] = ids.Count;
         var refPairs = SkipBigrams(x.Select(Id).ToArray());
@@ -166,7 +192,17 @@ public sealed class Rouge(bool stem = false)
     static PrfScore Lcs(string[] reference, string[] prediction)
     {
         if (reference.Length == 0 || prediction.Length == 0) return PrfScore.Zero;
-        int lcs = LcsTable(reference, prediction)[reference.Length, prediction.Length];
+        CheckPairs((long)reference.Length * prediction.Length, "rougeL", reference.Length, prediction.Length);
+        // the LCS length row by row: row i needs only row i - 1
+        var row = new int[prediction.Length + 1];
+        var previous = new int[prediction.Length + 1];
+        for (int i = 1; i <= reference.Length; i++)
+        {
+            (row, previous) = (previous, row);
+            for (int j = 1; j <= prediction.Length; j++)
+                row[j] = reference[i - 1] == prediction[j - 1] ? previous[j - 1] + 1 : Math.Max(previous[j], row[j - 1]);
+        }
+        int lcs = row[prediction.Length];
         return PrfScore.Of((double)lcs / prediction.Length, (double)lcs / reference.Length);
     }
 

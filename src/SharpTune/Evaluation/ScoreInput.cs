@@ -31,7 +31,8 @@ public static class ScoreInput
 
     static IEnumerable<DatasetRow> Rows(string path)
     {
-        if (!File.Exists(path)) throw new SharpTuneException($"{path}: no such file");
+        // a folder, a symlink loop or no permission: one error naming the path, before the dataset reader looks
+        InputFile.Guard(path, () => { using var probe = File.OpenRead(path); return 0; });
         return DatasetReader.Read(new DatasetSource(path));
     }
 

@@ -51,6 +51,8 @@ public static class Exporter
             throw new SharpTuneException($"{o.Output}: already exists; pass --overwrite to replace it");
         if (o.Format is "gguf" or "gguf-lora" && Directory.Exists(output))
             throw new SharpTuneException($"{o.Output}: is a folder; --format {o.Format} writes one .gguf file");
+        // the output's folder must be writable (not under a file, not read-only) before anything is merged or written
+        OutputFolder.RequireWritable(Path.GetDirectoryName(output) ?? output, "folder of --out");
 
         var clock = Stopwatch.StartNew();
         using var weights = MergedWeights.Open(o.Model, o.Adapter);     // checks the adapter against the base before writing

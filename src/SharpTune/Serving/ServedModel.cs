@@ -38,6 +38,12 @@ public sealed class ServedModel : IDisposable
     {
         _model = model; _ownsModel = ownsModel;
         Options = options ?? new ServeOptions();
+        if (Options.ModelName is { } given && (given.Length == 0 || given.Trim() != given || given.Any(char.IsControl)))
+            throw new SharpTuneException($"--served-model-name must be a non-empty name without surrounding spaces, got {SharpTuneException.Quote(given)}");
+        int context = model.Config.MaxPositionEmbeddings;
+        // a limit of 0 would refuse every request, one over the context would promise positions the model lacks
+        if (Options.MaxModelLength is { } limit && (limit < 2 || limit > context))
+            throw new SharpTuneException($"--max-model-len must be from 2 to the model's context of {context} tokens (max_position_embeddings in config.json), got {limit}");
         Name = Options.ModelName ?? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(model.Directory)));
         AdapterRouter? router = null;
         _adapterIndex = [];

@@ -141,6 +141,7 @@ public sealed class SftTrainer : IDisposable
             Columns = ParseColumns(d.Columns),
             Weight = d.Ratio,
             OnBadRow = o.OnBadRow == "skip" ? BadRowPolicy.Skip : BadRowPolicy.Fail,
+            SkipHint = "to leave such rows out and count them, set on_bad_row: skip in the recipe or --on-bad-row skip",
         }).ToList();
         var spec = new TokenizerSpec(text => tokenizer.Encode(text, addSpecialTokens: false), eos, TokenizerIdentity(model.Directory))
         {

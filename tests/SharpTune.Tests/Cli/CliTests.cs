@@ -132,9 +132,22 @@ public class CliTests
     [InlineData("generate --model m --prompt hi --top-k", "--top-k needs a value")]
     [InlineData("generate --model m --prompt hi --top-p 0x10", "--top-p expects a number, got '0x10'")]
     [InlineData("generate --model m", "`sharptune generate` needs --prompt")]
+    [InlineData("train --max-length 256 --max-length 0", "--max-length is given 2 times ('256', '0'); give it once")]
+    [InlineData("generate --model m --prompt hi --device cpu --device cuda:99", "--device is given 2 times ('cpu', 'cuda:99'); give it once")]
+    [InlineData("score --predictions p --references r --bleu-tokenizer 13a --bleu-tokenizer zh", "--bleu-tokenizer is given 2 times")]
     [InlineData("", "no command given; expected one of info, generate")]
     public void FlagMistakesAreOneLineWithASuggestion(string args, string expected) =>
         AssertOneLineError(Run(args.Split(' ', StringSplitOptions.RemoveEmptyEntries)), expected);
+
+    /// <summary>eval checks its report folder before evaluating (it failed at the end with .NET's "The file ...
+    /// already exists", found by the smoke fuzzer).</summary>
+    [Fact]
+    public void EvalRefusesAReportFolderThatIsAFileBeforeLoadingAnything()
+    {
+        string file = Path.Combine(TestPaths.TempDir(), "report");
+        File.WriteAllText(file, "");
+        AssertOneLineError(Run("eval", "--model", "no-such-model", "--data", "d.jsonl", "-o", file), "the report folder is a file");
+    }
 
     [Fact]
     public void UnparsableEmptyValueIsOneLine() =>

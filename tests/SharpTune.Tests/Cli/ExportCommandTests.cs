@@ -41,4 +41,19 @@ public class ExportCommandTests
         r = Run("export", "--model", model, "--format", "gguf-lora", "--out", Path.Combine(TestPaths.TempDir(), "x.gguf"));
         Assert.Equal("error: --format gguf-lora needs --adapter", r.Err.Trim());
     }
+
+    /// <summary>An --out under a file is refused up front with its name (it failed after merging, with .NET's
+    /// "Could not find a part of the path '...o.tmp-...'", found by the smoke fuzzer), and nothing is left.</summary>
+    [Fact]
+    public void OutUnderAFileIsRefusedBeforeWriting()
+    {
+        string model = TestPaths.NewTinyModel();
+        string dir = TestPaths.TempDir();
+        string file = Path.Combine(dir, "f");
+        File.WriteAllText(file, "");
+        var r = Run("export", "--model", model, "--format", "hf", "--out", Path.Combine(file, "o"));
+        Assert.Equal(1, r.Code);
+        Assert.Equal($"error: {file}: the folder of --out is a file; choose a folder", r.Err.Trim());
+        Assert.Equal(["f"], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+    }
 }

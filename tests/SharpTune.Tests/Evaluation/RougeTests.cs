@@ -20,6 +20,31 @@ public class RougeTests
         Assert.Empty(rouge.Tokenize(" \n--!"));
     }
 
+    /// <summary>The metrics whose work grows with the product of the lengths refuse a pair over
+    /// <see cref="Rouge.MaxPairs"/> comparisons by name (a 1 MB text scored against itself ran out of memory); the
+    /// linear ones still score it, and a pair just under the limit is scored (the row-by-row LCS tables).</summary>
+    [Fact]
+    public void QuadraticMetricsRefusePairsOverTheLimit()
+    {
+        var rouge = new Rouge();
+        string huge = string.Join(' ', Enumerable.Range(0, 9000).Select(i => $"w{i % 50}"));
+        foreach (var (metric, score) in new (string, Func<PrfScore>)[]
+                 {
+                     ("rougeL", () => rouge.RougeL(huge, huge)), ("rougeLsum", () => rouge.RougeLsum(huge, huge)),
+                     ("rougeW", () => rouge.RougeW(huge, huge)), ("rougeS", () => rouge.RougeS(huge, huge)),
+                     ("rougeSU", () => rouge.RougeS(huge, huge, withUnigrams: true)),
+                 })
+        {
+            var e = Assert.Throws<SharpTuneException>(() => score());
+            Assert.Contains($"leave {metric} out", e.Message);
+            Assert.Contains("tokens is over the limit", e.Message);
+        }
+        Assert.Equal(1.0, rouge.RougeN(huge, huge, 2).F, Tol);
+        string large = string.Join(' ', Enumerable.Range(0, 2000).Select(i => $"w{i % 50}"));
+        Assert.Equal(1.0, rouge.RougeL(large, large).F, Tol);
+        Assert.Equal(1.0, rouge.RougeW(large, large).F, Tol);
+    }
+
     [Theory]
     [InlineData("caresses", "caress")] [InlineData("ponies", "poni")] [InlineData("ties", "tie")] [InlineData("cats", "cat")]
     [InlineData("agreed", "agre")] [InlineData("running", "run")] [InlineData("happy", "happi")] [InlineData("relational", "relat")]

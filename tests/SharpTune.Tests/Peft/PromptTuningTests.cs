@@ -1,3 +1,4 @@
+using SharpTune.Generation;
 using SharpTune.Models;
 using SharpTune.Peft;
 using SharpTune.Training;
@@ -52,6 +53,26 @@ public class PromptTuningTests
         var step2 = model.Forward(ids.narrow(1, T - 1, 1), cache: cache);
         var stepped = cat([prefill, step1, step2], 1);
         Assert.True((stepped - full).abs().max().item<float>() <= 1e-4);
+    }
+
+    /// <summary>Generation leaves room in its KV cache for the virtual tokens as well as the prompt and the answer
+    /// (it ran out at the last step: "the KV cache holds 242 positions; 243 were needed", found by the smoke fuzzer
+    /// through train --peft prompt_tuning); greedy generation repeats the full pass's choices.</summary>
+    [Fact]
+    public void GenerationKeepsRoomForTheVirtualTokens()
+    {
+        using var model = LoadBase();
+        using var adapter = Adapters.Load(PeftPrompt, model);
+        using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
+        using var scope = NewDisposeScope();
+        var prompt = reference.Read("input_ids").narrow(0, 0, 1).data<long>().Select(id => (int)id).ToArray();
+        var result = new TokenGenerator(model).Generate([prompt], new GenerationOptions(MaxNewTokens: 6));
+        Assert.Equal(6, result[0].Ids.Length);
+        Assert.Equal(FinishReason.Length, result[0].FinishReason);
+        using var noGrad = no_grad();
+        var ids = tensor(prompt.Concat(result[0].Ids[..5]).Select(id => (long)id).ToArray()).unsqueeze(0);
+        var choices = model.Forward(ids).argmax(-1)[0].data<long>().ToArray()[(prompt.Length - 1)..];
+        Assert.Equal(result[0].Ids.Select(id => (long)id), choices);
     }
 
     [Fact]

@@ -62,6 +62,21 @@ public class FuzzCorpusTests
             FuzzTargets.Run("safetensors", bytes[..length]);
         }, iter: 2000);
 
+    /// <summary>Byte changes anywhere in a small Parquet file, the footer metadata included (where a wrong list
+    /// count once sent Parquet.Net's Thrift reader into an endless loop).</summary>
+    [Fact]
+    public void Parquet_byte_changes_fail_cleanly()
+    {
+        byte[] valid = File.ReadAllBytes(Path.Combine(FuzzDir, "corpus", "parquet", "chat.parquet"));
+        Gen.Select(Gen.Int[0, valid.Length - 1], Gen.Byte, Gen.Int[0, valid.Length - 1], Gen.Byte).Sample((at, value, at2, value2) =>
+        {
+            var bytes = valid.ToArray();
+            bytes[at] = value;
+            bytes[at2] = value2;
+            FuzzTargets.Run("parquet", bytes);
+        }, iter: 300);
+    }
+
     [Fact]
     public void Random_bytes_as_config_json_fail_cleanly() =>
         Gen.Byte.Array[0, 64].Sample(bytes => FuzzTargets.Run("json", bytes), iter: 2000);
