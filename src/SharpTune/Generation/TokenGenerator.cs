@@ -66,10 +66,12 @@ public sealed class TokenGenerator(CausalLM model)
         sampling.Validate();
         if (options.MaxNewTokens <= 0) throw new SharpTuneException($"max new tokens must be positive, got {options.MaxNewTokens}");
         int context = model.Config.MaxPositionEmbeddings;
-        // A prompt beyond the context has no positions left to generate into (and prefill cost grows with its square).
-        if (prompts.Max(p => p.Length) is var longest && longest >= context)
-            throw new SharpTuneException($"the prompt is {longest} tokens; the model's context is {context} (max_position_embeddings in config.json), "
-                + "which must also leave room for the answer: shorten the prompt");
+        // Prompt tuning's virtual tokens take the first positions. A prompt beyond the context has no positions left to
+        // generate into (and prefill cost grows with its square).
+        long virtualCount = model.VirtualTokens?.shape[0] ?? 0;
+        if (prompts.Max(p => p.Length) is var longest && virtualCount + longest >= context)
+            throw new SharpTuneException($"the prompt is {longest} tokens{(virtualCount > 0 ? $" after the adapter's {virtualCount} virtual tokens" : "")}; "
+                + $"the model's context is {context} (max_position_embeddings in config.json), which must also leave room for the answer: shorten the prompt");
         int vocab = model.Config.VocabSize;
         foreach (var prompt in prompts)
             foreach (int id in prompt)
@@ -78,13 +80,9 @@ public sealed class TokenGenerator(CausalLM model)
         var eos = (options.EosTokenIds ?? []).ToHashSet();
         int B = prompts.Count, P = prompts.Max(p => p.Length);
         var device = model.Device;
-        long capacity = P + options.MaxNewTokens;
-        if (capacity > model.Config.MaxPositionEmbeddings)
-            capacity = Math.Max(P + 1, Math.Min(capacity, model.Config.MaxPositionEmbeddings));
-        long steps = Math.Min(options.MaxNewTokens, capacity - P);
+        long steps = Math.Min(options.MaxNewTokens, context - virtualCount - P);
         // Cache columns: prompt tuning's virtual tokens, the left-padded prompts, then one per step; rounded up to a
         // multiple of 16 (aligned rows for the attention kernels; unwritten columns are masked out).
-        long virtualCount = model.VirtualTokens?.shape[0] ?? 0;
         long columns = (virtualCount + P + steps + 15) / 16 * 16;
 
         var outputs = Enumerable.Range(0, B).Select(_ => new List<int>()).ToArray();

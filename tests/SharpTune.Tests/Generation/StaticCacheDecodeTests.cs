@@ -89,4 +89,18 @@ public class StaticCacheDecodeTests
         var batch = new TokenGenerator(model).Generate(prompts, new GenerationOptions(MaxNewTokens: 9));
         for (int b = 0; b < prompts.Length; b++) Assert.Equal(UncachedGreedy(model, prompts[b], 9), batch[b].Ids);
     }
+
+    [Fact]
+    public void VirtualTokensCountAgainstTheContext()
+    {
+        // qwen2's fixture: a context of 512 positions; the prompt-tuning adapter prepends 5 virtual tokens.
+        using var model = Load("qwen2");
+        using var adapter = Adapters.Load(Path.Combine(TestPaths.Model("qwen2"), "peft_prompt_tuning_adapter"), model);
+        var generator = new TokenGenerator(model);
+        var e = Assert.Throws<SharpTuneException>(() => generator.Generate([Enumerable.Repeat(7, 507).ToArray()], new GenerationOptions(MaxNewTokens: 4)));
+        Assert.Contains("507 tokens after the adapter's 5 virtual tokens", e.Message);
+        var (ids, reason) = generator.Generate([Enumerable.Repeat(7, 500).ToArray()], new GenerationOptions(MaxNewTokens: 50))[0];
+        Assert.Equal(7, ids.Length);   // positions 505..511 are the last the context holds
+        Assert.Equal(FinishReason.Length, reason);
+    }
 }
