@@ -15,8 +15,11 @@ namespace SharpTune.Models;
 /// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
+/// <param name="mlpChunk">tokens per piece of a recomputed layer's MLP; 0 = the whole sequence at once. The MLP treats
+/// every token on its own, so backward can recompute and differentiate it piece by piece: its [T, intermediate]
+/// tensors (the largest of a layer, three or four times the hidden width) then exist for one piece at a time.</param>
 public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
-    int layers = 0)
+    int layers = 0, int mlpChunk = 0)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     long _stepSeed, _calls;
@@ -32,7 +35,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
     {
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
-        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA), x };
+        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA, mlpChunk), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
@@ -44,7 +47,69 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload);
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload, int MlpChunk)
+    {
+        /// <summary>Whether the MLP runs in pieces for a sequence of <paramref name="length"/> tokens.</summary>
+        public bool Chunked(long length) => MlpChunk > 0 && length > MlpChunk;
+    }
+
+    /// <summary>The layer without gradients, its MLP one piece of the sequence at a time (each piece's intermediates
+    /// freed before the next), in the same pieces as the recomputation in backward.</summary>
+    static Tensor ChunkedLayerForward(LayerCall call, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var mid = call.Model.AttentionBlock(call.Layer, x, call.Attention);
+        var y = empty_like(mid);
+        long T = mid.shape[1];
+        for (long start = 0; start < T; start += call.MlpChunk)
+        {
+            using var piece = NewDisposeScope();
+            var m = mid.narrow(1, start, Math.Min(call.MlpChunk, T - start));
+            y.narrow(1, start, m.shape[1]).copy_(m + call.Model.Mlp(call.Layer, m));
+        }
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Backward of a recomputed layer whose MLP runs in pieces: the attention half is recomputed with gradients;
+    /// then each piece of the MLP is recomputed on the detached attention output and differentiated alone (its gradient
+    /// added to the residual's); then the attention half is differentiated with the sum. Returns the gradients of
+    /// <paramref name="inputs"/> (the layer's input first when it needs one, then the trainable tensors).</summary>
+    static List<Tensor?> ChunkedLayerGradients(LayerCall call, Tensor xd, CausalLM.AttentionInputs attention, List<Tensor> inputs,
+        IReadOnlyList<Tensor> trainable, Tensor gradOut)
+    {
+        var mid = call.Model.AttentionBlock(call.Layer, xd, attention);
+        var midValues = mid.detach();
+        var gradMid = gradOut.clone();   // the residual path: mid reaches the output unchanged
+        var sums = new Tensor?[trainable.Count];
+        long T = mid.shape[1];
+        for (long start = 0; start < T; start += call.MlpChunk)
+        {
+            using var piece = NewDisposeScope();
+            long len = Math.Min(call.MlpChunk, T - start);
+            var m = midValues.narrow(1, start, len).detach().requires_grad_(true);
+            var y = call.Model.Mlp(call.Layer, m);
+            var g = autograd.grad([y], [m, .. trainable], [gradOut.narrow(1, start, len)], allow_unused: true);
+            gradMid.narrow(1, start, len).add_(g[0]);
+            for (int i = 0; i < trainable.Count; i++)
+            {
+                var gi = g[i + 1];
+                if (gi.IsInvalid) continue;   // not used by the MLP (an attention projection's adapter)
+                if (sums[i] is { } sum) sum.add_(gi);
+                else sums[i] = gi.to(float32).MoveToOuterDisposeScope();   // summed over the pieces in fp32, rounded once
+            }
+        }
+        var ga = autograd.grad([mid], inputs, [gradMid], allow_unused: true);
+        var result = new List<Tensor?>(ga);
+        int first = inputs.Count - trainable.Count;   // 1 when the layer's input is among the inputs
+        for (int i = 0; i < trainable.Count; i++)
+        {
+            var attentionPart = result[first + i]!;
+            if (sums[i] is not { } mlpPart) continue;
+            if (attentionPart.IsInvalid) result[first + i] = mlpPart.to(trainable[i].dtype);
+            else attentionPart.add_(mlpPart);
+        }
+        return result;
+    }
 
     sealed class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
@@ -62,7 +127,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
             ctx.save_data("call", call);
             ctx.save_data("needx", x.requires_grad);
             if (call.Seed is { } seed) random.manual_seed(seed);
-            return [call.Model.LayerForward(call.Layer, x, call.Attention)];
+            return [call.Chunked(x.shape[1]) ? ChunkedLayerForward(call, x) : call.Model.LayerForward(call.Layer, x, call.Attention)];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
@@ -81,13 +146,15 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                     var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
                     var xd = input.detach().requires_grad_(needx);
                     if (call.Seed is { } seed) random.manual_seed(seed);
-                    var y = call.Model.LayerForward(call.Layer, xd, attention);
+                    var trainable = call.Model.Checkpointing!.TrainableOf(call.Layer);
                     var inputs = new List<Tensor>();
                     if (needx) inputs.Add(xd);   // the first layer's input (embeddings) needs no gradient
-                    inputs.AddRange(call.Model.Checkpointing!.TrainableOf(call.Layer));
-                    var g = autograd.grad([y], inputs, [grads[0]], allow_unused: true);
-                    result = [null!, needx ? g[0] : null!];
-                    result.AddRange(g.Skip(needx ? 1 : 0));
+                    inputs.AddRange(trainable);
+                    IList<Tensor?> g = call.Chunked(xd.shape[1])
+                        ? ChunkedLayerGradients(call, xd, attention, inputs, trainable, grads[0])
+                        : autograd.grad([call.Model.LayerForward(call.Layer, xd, attention)], inputs, [grads[0]], allow_unused: true);
+                    result = [null!, needx ? g[0]! : null!];
+                    result.AddRange(g.Skip(needx ? 1 : 0)!);
                 }
                 foreach (var t in result.Where(t => t is not null)) t.MoveToOuterDisposeScope();
                 lock (Handed) Handed.AddRange(result.Where(t => t is not null));

@@ -209,6 +209,14 @@ public sealed class CausalLM : IDisposable
     public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null)
     {
         using var scope = NewDisposeScope();
+        x = AttentionBlock(l, x, attention, cache);
+        return (x + Mlp(l, x)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The attention half of a decoder block with its residual: x + attn(rms(x)). x [B, T, H] → [B, T, H].</summary>
+    public Tensor AttentionBlock(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null)
+    {
+        using var scope = NewDisposeScope();
         var c = Config;
         long B = x.shape[0], T = x.shape[1];
 
@@ -240,12 +248,16 @@ public sealed class CausalLM : IDisposable
                 ? OneQueryAttention(q, k, v, attention.Mask)
                 : F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
         }
-        x = x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim));
+        return (x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim))).MoveToOuterDisposeScope();
+    }
 
-        // MLP (SwiGLU)
-        h = RmsNorm(x, l.PostAttentionNorm);
-        x = x + l.Down.Forward(F.silu(l.Gate.Forward(h)) * l.Up.Forward(h));
-        return x.MoveToOuterDisposeScope();
+    /// <summary>The MLP half of a decoder block without its residual: down(silu(gate(h)) · up(h)), h = rms(x). Each token
+    /// on its own, so it can run over any split of the sequence. x [B, T, H] → [B, T, H].</summary>
+    public Tensor Mlp(DecoderLayer l, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = RmsNorm(x, l.PostAttentionNorm);
+        return l.Down.Forward(F.silu(l.Gate.Forward(h)) * l.Up.Forward(h)).MoveToOuterDisposeScope();
     }
 
     /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype. Where autograd is off on

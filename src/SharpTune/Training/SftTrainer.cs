@@ -73,7 +73,7 @@ public sealed class SftTrainer : IDisposable
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload,
-                layers: options.CheckpointLayers);
+                layers: options.CheckpointLayers, mlpChunk: options.MlpChunk);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the

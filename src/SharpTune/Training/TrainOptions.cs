@@ -133,6 +133,8 @@ public sealed record TrainOptions
     public bool ActivationOffload { get; init; }
     [Setting("With activation_checkpointing: recompute only the first N decoder layers and keep the others' activations (faster, more memory); 0 = all layers", Allowed = ">= 0")]
     public int CheckpointLayers { get; init; }
+    [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
+    public int MlpChunk { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -390,6 +392,8 @@ public sealed record TrainOptions
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
         Require(CheckpointLayers >= 0, $"checkpoint_layers must be 0 (all layers) or more, got {CheckpointLayers}");
         Require(CheckpointLayers == 0 || ActivationCheckpointing, "checkpoint_layers needs activation_checkpointing: true");
+        Require(MlpChunk == 0 || MlpChunk is >= 16 and <= 1 << 24, $"mlp_chunk must be 0 (off) or from 16 to {1 << 24}, got {MlpChunk}");
+        Require(MlpChunk == 0 || ActivationCheckpointing, "mlp_chunk needs activation_checkpointing: true (it splits the recomputation of a layer)");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
         Require(OutputDir.Length > 0, "output_dir must not be empty");
         Lora.Validate();

@@ -40,12 +40,14 @@ public class LoraParityTests
     [InlineData(7, false)]   // many chunks, uneven last one
     [InlineData(1024, true)]  // activation checkpointing: layers recomputed in backward
     [InlineData(1024, true, 1)]  // only the first of the two layers recomputed, the second keeps its activations
-    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing, int checkpointLayers = 0)
+    [InlineData(1024, true, 0, 5)]  // the recomputed MLP in pieces of 5 tokens (24 = 4 × 5 + 4)
+    [InlineData(7, true, 0, 1)]     // one token per piece
+    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing, int checkpointLayers = 0, int mlpChunk = 0)
     {
         using var model = LoadBase();
         using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
         if (checkpointing)
-            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, layers: checkpointLayers);
+            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, layers: checkpointLayers, mlpChunk: mlpChunk);
         using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
         using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
         using var scope = NewDisposeScope();
