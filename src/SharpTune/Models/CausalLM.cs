@@ -59,7 +59,14 @@ public sealed class CausalLM : IDisposable
     public Tensor Embed { get; }          // [V, H]; on Device, or in pinned host memory (see HostEmbeddingLookup)
     public DecoderLayer[] Layers { get; }
     public Tensor Norm { get; }           // [H]
-    public Tensor LmHead { get; }         // [V, H]; the same tensor as Embed when tied
+    Tensor? _lmHead;                      // [V, H]; the same tensor as Embed when tied; null once compressed
+
+    /// <summary>lm_head [V, H] in the compute dtype. After <see cref="CompressHead"/> a new dense copy at each access, for
+    /// occasional use (a generation's logits); training's loss reads the compressed head in slices (<see cref="HeadRows"/>).</summary>
+    public Tensor LmHead => _lmHead ?? CompressedHead!.Dense(DType);
+
+    /// <summary>lm_head kept compressed (e.g. int8), when <see cref="CompressHead"/> was called; else null.</summary>
+    public IFrozenWeight? CompressedHead { get; private set; }
     readonly Tensor _invFreq;             // [D/2] fp32 on Device
 
     /// <summary>Looks up rows of an <see cref="Embed"/> kept in pinned host memory: (table, ids [N] on Device) → [N, H] on
@@ -104,7 +111,7 @@ public sealed class CausalLM : IDisposable
             };
         }
         Norm = weight("model.norm.weight", [h]);
-        LmHead = c.TieWordEmbeddings ? Embed : weight("lm_head.weight", [c.VocabSize, h]);
+        _lmHead = c.TieWordEmbeddings ? Embed : weight("lm_head.weight", [c.VocabSize, h]);
         _invFreq = Rope.InverseFrequencies(c).to(device).DetachFromDisposeScope();
     }
 
@@ -295,12 +302,31 @@ public sealed class CausalLM : IDisposable
     /// <summary>Every frozen projection, in layer order (q, k, v, o, gate, up, down).</summary>
     public IEnumerable<Linear> Projections => Layers.SelectMany(l => l.Projections);
 
+    /// <summary>Replaces the dense lm_head by <paramref name="compress"/>(lm_head) and frees the dense one. An lm_head tied
+    /// to the embedding stays dense (the embedding needs the table): refused.</summary>
+    public void CompressHead(Func<Tensor, IFrozenWeight> compress, string setting)
+    {
+        if (Config.TieWordEmbeddings)
+            throw new SharpTuneException($"{setting}: this model ties lm_head to the input embedding (tie_word_embeddings in config.json), "
+                + "which must stay dense; use none");
+        if (_lmHead is null) throw new InvalidOperationException("lm_head is already compressed");
+        CompressedHead = compress(_lmHead);
+        _lmHead.Dispose();
+        _lmHead = null;
+    }
+
+    /// <summary>Rows [start, start + count) of lm_head, dense in the compute dtype: a view of a dense head, a new tensor
+    /// expanded from a compressed one.</summary>
+    public Tensor HeadRows(long start, long count) =>
+        _lmHead is { } dense ? dense.narrow(0, start, count) : CompressedHead!.DenseRows(start, count, DType);
+
     public void Dispose()
     {
         Embed.Dispose();
         foreach (var l in Layers) l.Dispose();
         Norm.Dispose();
-        if (!Config.TieWordEmbeddings) LmHead.Dispose();
+        if (!Config.TieWordEmbeddings) _lmHead?.Dispose();
+        CompressedHead?.Dispose();
         _invFreq.Dispose();
     }
 }

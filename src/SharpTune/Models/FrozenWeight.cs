@@ -16,6 +16,13 @@ public interface IFrozenWeight : IDisposable
     Tensor Dense(ScalarType dtype);
     /// <summary>x Wᵀ + b in x's dtype.</summary>
     Tensor Linear(Tensor x, Tensor? bias);
+    /// <summary>Rows [start, start + count) of the weight, dense in <paramref name="dtype"/> (a new tensor). By default
+    /// through the whole <see cref="Dense"/>; a store whose rows stand alone expands only those.</summary>
+    Tensor DenseRows(long start, long count, ScalarType dtype)
+    {
+        using var all = Dense(dtype);
+        return all.narrow(0, start, count).clone();
+    }
 }
 
 /// <summary>A plain tensor in the compute dtype.</summary>

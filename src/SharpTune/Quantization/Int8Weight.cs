@@ -16,15 +16,28 @@ public sealed class Int8Weight : IFrozenWeight
     public long InFeatures => Values.shape[1];
     public long StorageBytes => Values.NumberOfElements + Scale.NumberOfElements * 4;
 
+    /// <summary>Quantizes <paramref name="weight"/> [out, in] a block of rows at a time, so that its fp32 temporaries stay
+    /// small (an 8B model's lm_head would need 4 GB at once).</summary>
     public static Int8Weight Quantize(Tensor weight)
     {
         using var scope = NewDisposeScope();
-        var w = weight.to(float32);
-        var absmax = w.abs().amax([1]);
-        var scale = where(absmax > 0, absmax, ones_like(absmax)) / 127;
-        var q = (w / scale.unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8);
-        return new Int8Weight { Values = q.DetachFromDisposeScope(), Scale = scale.DetachFromDisposeScope() };
+        long rows = weight.shape[0];
+        var values = empty(weight.shape, ScalarType.Int8, weight.device);
+        var scales = empty([rows], float32, weight.device);
+        for (long start = 0; start < rows; start += RowBlock)
+        {
+            using var block = NewDisposeScope();
+            long count = Math.Min(RowBlock, rows - start);
+            var w = weight.narrow(0, start, count).to(float32);
+            var absmax = w.abs().amax([1]);
+            var scale = where(absmax > 0, absmax, ones_like(absmax)) / 127;
+            values.narrow(0, start, count).copy_((w / scale.unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8));
+            scales.narrow(0, start, count).copy_(scale);
+        }
+        return new Int8Weight { Values = values.DetachFromDisposeScope(), Scale = scales.DetachFromDisposeScope() };
     }
+
+    const long RowBlock = 4096;
 
     /// <summary>values · scale of the row as [out, in] in <paramref name="dtype"/>: the fused kernel on CUDA where it is
     /// available, else <see cref="DenseStock"/> (the same values bit for bit).</summary>
@@ -38,6 +51,15 @@ public sealed class Int8Weight : IFrozenWeight
     }
 
     public Tensor Linear(Tensor x, Tensor? bias) => FrozenLinear.Apply(this, x, bias);
+
+    /// <summary>Rows stand alone (one scale each): only [start, start + count) is expanded, through views of the values
+    /// and scales (contiguous, so the kernel takes them as they are).</summary>
+    public Tensor DenseRows(long start, long count, ScalarType dtype)
+    {
+        using var values = Values.narrow(0, start, count);
+        using var scale = Scale.narrow(0, start, count);
+        return new Int8Weight { Values = values, Scale = scale }.Dense(dtype);
+    }
 
     public void Dispose() { Values.Dispose(); Scale.Dispose(); }
 }

@@ -43,14 +43,53 @@ public static class CausalLoss
                 using var scope = NewDisposeScope();
                 long len = Math.Min(chunk, n - start);
                 var piece = flat.narrow(0, start, len);
-                var (loss, gradLogits) = CrossEntropyWithGradient(F.linear(piece, model.LmHead), target.narrow(0, start, len), normalizer);
-                grad.narrow(0, start, len).copy_(gradLogits.matmul(model.LmHead));   // [len, V] · [V, H]
+                var (loss, gradLogits) = CrossEntropyWithGradient(Logits(model, piece), target.narrow(0, start, len), normalizer);
+                grad.narrow(0, start, len).copy_(InputGradient(model, gradLogits));
                 total.add_(loss);
             }
         }
         if (hidden.requires_grad) autograd.backward([hidden], [grad.view(hidden.shape)]);
         hidden.Dispose(); flat.Dispose(); grad.Dispose(); target.Dispose();
         return total;
+    }
+
+    /// <summary>Rows of lm_head expanded at a time from a compressed head: 16,384 × 4,096 bf16 is 128 MiB.</summary>
+    const long HeadSlice = 16_384;
+
+    /// <summary>x [N, H] · lm_headᵀ → [N, V] in x's dtype. A compressed head is expanded one slice of rows at a time into
+    /// the logits' columns, so that its dense form never exists whole.</summary>
+    public static Tensor Logits(CausalLM model, Tensor x, long sliceRows = HeadSlice)
+    {
+        if (model.CompressedHead is null) return F.linear(x, model.LmHead);
+        using var scope = NewDisposeScope();
+        long vocab = model.CompressedHead.OutFeatures;
+        var logits = empty([x.shape[0], vocab], x.dtype, x.device);
+        for (long start = 0; start < vocab; start += sliceRows)
+        {
+            using var slice = NewDisposeScope();
+            long count = Math.Min(sliceRows, vocab - start);
+            logits.narrow(1, start, count).copy_(F.linear(x, model.HeadRows(start, count)));
+        }
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The input gradient of <see cref="Logits"/>: grad [N, V] · lm_head → [N, H], a compressed head slice by slice
+    /// (the slices' products added in fp32).</summary>
+    public static Tensor InputGradient(CausalLM model, Tensor gradLogits, long sliceRows = HeadSlice)
+    {
+        if (model.CompressedHead is null) return gradLogits.matmul(model.LmHead);
+        using var scope = NewDisposeScope();
+        long vocab = model.CompressedHead.OutFeatures;
+        Tensor? sum = null;
+        for (long start = 0; start < vocab; start += sliceRows)
+        {
+            using var slice = NewDisposeScope();
+            long count = Math.Min(sliceRows, vocab - start);
+            var part = gradLogits.narrow(1, start, count).matmul(model.HeadRows(start, count)).to(float32);
+            if (sum is null) sum = part.MoveToOuterDisposeScope();
+            else sum.add_(part);
+        }
+        return sum!.to(gradLogits.dtype).MoveToOuterDisposeScope();   // the slices summed in fp32, rounded once
     }
 
     /// <summary>sum(CE over scored tokens) of one chunk's logits [N, V] and its gradient with respect to them, divided
@@ -91,7 +130,7 @@ public static class CausalLoss
         {
             using var chunkScope = NewDisposeScope();   // one chunk's logits alive at a time
             long len = Math.Min(chunk, target.shape[0] - start);
-            var logits = F.linear(flat.narrow(0, start, len), model.LmHead).to(float32);
+            var logits = Logits(model, flat.narrow(0, start, len)).to(float32);
             total.add_(F.cross_entropy(logits, target.narrow(0, start, len), ignore_index: IgnoreIndex, reduction: nn.Reduction.Sum));
         }
         long count = (target != IgnoreIndex).sum().item<long>();

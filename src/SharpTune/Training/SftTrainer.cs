@@ -86,6 +86,7 @@ public sealed class SftTrainer : IDisposable
             hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization));
         try
         {
+            if (options.LmHeadQuantization == "int8") model.CausalLM.CompressHead(Int8Weight.Quantize, "lm_head_quantization");
             var data = PrepareData(options, model);
             foreach (var s in data.Sources)
             {

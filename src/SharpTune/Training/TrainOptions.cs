@@ -91,6 +91,8 @@ public sealed record TrainOptions
     // ---- quantization (QLoRA)
     [Setting("The frozen base's projections: as dtype, 4-bit NF4/FP4 (blocks of 64, double-quantized absmax) or int8 row-wise; a bitsandbytes 4-bit checkpoint loads as stored", Allowed = "none, nf4, fp4, int8")]
     public string Quantization { get; init; } = "none";
+    [Setting("The frozen lm_head: as dtype, or int8 row-wise (half its memory; expanded a slice of rows at a time in the loss). QLoRA and bitsandbytes keep it 16-bit; not for an lm_head tied to the embedding", Allowed = "none, int8")]
+    public string LmHeadQuantization { get; init; } = "none";
 
     // ---- optimization
     [Setting("Optimizer: AdamW with fp32 moments, or 8-bit AdamW (both moments block-wise 8-bit, Dettmers et al. 2022)", Allowed = "adamw, adamw_8bit")]
@@ -383,6 +385,7 @@ public sealed record TrainOptions
         Require(OnBadRow is "error" or "skip", $"on_bad_row: expected error or skip, got {SharpTuneException.Quote(OnBadRow)}");
         Require(Datasets.Count > 0, "datasets: at least one dataset is needed");
         Require(WeightQuantization.Kinds.Contains(Quantization), $"quantization: expected {string.Join(", ", WeightQuantization.Kinds)}, got '{Quantization}'");
+        Require(LmHeadQuantization is "none" or "int8", $"lm_head_quantization: expected none or int8, got '{LmHeadQuantization}'");
         Require(Peft is "lora" or "prompt_tuning", $"peft: expected lora or prompt_tuning, got '{Peft}'");
         Require(NumVirtualTokens >= 1, $"num_virtual_tokens must be at least 1, got {NumVirtualTokens}");
         Require(!(Peft == "prompt_tuning" && UseDora), "use_dora applies to peft: lora, not prompt_tuning");

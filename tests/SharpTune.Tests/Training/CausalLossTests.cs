@@ -1,3 +1,6 @@
+using SharpTune.Models;
+using SharpTune.Peft;
+using SharpTune.Quantization;
 using SharpTune.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -58,5 +61,87 @@ public class CausalLossTests
         var r = refGrad.to(float32);
         double diff = ((grad.to(float32) - r).abs() - r.abs() * Math.Pow(2, -7)).max().item<float>();
         Assert.True(diff <= 1e-12, $"a gradient differs by more than one bf16 step: excess {diff:E2}");
+    }
+}
+
+/// <summary>lm_head_quantization: int8 against the dense path over the same (dequantized) weights, on the CPU in fp32:
+/// the slice-by-slice logits and input gradient (slices that do not divide the vocabulary), and a whole training
+/// step's loss and adapter gradients. Tolerances: 1e-6 relative for values, 1e-5 of the largest gradient (the
+/// slices' sums in another order).</summary>
+public class CompressedHeadTests
+{
+    static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel(seed: 4));
+
+    static CausalLM Load()
+    {
+        using var folder = ModelFolder.Open(Tiny.Value);
+        return folder.LoadModel(TestPaths.Cpu, float32);
+    }
+
+    /// <summary>The dense model with its lm_head replaced by the int8 head's expansion: the existing path's reference.</summary>
+    static (CausalLM Compressed, CausalLM Dense) Pair()
+    {
+        var compressed = Load();
+        compressed.CompressHead(Int8Weight.Quantize, "lm_head_quantization");
+        var dense = Load();
+        using (no_grad()) using (var expanded = compressed.CompressedHead!.Dense(float32)) dense.LmHead.copy_(expanded);
+        return (compressed, dense);
+    }
+
+    [Fact]
+    public void SlicedLogitsAndInputGradientEqualTheDenseProducts()
+    {
+        var (compressed, dense) = Pair();
+        using (compressed) using (dense)
+        using (var scope = NewDisposeScope())
+        {
+            Assert.IsType<Int8Weight>(compressed.CompressedHead);
+            var x = randn([9, compressed.Config.HiddenSize], generator: new Generator(2));
+            var logits = CausalLoss.Logits(compressed, x, sliceRows: 100);
+            var expected = F.linear(x, dense.LmHead);
+            Assert.True((logits - expected).abs().max().item<float>() <= 1e-6 * expected.abs().max().item<float>());
+            var g = randn(logits.shape, generator: new Generator(3));
+            var grad = CausalLoss.InputGradient(compressed, g, sliceRows: 100);
+            var expectedGrad = g.matmul(dense.LmHead);
+            Assert.True((grad - expectedGrad).abs().max().item<float>() <= 1e-5 * expectedGrad.abs().max().item<float>());
+            Assert.Equal(compressed.Config.VocabSize, compressed.LmHead.shape[0]);   // a dense copy for generation
+        }
+    }
+
+    [Fact]
+    public void TrainingStepGivesTheDensePathsLossAndGradients()
+    {
+        var (compressed, dense) = Pair();
+        using (compressed) using (dense)
+        {
+            (float, Tensor) Step(CausalLM model)
+            {
+                using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8), seed: 1);
+                using (no_grad()) foreach (var p in adapter.Pairs) p.B.normal_(0, 0.05, generator: new Generator((ulong)p.Target.Name.Length));
+                using var scope = NewDisposeScope();
+                var ids = randint(3, model.Config.VocabSize, [2, 24], generator: new Generator(5));
+                var loss = CausalLoss.ForwardBackward(model, ids, ids, normalizer: 46, chunk: 16);
+                return (loss.item<float>(), adapter.Gradients.clone().DetachFromDisposeScope());
+            }
+            var (loss, grads) = Step(compressed);
+            var (denseLoss, denseGrads) = Step(dense);
+            using (grads) using (denseGrads)
+            {
+                Assert.True(Math.Abs(loss - denseLoss) <= 1e-6 * denseLoss, $"loss {loss} vs {denseLoss}");
+                double scale = denseGrads.abs().max().item<float>();
+                Assert.True(scale > 0);
+                Assert.True((grads - denseGrads).abs().max().item<float>() <= 1e-5 * scale);
+            }
+        }
+    }
+
+    [Fact]
+    public void AnLmHeadTiedToTheEmbeddingIsRefused()
+    {
+        using var folder = ModelFolder.Open(TestPaths.Model("qwen2"));
+        using var model = folder.LoadModel(TestPaths.Cpu, float32);
+        var e = Assert.Throws<SharpTuneException>(() => model.CompressHead(Int8Weight.Quantize, "lm_head_quantization"));
+        Assert.Contains("lm_head_quantization", e.Message);
+        Assert.Contains("tie_word_embeddings", e.Message);
     }
 }
