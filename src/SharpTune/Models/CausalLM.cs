@@ -60,10 +60,15 @@ public sealed class CausalLM : IDisposable
     public DecoderLayer[] Layers { get; }
     public Tensor Norm { get; }           // [H]
     Tensor? _lmHead;                      // [V, H]; the same tensor as Embed when tied; null once compressed
+    Tensor? _expandedHead;                // a compressed head's dense form, made at the first use inside ExpandHead
+    bool _expandable;
 
-    /// <summary>lm_head [V, H] in the compute dtype. After <see cref="CompressHead"/> a new dense copy at each access, for
-    /// occasional use (a generation's logits); training's loss reads the compressed head in slices (<see cref="HeadRows"/>).</summary>
-    public Tensor LmHead => _lmHead ?? CompressedHead!.Dense(DType);
+    /// <summary>lm_head [V, H] in the compute dtype. A compressed head (<see cref="CompressHead"/>) has a dense form only
+    /// inside <see cref="ExpandHead"/> (generation), made at the first use there; training's loss reads it in slices
+    /// (<see cref="HeadRows"/>).</summary>
+    public Tensor LmHead => _lmHead ?? (_expandable
+        ? _expandedHead ??= CompressedHead!.Dense(DType).DetachFromDisposeScope()
+        : throw new InvalidOperationException("lm_head is compressed: read it through HeadRows, or inside ExpandHead"));
 
     /// <summary>lm_head kept compressed (e.g. int8), when <see cref="CompressHead"/> was called; else null.</summary>
     public IFrozenWeight? CompressedHead { get; private set; }
@@ -315,6 +320,21 @@ public sealed class CausalLM : IDisposable
         _lmHead = null;
     }
 
+    /// <summary>Lets a compressed head take its dense form (<see cref="LmHead"/>, made when first used) until the result
+    /// is disposed, which frees it: for generation and evaluation in a training process, outside the steps whose memory
+    /// the compression is for. Nothing to do for a dense head.</summary>
+    public IDisposable ExpandHead()
+    {
+        if (CompressedHead is null || _expandable) return new Release(() => { });
+        _expandable = true;
+        return new Release(() => { _expandable = false; _expandedHead?.Dispose(); _expandedHead = null; });
+    }
+
+    sealed class Release(Action release) : IDisposable
+    {
+        public void Dispose() => release();
+    }
+
     /// <summary>Rows [start, start + count) of lm_head, dense in the compute dtype: a view of a dense head, a new tensor
     /// expanded from a compressed one.</summary>
     public Tensor HeadRows(long start, long count) =>
@@ -327,6 +347,7 @@ public sealed class CausalLM : IDisposable
         Norm.Dispose();
         if (!Config.TieWordEmbeddings) _lmHead?.Dispose();
         CompressedHead?.Dispose();
+        _expandedHead?.Dispose();
         _invFreq.Dispose();
     }
 }

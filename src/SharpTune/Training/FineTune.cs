@@ -49,9 +49,12 @@ public static class FineTune
         using var trainer = SftTrainer.Setup(options, modelDir, sink, collective);
         if (!trainer.IsWriter) { comparisons = 0; afterTraining = null; }
         var questions = HeldOutQuestions(options, comparisons);
-        var before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
+        List<string>? before;
+        using (trainer.Model.CausalLM.ExpandHead())   // generation reads a compressed lm_head dense; training does not
+            before = trainer.Step == 0 ? questions.Select(q => Answer(trainer, q.Question)).ToList() : null;
         var summary = trainer.Train(ct);
         if (summary.Reason == StopReason.Cancelled) return new FineTuneResult(summary, [], options.OutputDir);
+        using var head = trainer.Model.CausalLM.ExpandHead();
         afterTraining?.Invoke(trainer);
         var results = questions.Select((q, i) => new Comparison(q.Question, before?[i] ?? "(not available: the run resumed from a checkpoint)",
             Answer(trainer, q.Question), q.Reference, q.HeldOut)).ToList();

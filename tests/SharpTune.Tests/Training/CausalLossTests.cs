@@ -104,7 +104,11 @@ public class CompressedHeadTests
             var grad = CausalLoss.InputGradient(compressed, g, sliceRows: 100);
             var expectedGrad = g.matmul(dense.LmHead);
             Assert.True((grad - expectedGrad).abs().max().item<float>() <= 1e-5 * expectedGrad.abs().max().item<float>());
-            Assert.Equal(compressed.Config.VocabSize, compressed.LmHead.shape[0]);   // a dense copy for generation
+            // Generation reads the dense form, inside ExpandHead only (training must not hold it by accident).
+            Assert.Throws<InvalidOperationException>(() => compressed.LmHead);
+            using (compressed.ExpandHead())
+                Assert.Equal(0, (compressed.LmHead - dense.LmHead).abs().max().item<float>());
+            Assert.Throws<InvalidOperationException>(() => compressed.LmHead);
         }
     }
 

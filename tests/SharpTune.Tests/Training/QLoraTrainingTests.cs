@@ -73,6 +73,27 @@ public class QLoraTrainingTests
         }
     }
 
+    /// <summary>The 6 GiB settings end to end: an int8 lm_head, the recomputed MLP in pieces, offload requested (a no-op on
+    /// the CPU); training runs, the loss falls, and the questions before and after are answered (generation expands the
+    /// compressed head, training does not).</summary>
+    [Fact]
+    public void Int8LmHeadAndPiecewiseMlpTrainAndGenerate()
+    {
+        string output = TestPaths.TempDir();
+        var options = Options(output) with
+        {
+            Model = Tiny.Value, LmHeadQuantization = "int8", ActivationCheckpointing = true, ActivationOffload = true, MlpChunk = 16, LossChunk = 64, SaveEvery = 0,
+        };
+        var recorder = new Recorder();
+        var result = FineTune.Run(options, recorder, comparisons: 1);
+        Assert.Equal(4, recorder.Steps.Count);
+        Assert.True(recorder.Steps[^1].Loss < recorder.Steps[0].Loss, $"loss should fall: {recorder.Steps[0].Loss} -> {recorder.Steps[^1].Loss}");
+        Assert.Single(result.Comparisons);
+        Assert.False(string.IsNullOrEmpty(result.Comparisons[0].After));
+        Assert.Contains("lm_head_quantization", Assert.Throws<SharpTuneException>(() => (options with { LmHeadQuantization = "nf4" }).Validate()).Message);
+        Assert.Contains("mlp_chunk", Assert.Throws<SharpTuneException>(() => (options with { ActivationCheckpointing = false, ActivationOffload = false }).Validate()).Message);
+    }
+
     [Fact]
     public void UnknownQuantizationOrOptimizerIsRefused()
     {
