@@ -27,8 +27,9 @@ public static class CausalLoss
     /// summed (not normalized) loss as a detached scalar tensor on the model's device (no host sync).</summary>
     /// <param name="normalizer">tokens scored across the whole optimizer step (all micro-batches), so that
     /// gradient accumulation gives the same gradient as one large batch</param>
+    /// <param name="headSlice">rows of a compressed lm_head expanded at a time (0: chosen from the chunk)</param>
     public static Tensor ForwardBackward(CausalLM model, Tensor ids, Tensor labels, double normalizer,
-        Tensor? positions = null, Tensor? mask = null, long chunk = 1024, PackedDocuments? documents = null)
+        Tensor? positions = null, Tensor? mask = null, long chunk = 1024, PackedDocuments? documents = null, long headSlice = 0)
     {
         var hidden = model.Hidden(ids, positions, mask: mask, documents: documents);   // [B, T, H], part of the autograd graph
         var target = ShiftLabels(labels).view(-1);
@@ -43,8 +44,16 @@ public static class CausalLoss
                 using var scope = NewDisposeScope();
                 long len = Math.Min(chunk, n - start);
                 var piece = flat.narrow(0, start, len);
-                var (loss, gradLogits) = CrossEntropyWithGradient(Logits(model, piece), target.narrow(0, start, len), normalizer);
-                grad.narrow(0, start, len).copy_(InputGradient(model, gradLogits));
+                if (model.CompressedHead is not null)
+                {
+                    var (sliced, gradPiece) = SlicedCrossEntropy(model, piece, target.narrow(0, start, len), normalizer,
+                        headSlice > 0 ? headSlice : Math.Clamp((1L << 23) / len, 1024, HeadSlice));
+                    grad.narrow(0, start, len).copy_(gradPiece);
+                    total.add_(sliced);
+                    continue;
+                }
+                var (loss, gradLogits) = CrossEntropyWithGradient(F.linear(piece, model.LmHead), target.narrow(0, start, len), normalizer);
+                grad.narrow(0, start, len).copy_(gradLogits.matmul(model.LmHead));   // [len, V] · [V, H]
                 total.add_(loss);
             }
         }
@@ -53,11 +62,11 @@ public static class CausalLoss
         return total;
     }
 
-    /// <summary>Rows of lm_head expanded at a time from a compressed head: 16,384 × 4,096 bf16 is 128 MiB.</summary>
+    /// <summary>At most this many rows of a compressed lm_head are expanded at a time: 16,384 × 4,096 bf16 is 128 MiB.</summary>
     const long HeadSlice = 16_384;
 
-    /// <summary>x [N, H] · lm_headᵀ → [N, V] in x's dtype. A compressed head is expanded one slice of rows at a time into
-    /// the logits' columns, so that its dense form never exists whole.</summary>
+    /// <summary>x [N, H] · lm_headᵀ → [N, V] in x's dtype (evaluation). A compressed head is expanded one slice of rows at a
+    /// time into the logits' columns, so that its dense form never exists whole.</summary>
     public static Tensor Logits(CausalLM model, Tensor x, long sliceRows = HeadSlice)
     {
         if (model.CompressedHead is null) return F.linear(x, model.LmHead);
@@ -73,24 +82,55 @@ public static class CausalLoss
         return logits.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The input gradient of <see cref="Logits"/>: grad [N, V] · lm_head → [N, H], a compressed head slice by slice
-    /// (the slices' products added in fp32).</summary>
-    public static Tensor InputGradient(CausalLM model, Tensor gradLogits, long sliceRows = HeadSlice)
+    /// <summary>The loss of one chunk of tokens x [N, H] through a compressed lm_head, and the gradient of x, without the
+    /// chunk's logits over the whole vocabulary or the dense head ever existing: two passes over slices of the head's
+    /// rows, each slice expanded, multiplied and freed. The first keeps a running logsumexp per token (max and rescaled
+    /// sum) and picks the target's logit from the slice that holds it; the second recomputes each slice's logits and
+    /// adds (softmax − onehot)/normalizer · W_slice into the gradient (in fp32, rounded once). The same quantities as
+    /// <see cref="CrossEntropyWithGradient"/>; the head is expanded twice per chunk, so large chunks cost fewer
+    /// expansions, and memory is set by <paramref name="sliceRows"/> × N, not by the vocabulary.</summary>
+    public static (Tensor Loss, Tensor GradX) SlicedCrossEntropy(CausalLM model, Tensor x, Tensor target, double normalizer, long sliceRows)
     {
-        if (model.CompressedHead is null) return gradLogits.matmul(model.LmHead);
         using var scope = NewDisposeScope();
-        long vocab = model.CompressedHead.OutFeatures;
-        Tensor? sum = null;
+        long n = x.shape[0], vocab = model.CompressedHead?.OutFeatures ?? model.LmHead.shape[0];
+        var scored = (target != IgnoreIndex).to(float32);                         // [N]
+        var index = target.clamp_min(0);                                          // [N], a valid column on ignored rows (-100)
+        var max = full([n], float.NegativeInfinity, float32, x.device);
+        var sum = zeros([n], float32, x.device);
+        var picked = zeros([n], float32, x.device);
         for (long start = 0; start < vocab; start += sliceRows)
         {
             using var slice = NewDisposeScope();
             long count = Math.Min(sliceRows, vocab - start);
-            var part = gradLogits.narrow(1, start, count).matmul(model.HeadRows(start, count)).to(float32);
-            if (sum is null) sum = part.MoveToOuterDisposeScope();
-            else sum.add_(part);
+            var l = F.linear(x, model.HeadRows(start, count)).to(float32);       // [N, count]
+            var newMax = maximum(max, l.amax([1]));
+            sum.mul_((max - newMax).exp_()).add_((l - newMax.unsqueeze(1)).exp_().sum(1));
+            max.copy_(newMax);
+            var (inSlice, local) = SliceColumn(index, start, count);
+            picked.add_(l.gather(1, local.unsqueeze(1)).squeeze(1) * inSlice);
         }
-        return sum!.to(gradLogits.dtype).MoveToOuterDisposeScope();   // the slices summed in fp32, rounded once
+        var lse = max + sum.log();
+        var loss = ((lse - picked) * scored).sum();
+        var weight = (scored / normalizer).unsqueeze(1);                          // [N, 1]
+        var grad = zeros([n, x.shape[1]], float32, x.device);
+        for (long start = 0; start < vocab; start += sliceRows)
+        {
+            using var slice = NewDisposeScope();
+            long count = Math.Min(sliceRows, vocab - start);
+            var w = model.HeadRows(start, count);
+            var p = F.linear(x, w).to(float32).sub_(lse.unsqueeze(1)).exp_();    // softmax over this slice's columns
+            var (inSlice, local) = SliceColumn(index, start, count);
+            p.scatter_add_(1, local.unsqueeze(1), (-inSlice).unsqueeze(1));      // − onehot(target) where it is in the slice
+            p.mul_(weight);
+            grad.add_(p.to(x.dtype).matmul(w));                                  // [N, count] · [count, H]
+        }
+        return (loss.MoveToOuterDisposeScope(), grad.to(x.dtype).MoveToOuterDisposeScope());
     }
+
+    /// <summary>For targets [N]: 1 where the target's column lies in [start, start + count) (fp32), and its column there
+    /// (any valid one elsewhere).</summary>
+    static (Tensor InSlice, Tensor Local) SliceColumn(Tensor index, long start, long count) =>
+        (((index >= start) & (index < start + count)).to(float32), (index - start).clamp(0, count - 1));
 
     /// <summary>sum(CE over scored tokens) of one chunk's logits [N, V] and its gradient with respect to them, divided
     /// by <paramref name="normalizer"/>, in the logits' dtype: (softmax − onehot(target)) / normalizer on scored rows, 0 on

@@ -65,9 +65,9 @@ public class CausalLossTests
 }
 
 /// <summary>lm_head_quantization: int8 against the dense path over the same (dequantized) weights, on the CPU in fp32:
-/// the slice-by-slice logits and input gradient (slices that do not divide the vocabulary), and a whole training
-/// step's loss and adapter gradients. Tolerances: 1e-6 relative for values, 1e-5 of the largest gradient (the
-/// slices' sums in another order).</summary>
+/// the slice-by-slice logits and loss (slices that do not divide the vocabulary), and a whole training step's loss and
+/// adapter gradients. Tolerances: 1e-6 relative for losses and logits, 1e-5 of the largest gradient (the slices' sums
+/// in another order).</summary>
 public class CompressedHeadTests
 {
     static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel(seed: 4));
@@ -89,7 +89,7 @@ public class CompressedHeadTests
     }
 
     [Fact]
-    public void SlicedLogitsAndInputGradientEqualTheDenseProducts()
+    public void SlicedLogitsEqualTheDenseProduct()
     {
         var (compressed, dense) = Pair();
         using (compressed) using (dense)
@@ -100,15 +100,38 @@ public class CompressedHeadTests
             var logits = CausalLoss.Logits(compressed, x, sliceRows: 100);
             var expected = F.linear(x, dense.LmHead);
             Assert.True((logits - expected).abs().max().item<float>() <= 1e-6 * expected.abs().max().item<float>());
-            var g = randn(logits.shape, generator: new Generator(3));
-            var grad = CausalLoss.InputGradient(compressed, g, sliceRows: 100);
-            var expectedGrad = g.matmul(dense.LmHead);
-            Assert.True((grad - expectedGrad).abs().max().item<float>() <= 1e-5 * expectedGrad.abs().max().item<float>());
             // Generation reads the dense form, inside ExpandHead only (training must not hold it by accident).
             Assert.Throws<InvalidOperationException>(() => compressed.LmHead);
             using (compressed.ExpandHead())
                 Assert.Equal(0, (compressed.LmHead - dense.LmHead).abs().max().item<float>());
             Assert.Throws<InvalidOperationException>(() => compressed.LmHead);
+        }
+    }
+
+    /// <summary>The two passes over slices (running logsumexp, then the gradient slice by slice) against the whole
+    /// vocabulary's cross-entropy and gradient: slices that do not divide the vocabulary, ignored rows, targets in the
+    /// first and last slice.</summary>
+    [Fact]
+    public void SlicedCrossEntropyEqualsTheWholeVocabularys()
+    {
+        var (compressed, dense) = Pair();
+        using (compressed) using (dense)
+        using (var scope = NewDisposeScope())
+        {
+            long vocab = dense.Config.VocabSize;
+            var x = randn([11, dense.Config.HiddenSize], generator: new Generator(8));
+            var target = randint(0, vocab, [11], generator: new Generator(9));
+            target[0] = CausalLoss.IgnoreIndex; target[1] = 0; target[2] = vocab - 1;
+            var (refLoss, refGradLogits) = CausalLoss.CrossEntropyWithGradient(F.linear(x, dense.LmHead), target, 7);
+            var refGrad = refGradLogits.matmul(dense.LmHead);
+            foreach (var model in new[] { compressed, dense })
+            {
+                var (loss, grad) = CausalLoss.SlicedCrossEntropy(model, x, target, 7, sliceRows: 100);
+                Assert.True(Math.Abs(loss.item<float>() - refLoss.item<float>()) <= 1e-6 * refLoss.item<float>(), $"loss {loss.item<float>()} vs {refLoss.item<float>()}");
+                double scale = refGrad.abs().max().item<float>();
+                Assert.True((grad - refGrad).abs().max().item<float>() <= 1e-5 * scale);
+                Assert.Equal(0, grad[0].abs().max().item<float>());   // the ignored row
+            }
         }
     }
 
@@ -124,7 +147,7 @@ public class CompressedHeadTests
                 using (no_grad()) foreach (var p in adapter.Pairs) p.B.normal_(0, 0.05, generator: new Generator((ulong)p.Target.Name.Length));
                 using var scope = NewDisposeScope();
                 var ids = randint(3, model.Config.VocabSize, [2, 24], generator: new Generator(5));
-                var loss = CausalLoss.ForwardBackward(model, ids, ids, normalizer: 46, chunk: 16);
+                var loss = CausalLoss.ForwardBackward(model, ids, ids, normalizer: 46, chunk: 16, headSlice: 100);
                 return (loss.item<float>(), adapter.Gradients.clone().DetachFromDisposeScope());
             }
             var (loss, grads) = Step(compressed);
