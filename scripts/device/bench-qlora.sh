@@ -10,6 +10,7 @@
 # PARTS: "short long" (default) or either alone. EXTRA: flags added to every run (e.g. "--comparisons 0").
 # NF4_RUNS: the short part's nf4 runs, "name:flags" separated by ';' (default: one run with the recipe's settings).
 # LONG_FLAGS: the long runs' memory flags. BUDGET_S: seconds after which no further run starts (0: none).
+# BF16_LAST=1: the bf16 run after the nf4 runs (when the time budget may not reach it).
 # The helpers (gpu_peak.sh, make_random_llama8b.py) are looked up in scripts/bench or beside this script.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,11 +49,12 @@ train() {   # name, time limit, then extra flags
 }
 : > "$out/runs.jsonl"
 if [[ $parts == *short* ]]; then
-  train bf16-lora 240 --dataset sample --packing true --max-length 2048 --max-steps 8
   IFS=';' read -ra runs <<< "$NF4_RUNS"
+  [[ ${BF16_LAST:-0} == 1 ]] || train bf16-lora 240 --dataset sample --packing true --max-length 2048 --max-steps 8
   for run in "${runs[@]}"; do
     train "${run%%:*}" 240 --dataset sample --packing true --max-length 2048 --max-steps 8 ${run#*:}
   done
+  [[ ${BF16_LAST:-0} == 1 ]] && train bf16-lora 240 --dataset sample --packing true --max-length 2048 --max-steps 8
 fi
 if [[ $parts == *long* ]]; then
   # One sequence of N tokens (a single long example, not packed: causal flash attention), one step.
