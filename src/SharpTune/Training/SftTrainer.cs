@@ -73,7 +73,7 @@ public sealed class SftTrainer : IDisposable
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload,
-                layers: options.CheckpointLayers);
+                layers: options.CheckpointLayers, keepMlp: options.CheckpointKeepMlp, trainableOfProjection: adapter.TrainableOf);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -108,6 +108,7 @@ public sealed class SftTrainer : IDisposable
                 sink.OnMessage(FusedRmsNorm.Available(device, model.CausalLM.DType)
                     ? "rms_norm: libtorch's fused op"
                     : $"rms_norm: eager formula ({FusedRmsNorm.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA) sink.OnMessage(TrainingKernels.Describe(device, model.CausalLM.DType, sink.OnMessage));
             if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device, sink.OnMessage));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
