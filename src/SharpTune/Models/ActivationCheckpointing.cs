@@ -6,8 +6,9 @@ namespace SharpTune.Models;
 /// <summary>
 /// Activation checkpointing: a layer's forward keeps only its input; backward recomputes the layer with
 /// gradients on and differentiates it. Activations of all layers are then never alive together, at the cost
-/// of a second forward per layer. The layer's trainable tensors are passed as inputs of the autograd node so
-/// that their gradients flow through it. With dropout, masks are reproduced by seeding both passes alike
+/// of a second forward per layer, less the down projection's frozen product (backward needs its input gradient, not
+/// its output) and, with <c>keepMlp</c>, the gate and up projections. The layer's trainable tensors are passed as
+/// inputs of the autograd node so that their gradients flow through it. With dropout, masks are reproduced by seeding both passes alike
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
