@@ -5,7 +5,8 @@ A RUN is SHAPE:WHO:MODE[:OPTION...], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf
 MODE packed = real-length examples packed into rows of seq tokens; full = every row seq tokens (no padding).
 OPTIONs: ckpt (activation checkpointing), ckpt=N (only the first N layers recomputed: checkpoint_layers), keepmlp=N (the
 first N recomputed layers keep their MLP's gate and up outputs: checkpoint_keep_mlp), stock (ours: the op-by-op SwiGLU and
-rotary embeddings instead of the fused training kernels, SHARPTUNE_TRAINING_KERNELS=off), offload
+rotary embeddings instead of the fused training kernels, SHARPTUNE_TRAINING_KERNELS=off), chunk=N (ours: loss_chunk, tokens
+per lm_head + loss chunk; 1024), offload
 (activation_offload), seq=L (tokens per row, 2048), batch=B (rows per micro-batch, 2), probe (ours: one step, only
 the memory and whether it ran are kept; for the longest-sequence search).
 """
@@ -33,11 +34,12 @@ class Smi:
 
 def options(rest):
     """The run's options: ckpt (None, 0 = all layers, or N), offload, seq, batch, probe."""
-    o = {"ckpt": None, "offload": False, "seq": 2048, "batch": 2, "probe": False, "keepmlp": 0, "stock": False}
+    o = {"ckpt": None, "offload": False, "seq": 2048, "batch": 2, "probe": False, "keepmlp": 0, "stock": False, "chunk": 0}
     for r in rest:
         key, _, value = r.partition("=")
         if key == "ckpt": o["ckpt"] = int(value or 0)
         elif key == "keepmlp": o["keepmlp"] = int(value)
+        elif key == "chunk": o["chunk"] = int(value)
         elif key == "stock": o["stock"] = True
         elif key == "offload": o["offload"] = True
         elif key == "probe": o["probe"] = True
@@ -49,6 +51,7 @@ def label(shape, who, mode, o):
     ckpt = "" if o["ckpt"] is None else " ckpt" if o["ckpt"] == 0 else f" ckpt {o['ckpt']} layers"
     ckpt += f" keep MLP of {o['keepmlp']}" if o["keepmlp"] else ""
     ckpt += " (op-by-op SwiGLU/rope)" if o["stock"] else ""
+    ckpt += f" loss chunk {o['chunk']}" if o["chunk"] else ""
     size = "" if (o["seq"], o["batch"]) == (2048, 2) else f" {o['batch']}x{o['seq']}"
     return f"{shape} {who} {mode}{ckpt}{' offload' if o['offload'] else ''}{size}{' (1 step)' if o['probe'] else ''}"
 
@@ -62,7 +65,7 @@ def run_ours(a, smi, shape, mode, o, log):
 
 def run_ours_once(a, smi, shape, mode, o, log, env):
     steps = 1 if o["probe"] else a.steps
-    out = f"/tmp/runs/{shape}-{mode}-{o['ckpt']}-{o['offload']}-{o['seq']}-{o['batch']}-{o['keepmlp']}-{o['stock']}"
+    out = f"/tmp/runs/{shape}-{mode}-{o['ckpt']}-{o['offload']}-{o['seq']}-{o['batch']}-{o['keepmlp']}-{o['stock']}-{o['chunk']}"
     subprocess.run(["rm", "-rf", out])
     data = a.data if mode == "packed" else a.data_long
     cmd = [a.app, "train", "--model", os.path.join(a.model_dir, shape), "--dataset", data, "--dataset-format", "medical-o1",
@@ -73,6 +76,7 @@ def run_ours_once(a, smi, shape, mode, o, log, env):
     if o["offload"]: cmd += ["--activation-offload", "true"]
     if o["ckpt"]: cmd += ["--checkpoint-layers", str(o["ckpt"])]
     if o["keepmlp"]: cmd += ["--checkpoint-keep-mlp", str(o["keepmlp"])]
+    if o["chunk"]: cmd += ["--loss-chunk", str(o["chunk"])]
     idle = smi.idle()
     t_start = time.time()
     metrics = os.path.join(out, "metrics.jsonl")
