@@ -36,7 +36,8 @@ public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : ID
     public Tensor Forward(Tensor x)
     {
         if (Adapter is null) return Weight.Linear(x, Bias);
-        if (!AdapterTakesRows || x.dim() == 2) return Adapter(x, Weight.Linear(x, Bias));
+        // One-token decode steps keep their call count (they are bound by it, not by the output's size).
+        if (!AdapterTakesRows || x.dim() == 2 || x.dim() == 3 && x.shape[1] == 1) return Adapter(x, Weight.Linear(x, Bias));
         var rows = x.reshape(-1, InFeatures);
         return Adapter(rows, Weight.Linear(rows, Bias)).view([.. x.shape[..^1], OutFeatures]);
     }
