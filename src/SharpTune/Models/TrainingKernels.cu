@@ -17,7 +17,7 @@ template <typename T> __device__ __forceinline__ T rounded(float v) { return sta
 // silu(x) = x / (1 + exp(-x)) in fp32, as ATen's kernel computes it.
 __device__ __forceinline__ float silu(float x) { return __fdiv_rn(x, __fadd_rn(1.f, expf(-x))); }
 
-// y = round(round(silu(g)) * u), V values per thread (V = 1 where the pointers are not 16-byte aligned).
+// y = round(round(silu(g)) * u), V values per thread (16 bytes; V = 1 where the pointers are not 16-byte aligned).
 template <typename T, int V>
 __global__ void swiglu_forward_kernel(const T* __restrict__ g, const T* __restrict__ u, T* __restrict__ y, int64_t n) {
     int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
@@ -89,7 +89,8 @@ static void swiglu_forward_launch(const at::Tensor& g, const at::Tensor& u, at::
     auto stream = at::cuda::getCurrentCUDAStream();
     auto gp = reinterpret_cast<const T*>(g.data_ptr()), up = reinterpret_cast<const T*>(u.data_ptr());
     auto yp = reinterpret_cast<T*>(y.data_ptr());
-    if (aligned16(g) && aligned16(u) && aligned16(y)) swiglu_forward_kernel<T, 8><<<blocks_for(n, 256 * 8), 256, 0, stream>>>(gp, up, yp, n);
+    constexpr int V = 16 / sizeof(T);   // one 16-byte load per tensor and thread
+    if (aligned16(g) && aligned16(u) && aligned16(y)) swiglu_forward_kernel<T, V><<<blocks_for(n, 256 * V), 256, 0, stream>>>(gp, up, yp, n);
     else swiglu_forward_kernel<T, 1><<<blocks_for(n, 256), 256, 0, stream>>>(gp, up, yp, n);
 }
 
@@ -99,8 +100,9 @@ static void swiglu_backward_launch(const at::Tensor& dy, const at::Tensor& g, co
     auto stream = at::cuda::getCurrentCUDAStream();
     auto dyp = reinterpret_cast<const T*>(dy.data_ptr()), gp = reinterpret_cast<const T*>(g.data_ptr()), up = reinterpret_cast<const T*>(u.data_ptr());
     auto dgp = reinterpret_cast<T*>(dg.data_ptr()), dup = reinterpret_cast<T*>(du.data_ptr());
+    constexpr int V = 16 / sizeof(T);
     if (aligned16(dy) && aligned16(g) && aligned16(u) && aligned16(dg) && aligned16(du))
-        swiglu_backward_kernel<T, 8><<<blocks_for(n, 256 * 8), 256, 0, stream>>>(dyp, gp, up, dgp, dup, n);
+        swiglu_backward_kernel<T, V><<<blocks_for(n, 256 * V), 256, 0, stream>>>(dyp, gp, up, dgp, dup, n);
     else swiglu_backward_kernel<T, 1><<<blocks_for(n, 256), 256, 0, stream>>>(dyp, gp, up, dgp, dup, n);
 }
 
