@@ -135,7 +135,9 @@ public sealed record TrainOptions
     public bool ActivationOffload { get; init; }
     [Setting("With activation_checkpointing: recompute only the first N decoder layers and keep the others' activations (faster, more memory); 0 = all layers", Allowed = ">= 0")]
     public int CheckpointLayers { get; init; }
-    [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
+    [Setting("With activation_checkpointing: in the first N recomputed layers also keep the MLP's gate and up outputs (2 x tokens x intermediate_size values per layer), so that backward recomputes only attention (faster, more memory); 0 = none", Allowed = ">= 0")]
+    public int CheckpointKeepMlp { get; init; }
+    [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs; not in layers that keep their MLP); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
     public int MlpChunk { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
@@ -395,6 +397,8 @@ public sealed record TrainOptions
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
         Require(CheckpointLayers >= 0, $"checkpoint_layers must be 0 (all layers) or more, got {CheckpointLayers}");
         Require(CheckpointLayers == 0 || ActivationCheckpointing, "checkpoint_layers needs activation_checkpointing: true");
+        Require(CheckpointKeepMlp >= 0, $"checkpoint_keep_mlp must be 0 (none) or more, got {CheckpointKeepMlp}");
+        Require(CheckpointKeepMlp == 0 || ActivationCheckpointing, "checkpoint_keep_mlp needs activation_checkpointing: true");
         Require(MlpChunk == 0 || MlpChunk is >= 16 and <= 1 << 24, $"mlp_chunk must be 0 (off) or from 16 to {1 << 24}, got {MlpChunk}");
         Require(MlpChunk == 0 || ActivationCheckpointing, "mlp_chunk needs activation_checkpointing: true (it splits the recomputation of a layer)");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
