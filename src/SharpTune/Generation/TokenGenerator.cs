@@ -61,6 +61,9 @@ public sealed class TokenGenerator(CausalLM model)
     public IReadOnlyList<(int[] Ids, FinishReason FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null) =>
         Run(prompts, options, onToken, forced: null, logitsOut: null);
 
+    /// <summary>The most host memory <see cref="ForcedLogits"/> fills with logits (fp32).</summary>
+    public const long MaxForcedLogitsBytes = 8L << 30;
+
     /// <summary>Teacher-forced decoding, for checking the decode path against a reference: each row's prompt is
     /// prefilled, then its <paramref name="continuations"/> are fed token by token through the same decode steps as
     /// <see cref="Generate"/> (static cache, left padding, CUDA graph where available) in place of chosen tokens.
@@ -77,6 +80,9 @@ public sealed class TokenGenerator(CausalLM model)
         foreach (var c in continuations)
             if (c.FirstOrDefault(id => (uint)id >= (uint)vocab, -1) is var bad and >= 0)
                 throw new SharpTuneException($"a continuation holds token id {bad}, outside the model's vocabulary of {vocab}");
+        long bytes = 4L * prompts.Count * steps * vocab;
+        if (bytes > MaxForcedLogitsBytes)
+            throw new SharpTuneException($"{prompts.Count} rows × {steps} steps × {vocab} logits would take {bytes / (1 << 20):N0} MiB in memory (at most {MaxForcedLogitsBytes >> 20:N0}): feed fewer rows or steps per call");
         var logits = zeros([prompts.Count, steps, vocab], float32);
         try
         {

@@ -45,6 +45,9 @@ public class ForcedLogitsTests
         Assert.Contains("same number of tokens", e.Message);
         e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [[4, 1 << 30]]));
         Assert.Contains("outside the model's vocabulary", e.Message);
+        int steps = (int)(TokenGenerator.MaxForcedLogitsBytes / 4 / model.Config.VocabSize) + 1;   // one step too many
+        e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [new int[steps]]));
+        Assert.Contains("feed fewer rows or steps", e.Message);
     }
 
     [Theory]
