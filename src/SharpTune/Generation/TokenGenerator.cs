@@ -78,18 +78,20 @@ public sealed class TokenGenerator(CausalLM model)
             throw new SharpTuneException($"every continuation must have the same number of tokens, at least 1 (lengths: {string.Join(", ", continuations.Select(c => c.Length).Distinct())})");
         int vocab = model.Config.VocabSize;
         foreach (var c in continuations)
-            if (c.FirstOrDefault(id => (uint)id >= (uint)vocab, -1) is var bad and >= 0)
-                throw new SharpTuneException($"a continuation holds token id {bad}, outside the model's vocabulary of {vocab}");
+            foreach (int id in c)
+                if ((uint)id >= (uint)vocab)
+                    throw new SharpTuneException($"a continuation holds token id {id}, outside the model's vocabulary of {vocab}");
         long bytes = 4L * prompts.Count * steps * vocab;
         if (bytes > MaxForcedLogitsBytes)
             throw new SharpTuneException($"{prompts.Count} rows × {steps} steps × {vocab} logits would take {bytes / (1 << 20):N0} MiB in memory (at most {MaxForcedLogitsBytes >> 20:N0}): feed fewer rows or steps per call");
+        long room = model.Config.MaxPositionEmbeddings - (model.VirtualTokens?.shape[0] ?? 0) - prompts.Max(p => p.Length);
+        if (room < steps)
+            throw new SharpTuneException($"the model's context ({model.Config.MaxPositionEmbeddings}, max_position_embeddings in config.json) leaves room for {Math.Max(room, 0)} of the {steps} continuation tokens after the longest prompt");
         var logits = zeros([prompts.Count, steps, vocab], float32);
         try
         {
             using var forced = tensor(continuations.SelectMany(c => c.Select(id => (long)id)).ToArray(), [prompts.Count, steps], device: model.Device);
-            var rows = Run(prompts, new GenerationOptions(MaxNewTokens: steps), onToken: null, forced, logits);
-            if (rows[0].Ids.Length < steps)
-                throw new SharpTuneException($"the model's context ({model.Config.MaxPositionEmbeddings}) leaves room for {rows[0].Ids.Length} of the {steps} continuation tokens");
+            Run(prompts, new GenerationOptions(MaxNewTokens: steps), onToken: null, forced, logits);
             return logits;
         }
         catch { logits.Dispose(); throw; }

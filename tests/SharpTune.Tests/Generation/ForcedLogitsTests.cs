@@ -37,14 +37,19 @@ public class ForcedLogitsTests
     }
 
     [Fact]
-    public void ContinuationsOfDifferentLengthsAreRefused()
+    public void BadContinuationsAreRefusedByName()
     {
         using var ckpt = ModelFolder.Open(TestPaths.Model("llama"));
         using var model = ckpt.LoadModel(TestPaths.Cpu, float32);
         var e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2], [3]], [[4, 5], [6]]));
         Assert.Contains("same number of tokens", e.Message);
-        e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [[4, 1 << 30]]));
-        Assert.Contains("outside the model's vocabulary", e.Message);
+        foreach (int bad in new[] { 1 << 30, -5 })
+        {
+            e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [[4, bad]]));
+            Assert.Contains($"token id {bad}, outside the model's vocabulary", e.Message);
+        }
+        e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [new int[model.Config.MaxPositionEmbeddings - 1]]));
+        Assert.Contains($"leaves room for {model.Config.MaxPositionEmbeddings - 2} of the", e.Message);
         int steps = (int)(TokenGenerator.MaxForcedLogitsBytes / 4 / model.Config.VocabSize) + 1;   // one step too many
         e = Assert.Throws<SharpTuneException>(() => new TokenGenerator(model).ForcedLogits([[1, 2]], [new int[steps]]));
         Assert.Contains("feed fewer rows or steps", e.Message);
