@@ -1,23 +1,62 @@
 namespace SharpTune.Data;
 
 /// <summary>
-/// Walks a Parquet footer (Thrift compact protocol) without building anything, and refuses one that Parquet.Net
-/// could not read safely: a length or element count beyond the bytes left, a varint running off the end, an unknown
-/// wire type, or nesting deeper than <see cref="MaxDepth"/>. Parquet.Net reads such footers past their end, where
-/// its varint reader never stops (a hang found by fuzzing), or recurses without limit.
+/// Reads a Parquet footer (Thrift compact protocol) the way Parquet.Net 6.1 reads it, without building anything,
+/// and refuses one that would send Parquet.Net past the footer's end. Parquet.Net's varint reader never stops at the
+/// end of its buffer (a read past it returns 0xFF, a continuation byte, forever: hangs found by fuzzing), so every
+/// read it would make must stay inside. Its reader is mirrored, not the Thrift specification: a known field is read
+/// by its id with the type the format gives that id, whatever type the wire claims; an unknown field is skipped as
+/// Parquet.Net skips it (a struct by its field headers only, booleans in a list as nothing). A walk that trusted the
+/// wire types let through a changed field header that Parquet.Net then read to the end and beyond.
 /// </summary>
 internal static class ParquetFooter
 {
-    /// <summary>Nesting of structs, lists and maps; Parquet's own metadata is at most about 6 deep (plus nested schema
-    /// logical types).</summary>
+    /// <summary>Nesting of structs and lists; Parquet's own metadata is at most about 8 deep.</summary>
     public const int MaxDepth = 32;
+
+    /// <summary>The metadata structs that FileMetaData reaches (parquet.thrift), as "field id:type" lists. A type is a
+    /// struct's name, list&lt;T&gt;, binary (strings too), bool, i8, i16, i32 (enums too), i64 or double.</summary>
+    private static readonly Dictionary<string, Dictionary<short, string>> Structs = new Dictionary<string, string>
+    {
+        ["FileMetaData"] = "1:i32 2:list<SchemaElement> 3:i64 4:list<RowGroup> 5:list<KeyValue> 6:binary 7:list<ColumnOrder> 8:EncryptionAlgorithm 9:binary",
+        ["SchemaElement"] = "1:i32 2:i32 3:i32 4:binary 5:i32 6:i32 7:i32 8:i32 9:i32 10:LogicalType",
+        ["LogicalType"] = "1:Empty 2:Empty 3:Empty 4:Empty 5:DecimalType 6:Empty 7:TimeType 8:TimestampType 10:IntType 11:Empty 12:Empty 13:Empty 14:Empty 15:Empty 16:VariantType 17:GeometryType 18:GeographyType",
+        ["DecimalType"] = "1:i32 2:i32",
+        ["TimeType"] = "1:bool 2:TimeUnit",
+        ["TimestampType"] = "1:bool 2:TimeUnit",
+        ["TimeUnit"] = "1:Empty 2:Empty 3:Empty",
+        ["IntType"] = "1:i8 2:bool",
+        ["VariantType"] = "1:i8",
+        ["GeometryType"] = "1:binary",
+        ["GeographyType"] = "1:binary 2:i32",
+        ["RowGroup"] = "1:list<ColumnChunk> 2:i64 3:i64 4:list<SortingColumn> 5:i64 6:i64 7:i16",
+        ["ColumnChunk"] = "1:binary 2:i64 3:ColumnMetaData 4:i64 5:i32 6:i64 7:i32 8:ColumnCryptoMetaData 9:binary",
+        ["ColumnMetaData"] = "1:i32 2:list<i32> 3:list<binary> 4:i32 5:i64 6:i64 7:i64 8:list<KeyValue> 9:i64 10:i64 11:i64 12:Statistics 13:list<PageEncodingStats> 14:i64 15:i32 16:SizeStatistics 17:GeospatialStatistics",
+        ["Statistics"] = "1:binary 2:binary 3:i64 4:i64 5:binary 6:binary 7:bool 8:bool",
+        ["PageEncodingStats"] = "1:i32 2:i32 3:i32",
+        ["SizeStatistics"] = "1:i64 2:list<i64> 3:list<i64>",
+        ["GeospatialStatistics"] = "1:BoundingBox 2:list<i32>",
+        ["BoundingBox"] = "1:double 2:double 3:double 4:double 5:double 6:double 7:double 8:double",
+        ["ColumnCryptoMetaData"] = "1:Empty 2:EncryptionWithColumnKey",
+        ["EncryptionWithColumnKey"] = "1:list<binary> 2:binary",
+        ["SortingColumn"] = "1:i32 2:bool 3:bool",
+        ["KeyValue"] = "1:binary 2:binary",
+        ["ColumnOrder"] = "1:Empty",
+        ["EncryptionAlgorithm"] = "1:AesGcm 2:AesGcm",
+        ["AesGcm"] = "1:binary 2:binary 3:bool",
+        ["Empty"] = "",   // the format's field-less structs (StringType, MilliSeconds, TypeDefinedOrder, ...)
+    }.ToDictionary(
+        entry => entry.Key,
+        entry => entry.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+            .Select(field => field.Split(':'))
+            .ToDictionary(parts => short.Parse(parts[0]), parts => parts[1]));
 
     public static void Check(ReadOnlySpan<byte> footer, string name)
     {
-        new Walker(footer, name).SkipStruct(0);
+        new Reader(footer, name).Struct("FileMetaData", 0);
     }
 
-    private ref struct Walker(ReadOnlySpan<byte> bytes, string name)
+    private ref struct Reader(ReadOnlySpan<byte> bytes, string name)
     {
         private readonly ReadOnlySpan<byte> _bytes = bytes;
         private readonly string _name = name;
@@ -26,116 +65,155 @@ internal static class ParquetFooter
 
         private readonly int Left => _bytes.Length - _position;
 
-        public readonly SharpTuneException Corrupt(string what) =>
+        private readonly SharpTuneException Corrupt(string what) =>
             new($"{_name}: cannot read the Parquet file: its footer metadata is corrupt ({what})");
 
-        public void SkipStruct(int depth)
+        public void Struct(string type, int depth)
         {
             if (depth > MaxDepth)
                 throw Corrupt($"nested more than {MaxDepth} levels deep");
+            var fields = Structs[type];
+            short fieldId = 0;
             while (true)
             {
                 byte header = Byte();
-                int type = header & 0x0f;
-                if (type == 0)
+                if (header == 0)
                     return;   // STOP
-                if (header >> 4 == 0)
-                    VarInt();   // a field id that is not a small delta follows as a zigzag varint
-                SkipValue(type, depth, inStruct: true);
+                int delta = header >> 4;
+                // Parquet.Net keeps field ids as 16-bit numbers and lets them wrap
+                fieldId = delta == 0 ? (short)ZigZag(VarInt32()) : (short)(fieldId + delta);
+                if (fields.TryGetValue(fieldId, out string? fieldType))
+                    Value(fieldType, depth + 1);
+                else
+                    Skip(header & 0x0f, depth + 1);
             }
         }
 
-        private void SkipValue(int type, int depth, bool inStruct)
+        private void Value(string type, int depth)
         {
             switch (type)
             {
-                case 1 or 2:   // booleans: in a struct the type carries the value, in a list one byte each
-                    if (!inStruct)
-                        Byte();
+                case "bool":   // the field header carries the value
                     break;
-                case 3:
+                case "i8":
                     Byte();
                     break;
-                case 4 or 5 or 6:
-                    VarInt();
+                case "i16" or "i32":
+                    VarInt32();
+                    break;
+                case "i64":
+                    VarInt64();
+                    break;
+                case "double":
+                    Take(8, "a double");
+                    break;
+                case "binary":
+                    Binary();
+                    break;
+                default:
+                    if (type.StartsWith("list<", StringComparison.Ordinal))
+                    {
+                        string element = type[5..^1];
+                        int count = ListHeader(depth, out _);   // Parquet.Net ignores the element type here
+                        for (int i = 0; i < count; i++)
+                            Value(element, depth + 1);
+                    }
+                    else
+                    {
+                        Struct(type, depth);
+                    }
+                    break;
+            }
+        }
+
+        /// <summary>An unknown field, skipped by its wire type as Parquet.Net's SkipField does.</summary>
+        private void Skip(int wireType, int depth)
+        {
+            switch (wireType)
+            {
+                case 1 or 2:   // booleans: nothing, in a struct and (as Parquet.Net skips them) in a list
+                    break;
+                case 3:
+                    Take(1, "a byte");
+                    break;
+                case 4 or 5:
+                    VarInt32();
+                    break;
+                case 6:
+                    VarInt64();
                     break;
                 case 7:
                     Take(8, "a double");
                     break;
                 case 8:
-                    Take(Length("a string"), "a string");
+                    Binary();
                     break;
-                case 9 or 10:
-                    SkipList(depth);
+                case 9:
+                {
+                    int count = ListHeader(depth, out int elementType);
+                    for (int i = 0; i < count; i++)
+                        Skip(elementType, depth + 1);
                     break;
-                case 11:
-                    SkipMap(depth);
-                    break;
+                }
                 case 12:
-                    SkipStruct(depth + 1);
+                    // Parquet.Net skips a struct by reading its field headers up to a STOP, and none of their values
+                    while (Byte() is var header && header != 0)
+                    {
+                        if (header >> 4 == 0)
+                            VarInt32();
+                    }
                     break;
-                case 13:
-                    Take(16, "a UUID");
-                    break;
-                default:
-                    throw Corrupt($"unknown Thrift type {type} at byte {_position - 1}");
+                default:   // sets, maps and UUIDs are not skipped by Parquet.Net either: it throws
+                    throw Corrupt($"a field of Thrift type {wireType} at byte {_position}");
             }
         }
 
-        private void SkipList(int depth)
+        /// <summary>A list's element count: at most one element per byte left, as every element Parquet.Net reads
+        /// takes at least one.</summary>
+        private int ListHeader(int depth, out int elementType)
         {
-            if (depth + 1 > MaxDepth)
+            if (depth > MaxDepth)
                 throw Corrupt($"nested more than {MaxDepth} levels deep");
             byte header = Byte();
-            int elementType = header & 0x0f;
-            long count = header >> 4;
+            elementType = header & 0x0f;
+            int count = header >> 4;
             if (count == 15)
-                count = Length("a list");
-            // every element takes at least one byte
-            if (count > Left)
-                throw Corrupt($"a list of {count} elements with {Left} bytes left");
-            for (long i = 0; i < count; i++)
-                SkipValue(elementType, depth + 1, inStruct: false);
+                count = (int)VarInt32();
+            if (count < 0 || count > Left)
+                throw Corrupt($"a list of {(uint)count} elements with {Left} bytes left");
+            return count;
         }
 
-        private void SkipMap(int depth)
+        private void Binary()
         {
-            if (depth + 1 > MaxDepth)
-                throw Corrupt($"nested more than {MaxDepth} levels deep");
-            long count = Length("a map");
-            if (count == 0)
-                return;
-            byte types = Byte();
-            if (count > Left / 2)
-                throw Corrupt($"a map of {count} entries with {Left} bytes left");
-            for (long i = 0; i < count; i++)
-            {
-                SkipValue(types >> 4, depth + 1, inStruct: false);
-                SkipValue(types & 0x0f, depth + 1, inStruct: false);
-            }
+            int length = (int)VarInt32();
+            if (length < 0 || length > Left)
+                throw Corrupt($"a string or binary of {(uint)length} bytes with {Left} bytes left");
+            _position += length;
         }
 
-        /// <summary>A length or count: an unsigned varint that must fit in the bytes left.</summary>
-        private long Length(string what)
+        /// <summary>A varint as Parquet.Net reads one into 32 bits: any number of continuation bytes, the shift
+        /// wrapping at 32.</summary>
+        private uint VarInt32()
         {
-            ulong value = VarInt();
-            if (value > (ulong)Left)
-                throw Corrupt($"{what} of {value} bytes or elements with {Left} bytes left");
-            return (long)value;
-        }
-
-        private ulong VarInt()
-        {
-            ulong value = 0;
-            for (int shift = 0; shift < 64; shift += 7)
+            uint value = 0;
+            for (int shift = 0; ; shift += 7)
             {
                 byte b = Byte();
-                value |= (ulong)(b & 0x7f) << shift;
+                value |= (uint)(b & 0x7f) << shift;
                 if ((b & 0x80) == 0)
                     return value;
             }
-            throw Corrupt($"a varint longer than 10 bytes at byte {_position}");
         }
+
+        private void VarInt64()
+        {
+            while ((Byte() & 0x80) != 0)
+            {
+            }
+        }
+
+        private static int ZigZag(uint n) => (int)(n >> 1) ^ -(int)(n & 1);
 
         private byte Byte()
         {
@@ -144,11 +222,11 @@ internal static class ParquetFooter
             return _bytes[_position++];
         }
 
-        private void Take(long count, string what)
+        private void Take(int count, string what)
         {
             if (count > Left)
                 throw Corrupt($"{what} runs past its end");
-            _position += (int)count;
+            _position += count;
         }
     }
 }

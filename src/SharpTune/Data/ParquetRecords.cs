@@ -12,9 +12,10 @@ internal static class ParquetRecords
 {
     public static IEnumerable<RawRecord> Read(DataFile file)
     {
-        using var stream = Seekable(file);
+        using var stream = Open(file);
         var (groupCount, columns) = Run(file, async () =>
         {
+            stream.BeginPass();
             await using var reader = await ParquetReader.CreateAsync(stream, leaveStreamOpen: true);
             return (reader.RowGroupCount, reader.Schema.Fields.Select(f => f.Name).ToArray());
         });
@@ -25,7 +26,7 @@ internal static class ParquetRecords
             int index = group;
             var rows = Run(file, async () =>
             {
-                stream.Position = 0;
+                stream.BeginPass();
                 var result = await ParquetSerializer.DeserializeUntypedAsync(stream, null, index);
                 return result.Data;
             });
@@ -41,15 +42,17 @@ internal static class ParquetRecords
     /// <summary>The row count from the file's metadata, without reading any data.</summary>
     public static long Count(DataFile file)
     {
-        using var stream = Seekable(file);
+        using var stream = Open(file);
         return Run(file, async () =>
         {
+            stream.BeginPass();
             await using var reader = await ParquetReader.CreateAsync(stream, leaveStreamOpen: true);
             return reader.RowGroups.Sum(g => g.RowCount);
         });
     }
 
-    private static Stream Seekable(DataFile file)
+    /// <summary>The file as a seekable stream whose footer has been checked, behind Parquet.Net's guards.</summary>
+    private static ParquetInput Open(DataFile file)
     {
         var stream = file.Open();
         if (!stream.CanSeek)
@@ -69,7 +72,7 @@ internal static class ParquetRecords
             stream.Dispose();
             throw;
         }
-        return stream;
+        return new ParquetInput(stream, file.Name);
     }
 
     /// <summary>"PAR1" at both ends, a footer length that fits the file and footer metadata that stays within it:
