@@ -2,10 +2,11 @@
 # On the GPU machine: `sharptune train` against transformers+PEFT (and `sharptune generate` against transformers
 # `generate`) in one call, on random-weight models of real shapes with real tokenizers. Prints one table per part.
 #   APP_TAR=artifacts/device/SharpTune.Cli.tar.xz TOKENIZERS=.cache/tokenizers scripts/bench/compare-train.sh [parts]
-# parts (default "train15 decode train8 longseq"; also decodecheck): train15 = 1.5B shape, ours packed (checkpointing on: all layers and
-# CKPT15 of 28; off) and transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama,
-# llama3 rope scaling), checkpointing on, ours and transformers+PEFT; decodecheck = teacher-forced logits of the decode
-# paths against transformers fp32 (decode_check.py); longseq = 8B, micro-batch 1, one step at a few
+# parts (default "train15 decode train8 longseq"; also decodecheck): train15 = 1.5B shape, ours packed (checkpointing
+# on; off) and transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama, llama3 rope
+# scaling), checkpointing on, ours (keeping the MLP's gate/up outputs of KEEP8 layers, 14; and without) and
+# transformers+PEFT; decodecheck = teacher-forced logits of the decode paths against transformers fp32
+# (decode_check.py); longseq = 8B, micro-batch 1, one step at a few
 # row lengths with and without activation_offload, and the longest row under 80 GiB by the line through them.
 # RUNS15 / RUNS8 / RUNSLONG override the run lists (see compare_train.py); STEPS the steps per run (30); BUDGET_S the
 # seconds after which no further run starts (0: none). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
@@ -38,11 +39,11 @@ for part in $parts; do
 case $part in
 train15)
     model qwen1.5b qwen3
-    compare ${RUNS15:-qwen1.5b:ours:packed:ckpt qwen1.5b:ours:packed:ckpt=${CKPT15:-16} qwen1.5b:ours:packed qwen1.5b:hf:full:ckpt} ;;
+    compare ${RUNS15:-qwen1.5b:ours:packed:ckpt qwen1.5b:ours:packed qwen1.5b:hf:full:ckpt} ;;
 train8)
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
-    compare ${RUNS8:-llama8b:ours:packed:ckpt llama8b:hf:full:ckpt llama8b:ours:packed:ckpt=${CKPT8:-30}} ;;
+    compare ${RUNS8:-llama8b:ours:packed:ckpt:keepmlp=${KEEP8:-14} llama8b:hf:full:ckpt llama8b:ours:packed:ckpt} ;;
 longseq)
     # Rows of packed real-length examples: under flash attention a row's memory is that of one document as long
     # (activations grow with tokens, not with tokens²), at a fraction of the attention's compute.

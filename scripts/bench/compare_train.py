@@ -3,7 +3,10 @@ prints one table. Used by compare-train.sh (which makes the models and the data)
     python3 compare_train.py --app /tmp/app/SharpTune.Cli --model-dir /tmp/models --data /tmp/data/medical.jsonl RUN...
 A RUN is SHAPE:WHO:MODE[:OPTION...], e.g. qwen1.5b:ours:packed:ckpt, qwen1.5b:hf:full, llama8b:hf:full:ckpt.
 MODE packed = real-length examples packed into rows of seq tokens; full = every row seq tokens (no padding).
-OPTIONs: ckpt (activation checkpointing), ckpt=N (only the first N layers recomputed: checkpoint_layers), offload
+OPTIONs: ckpt (activation checkpointing), ckpt=N (only the first N layers recomputed: checkpoint_layers), keepmlp=N (the
+first N recomputed layers keep their MLP's gate and up outputs: checkpoint_keep_mlp), stock (ours: the op-by-op SwiGLU and
+rotary embeddings instead of the fused training kernels, SHARPTUNE_TRAINING_KERNELS=off), chunk=N (ours: loss_chunk, tokens
+per lm_head + loss chunk; 1024), offload
 (activation_offload), seq=L (tokens per row, 2048), batch=B (rows per micro-batch, 2), probe (ours: one step, only
 the memory and whether it ran are kept; for the longest-sequence search).
 """
@@ -31,10 +34,13 @@ class Smi:
 
 def options(rest):
     """The run's options: ckpt (None, 0 = all layers, or N), offload, seq, batch, probe."""
-    o = {"ckpt": None, "offload": False, "seq": 2048, "batch": 2, "probe": False}
+    o = {"ckpt": None, "offload": False, "seq": 2048, "batch": 2, "probe": False, "keepmlp": 0, "stock": False, "chunk": 0}
     for r in rest:
         key, _, value = r.partition("=")
         if key == "ckpt": o["ckpt"] = int(value or 0)
+        elif key == "keepmlp": o["keepmlp"] = int(value)
+        elif key == "chunk": o["chunk"] = int(value)
+        elif key == "stock": o["stock"] = True
         elif key == "offload": o["offload"] = True
         elif key == "probe": o["probe"] = True
         elif key in ("seq", "batch"): o[key] = int(value)
@@ -43,11 +49,14 @@ def options(rest):
 
 def label(shape, who, mode, o):
     ckpt = "" if o["ckpt"] is None else " ckpt" if o["ckpt"] == 0 else f" ckpt {o['ckpt']} layers"
+    ckpt += f" keep MLP of {o['keepmlp']}" if o["keepmlp"] else ""
+    ckpt += " (op-by-op SwiGLU/rope)" if o["stock"] else ""
+    ckpt += f" loss chunk {o['chunk']}" if o["chunk"] else ""
     size = "" if (o["seq"], o["batch"]) == (2048, 2) else f" {o['batch']}x{o['seq']}"
     return f"{shape} {who} {mode}{ckpt}{' offload' if o['offload'] else ''}{size}{' (1 step)' if o['probe'] else ''}"
 
 def run_ours(a, smi, shape, mode, o, log):
-    row = run_ours_once(a, smi, shape, mode, o, log, {})
+    row = run_ours_once(a, smi, shape, mode, o, log, {"SHARPTUNE_TRAINING_KERNELS": "off"} if o["stock"] else {})
     if "error" in row and "terminate called" in row["error"]:
         # A native abort (e.g. TorchScript on an unexpected libtorch): measure the SDPA path rather than nothing.
         row = run_ours_once(a, smi, shape, mode, o, log, {"SHARPTUNE_ATTENTION": "sdpa"})
@@ -56,7 +65,7 @@ def run_ours(a, smi, shape, mode, o, log):
 
 def run_ours_once(a, smi, shape, mode, o, log, env):
     steps = 1 if o["probe"] else a.steps
-    out = f"/tmp/runs/{shape}-{mode}-{o['ckpt']}-{o['offload']}-{o['seq']}-{o['batch']}"
+    out = f"/tmp/runs/{shape}-{mode}-{o['ckpt']}-{o['offload']}-{o['seq']}-{o['batch']}-{o['keepmlp']}-{o['stock']}-{o['chunk']}"
     subprocess.run(["rm", "-rf", out])
     data = a.data if mode == "packed" else a.data_long
     cmd = [a.app, "train", "--model", os.path.join(a.model_dir, shape), "--dataset", data, "--dataset-format", "medical-o1",
@@ -66,6 +75,8 @@ def run_ours_once(a, smi, shape, mode, o, log, env):
            "--log-every", str(a.log_every), "--device", "cuda", "--dtype", "bfloat16", "--resume", "false", "--validation-fraction", "0"]
     if o["offload"]: cmd += ["--activation-offload", "true"]
     if o["ckpt"]: cmd += ["--checkpoint-layers", str(o["ckpt"])]
+    if o["keepmlp"]: cmd += ["--checkpoint-keep-mlp", str(o["keepmlp"])]
+    if o["chunk"]: cmd += ["--loss-chunk", str(o["chunk"])]
     idle = smi.idle()
     t_start = time.time()
     metrics = os.path.join(out, "metrics.jsonl")
@@ -111,6 +122,7 @@ def run_ours_once(a, smi, shape, mode, o, log, env):
     util = [s[2] for s in smi.window(w10, w60)]
     row["util"] = sum(util) / len(util) if util else None
     row["attention"] = next((l.strip() for l in open(log) if "attention:" in l), "")
+    row["kernels"] = next((l.strip() for l in open(log) if "SwiGLU and rotary" in l), "")
     return row
 
 def run_hf(a, smi, shape, mode, o, log):
@@ -225,6 +237,7 @@ def main():
                   f"longest run that stayed under 80 GiB: {f'{seen:,} tokens' if seen else 'none'}")
     for r in rows:
         if r.get("attention"): print(f"{r['run']}: {r['attention']}")
+        if r.get("kernels"): print(f"{r['run']}: {r['kernels']}")
         if "error" in r: print(f"{r['run']} FAILED: {r['error']}")
 
 if __name__ == "__main__":

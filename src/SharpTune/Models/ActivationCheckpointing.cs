@@ -6,8 +6,9 @@ namespace SharpTune.Models;
 /// <summary>
 /// Activation checkpointing: a layer's forward keeps only its input; backward recomputes the layer with
 /// gradients on and differentiates it. Activations of all layers are then never alive together, at the cost
-/// of a second forward per layer. The layer's trainable tensors are passed as inputs of the autograd node so
-/// that their gradients flow through it. With dropout, masks are reproduced by seeding both passes alike
+/// of a second forward per layer, less the down projection's frozen product (backward needs its input gradient, not
+/// its output) and, with <c>keepMlp</c>, the gate and up projections. The layer's trainable tensors are passed as
+/// inputs of the autograd node so that their gradients flow through it. With dropout, masks are reproduced by seeding both passes alike
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
@@ -15,10 +16,17 @@ namespace SharpTune.Models;
 /// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
+/// <param name="keepMlp">in how many of the recomputed layers, from the first, the forward also keeps the MLP's gate
+/// and up outputs (2·tokens·intermediate values), so that backward recomputes only the attention half: the gate and
+/// up projections, about three quarters of a Llama layer's recomputation, are not run again. Needs
+/// <paramref name="trainableOfProjection"/>, dense frozen weights and no dropout; other layers recompute in full.</param>
+/// <param name="trainableOfProjection">the trainable tensors of one projection, in the order <paramref name="trainableOf"/>
+/// lists them for its layer</param>
 public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
-    int layers = 0)
+    int layers = 0, int keepMlp = 0, Func<Linear, IReadOnlyList<Tensor>>? trainableOfProjection = null)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
+    internal Func<Linear, IReadOnlyList<Tensor>>? TrainableOfProjection { get; } = trainableOfProjection;
     long _stepSeed, _calls;
 
     /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
@@ -32,11 +40,18 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
     {
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
-        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA), x };
+        bool keep = Array.IndexOf(model.Layers, layer) < keepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
+        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA, keep), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether a projection's input gradient can be taken without its frozen product: a dense weight, and an
+    /// adapter that only adds a term of the input (or none).</summary>
+    static bool Skippable(Linear p) => p.Weight is DenseWeight && (p.Adapter is null || p.AdapterTakesRows);
+
+    static bool MlpRecomputable(DecoderLayer l) => Skippable(l.Gate) && Skippable(l.Up) && Skippable(l.Down);
 
     /// <summary>Frees the gradient tensors handed to autograd in the last backward; call after backward returns,
     /// and rethrows an error that happened inside it (an exception inside backward would abort the process).</summary>
@@ -44,7 +59,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload);
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload, bool KeepMlp);
 
     sealed class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
@@ -57,12 +72,23 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
         {
             var call = (LayerCall)vars[0];
             var x = (Tensor)vars[1];
-            // Offloaded: a non-blocking copy to the host lands in pinned memory (libtorch pins the destination itself).
-            ctx.save_for_backward([call.Offload ? x.to(CPU, non_blocking: true) : x, .. call.Attention.Tensors]);
             ctx.save_data("call", call);
             ctx.save_data("needx", x.requires_grad);
             if (call.Seed is { } seed) random.manual_seed(seed);
-            return [call.Model.LayerForward(call.Layer, x, call.Attention)];
+            // Offloaded: a non-blocking copy to the host lands in pinned memory (libtorch pins the destination itself).
+            var input = call.Offload ? x.to(CPU, non_blocking: true) : x;
+            if (!call.KeepMlp)
+            {
+                ctx.save_for_backward([input, .. call.Attention.Tensors]);
+                return [call.Model.LayerForward(call.Layer, x, call.Attention, training: true)];
+            }
+            // The context takes the saved tensors' handles after forward returns: gate and up live in the caller's scope (Run's).
+            var residual = call.Model.AttentionBlock(call.Layer, x, call.Attention, training: true);
+            var (gate, up) = call.Model.MlpProjections(call.Layer, residual);
+            ctx.save_for_backward([input, .. call.Attention.Tensors, gate, up]);   // gate and up last
+            using var scope = NewDisposeScope();
+            var y = residual + call.Layer.Down.Forward(CausalLM.MlpActivation(gate, up, training: true));
+            return [y.MoveToOuterDisposeScope()];
         }
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
@@ -81,13 +107,20 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                     var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
                     var xd = input.detach().requires_grad_(needx);
                     if (call.Seed is { } seed) random.manual_seed(seed);
-                    var y = call.Model.LayerForward(call.Layer, xd, attention);
-                    var inputs = new List<Tensor>();
-                    if (needx) inputs.Add(xd);   // the first layer's input (embeddings) needs no gradient
-                    inputs.AddRange(call.Model.Checkpointing!.TrainableOf(call.Layer));
-                    var g = autograd.grad([y], inputs, [grads[0]], allow_unused: true);
-                    result = [null!, needx ? g[0] : null!];
-                    result.AddRange(g.Skip(needx ? 1 : 0));
+                    if (call.KeepMlp)
+                    {
+                        result = [null!, .. RecomputeAttentionOnly(call, xd, needx, attention, saved[^2], saved[^1], grads[0])];
+                    }
+                    else
+                    {
+                        var (outputs, upstream) = Recompute(call.Model, call.Layer, xd, attention, grads[0]);
+                        var inputs = new List<Tensor>();
+                        if (needx) inputs.Add(xd);   // the first layer's input (embeddings) needs no gradient
+                        inputs.AddRange(call.Model.Checkpointing!.TrainableOf(call.Layer));
+                        var g = autograd.grad(outputs, inputs, upstream, allow_unused: true);
+                        result = [null!, needx ? g[0] : null!];
+                        result.AddRange(g.Skip(needx ? 1 : 0));
+                    }
                 }
                 foreach (var t in result.Where(t => t is not null)) t.MoveToOuterDisposeScope();
                 lock (Handed) Handed.AddRange(result.Where(t => t is not null));
@@ -106,6 +139,74 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                 lock (Handed) Handed.AddRange(zeros.Where(t => t is not null));
                 return zeros;
             }
+        }
+
+        /// <summary>The recomputed layer as autograd outputs and their incoming gradients. The layer's output is
+        /// residual + down(activation) + adapter term, and only its gradient is needed, not its value: with a dense
+        /// down projection whose adapter only adds (or none), its frozen product is not recomputed (a quarter of the
+        /// layer's multiply-adds at the Llama shapes); the activation's gradient through it is one product with the
+        /// weight, and autograd adds the residual's and the adapter's paths.</summary>
+        static (List<Tensor> Outputs, List<Tensor> Upstream) Recompute(CausalLM model, DecoderLayer layer, Tensor x,
+            CausalLM.AttentionInputs attention, Tensor grad)
+        {
+            var (residual, activation) = model.LayerBeforeDown(layer, x, attention, training: true);
+            var down = layer.Down;
+            if (down.Weight is not DenseWeight dense || down.Adapter is not null && !down.AdapterTakesRows)
+                return ([residual + down.Forward(activation)], [grad]);
+            var outputs = new List<Tensor> { residual, activation };
+            var upstream = new List<Tensor> { grad, grad.matmul(dense.Tensor) };   // [B, T, H] · [H, I] → [B, T, I]
+            if (down.AdapterTerm(activation) is { } term) { outputs.Add(term); upstream.Add(grad); }
+            return (outputs, upstream);
+        }
+
+        /// <summary>Backward of a layer whose gate and up outputs were kept: in two parts, the MLP from the kept tensors
+        /// (SwiGLU and the down projection's adapter, its frozen product skipped as in <see cref="Recompute"/>), then the
+        /// recomputed attention half with the gradient reaching the normalized residual through the gate and up
+        /// projections (their frozen products' input gradients as two products with the weights, their adapters by
+        /// autograd). Returns the gradients of x (null when not needed) and of the layer's trainable tensors, in
+        /// <see cref="TrainableOf"/>'s order.</summary>
+        static List<Tensor> RecomputeAttentionOnly(LayerCall call, Tensor x, bool needx, CausalLM.AttentionInputs attention,
+            Tensor gateKept, Tensor upKept, Tensor grad)
+        {
+            var model = call.Model;
+            var layer = call.Layer;
+            var trainableOf = model.Checkpointing!.TrainableOfProjection!;
+
+            // MLP: activation = swiglu(gate, up); output = residual + down(activation) + down's adapter term
+            var gate = gateKept.detach().requires_grad_(true);
+            var up = upKept.detach().requires_grad_(true);
+            var activation = CausalLM.MlpActivation(gate, up, training: true);
+            var outputs = new List<Tensor> { activation };
+            var upstream = new List<Tensor> { grad.matmul(((DenseWeight)layer.Down.Weight).Tensor) };   // [B, T, H] · [H, I]
+            if (layer.Down.AdapterTerm(activation) is { } downTerm) { outputs.Add(downTerm); upstream.Add(grad); }
+            var downTrainable = trainableOf(layer.Down);
+            var mlp = autograd.grad(outputs, [gate, up, .. downTrainable], upstream, allow_unused: true);
+            Tensor gateGrad = mlp[0], upGrad = mlp[1];
+
+            // Attention half: residual = x + attn(rms(x)); h = rms(residual) feeds gate and up
+            var residual = model.AttentionBlock(layer, x, attention, training: true);
+            var h = model.RmsNorm(residual, layer.PostAttentionNorm);
+            long I = gateGrad.shape[^1];
+            var hGrad = gateGrad.reshape(-1, I).mm(((DenseWeight)layer.Gate.Weight).Tensor)
+                .addmm_(upGrad.reshape(-1, I), ((DenseWeight)layer.Up.Weight).Tensor).view(h.shape);
+            outputs = [residual, h];
+            upstream = [grad, hGrad];
+            if (layer.Gate.AdapterTerm(h) is { } gateTerm) { outputs.Add(gateTerm); upstream.Add(gateGrad); }
+            if (layer.Up.AdapterTerm(h) is { } upTerm) { outputs.Add(upTerm); upstream.Add(upGrad); }
+            var others = layer.Projections.Where(p => p != layer.Down).ToList();
+            var inputs = new List<Tensor>();
+            if (needx) inputs.Add(x);
+            foreach (var p in others) inputs.AddRange(trainableOf(p));
+            var rest = autograd.grad(outputs, inputs, upstream, allow_unused: true);
+
+            var result = new List<Tensor> { needx ? rest[0] : null! };
+            int next = needx ? 1 : 0;
+            foreach (var p in layer.Projections)
+            {
+                if (p == layer.Down) result.AddRange(mlp.Skip(2));
+                else { int n = trainableOf(p).Count; result.AddRange(rest.Skip(next).Take(n)); next += n; }
+            }
+            return result;
         }
 
         static void ReleaseHanded()

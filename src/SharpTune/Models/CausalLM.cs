@@ -19,10 +19,27 @@ public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : ID
     /// none is attached (Peft sets this).</summary>
     public Func<Tensor, Tensor, Tensor>? Adapter { get; set; }
 
+    /// <summary>The adapter takes rows and only adds: <see cref="Forward"/> hands it x [N, in] and the frozen output
+    /// y [N, out] as a fresh tensor (no view), which it may update in place, and what it adds depends on x alone (LoRA
+    /// without DoRA adds B·A·x into y without copying y first).</summary>
+    public bool AdapterTakesRows { get; set; }
+
+    /// <summary>What the adapter adds for x, without the frozen product (y taken as 0): for a recomputation that needs
+    /// only gradients. Null where no adapter that only adds is attached.</summary>
+    public Tensor? AdapterTerm(Tensor x)
+    {
+        if (Adapter is null || !AdapterTakesRows) return null;
+        var rows = x.reshape(-1, InFeatures);
+        return Adapter(rows, zeros([rows.shape[0], OutFeatures], x.dtype, x.device)).view([.. x.shape[..^1], OutFeatures]);
+    }
+
     public Tensor Forward(Tensor x)
     {
-        var y = Weight.Linear(x, Bias);
-        return Adapter is null ? y : Adapter(x, y);
+        if (Adapter is null) return Weight.Linear(x, Bias);
+        // One-token decode steps keep their call count (they are bound by it, not by the output's size).
+        if (!AdapterTakesRows || x.dim() == 2 || x.dim() == 3 && x.shape[1] == 1) return Adapter(x, Weight.Linear(x, Bias));
+        var rows = x.reshape(-1, InFeatures);
+        return Adapter(rows, Weight.Linear(rows, Bias)).view([.. x.shape[..^1], OutFeatures]);
     }
 
     public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
@@ -136,7 +153,7 @@ public sealed class CausalLM : IDisposable
         {
             var next = Checkpointing is { } ckpt && ckpt.Covers(i) && cache is null && is_grad_enabled()
                 ? ckpt.Run(this, Layers[i], x, attention)
-                : LayerForward(Layers[i], x, attention, cache?.Layer(i));
+                : LayerForward(Layers[i], x, attention, cache?.Layer(i), training: cache is null && is_grad_enabled());
             x.Dispose();   // the autograd graph keeps what it needs; free our handle now
             x = next;
         }
@@ -206,13 +223,46 @@ public sealed class CausalLM : IDisposable
     }
 
     /// <summary>One decoder block. x [B, T, H] → [B, T, H].</summary>
-    public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null)
+    /// <param name="training">rotary embeddings and SwiGLU as fused CUDA kernels with their own backward where
+    /// available (<see cref="TrainingKernels"/>); off: op by op, as generation and evaluation compute them</param>
+    public Tensor LayerForward(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null, bool training = false)
+    {
+        using var scope = NewDisposeScope();
+        var (residual, activation) = LayerBeforeDown(l, x, attention, cache, training);
+        return (residual + l.Down.Forward(activation)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A decoder block up to its last projection: the residual stream after attention [B, T, H] and the MLP's
+    /// activation silu(gate(h))·up(h) [B, T, I], the down projection's input; the block's output is
+    /// residual + down(activation). Apart so that a recomputation for gradients can skip the down projection.</summary>
+    public (Tensor Residual, Tensor Activation) LayerBeforeDown(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null,
+        bool training = false)
+    {
+        using var scope = NewDisposeScope();
+        var residual = AttentionBlock(l, x, attention, cache, training);
+        var (gate, up) = MlpProjections(l, residual);
+        return (residual.MoveToOuterDisposeScope(), MlpActivation(gate, up, training).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The MLP's gate and up projections of the normalized residual: [B, T, I] each.</summary>
+    public (Tensor Gate, Tensor Up) MlpProjections(DecoderLayer l, Tensor residual)
+    {
+        using var scope = NewDisposeScope();
+        var h = RmsNorm(residual, l.PostAttentionNorm);
+        return (l.Gate.Forward(h).MoveToOuterDisposeScope(), l.Up.Forward(h).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>SwiGLU, silu(gate)·up; in training one fused kernel each way where available.</summary>
+    public static Tensor MlpActivation(Tensor gate, Tensor up, bool training) =>
+        training && TrainingKernels.Available(gate.device, gate.dtype) ? TrainingKernels.SwiGlu(gate, up) : F.silu(gate) * up;
+
+    /// <summary>The attention half of a decoder block: x + attn(rms(x)), [B, T, H].</summary>
+    public Tensor AttentionBlock(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null, bool training = false)
     {
         using var scope = NewDisposeScope();
         var c = Config;
         long B = x.shape[0], T = x.shape[1];
 
-        // attention
         var h = RmsNorm(x, l.InputNorm);
         var q = l.Q.Forward(h).view(B, T, c.NumHeads, c.HeadDim);      // (B, T, nh, hd)
         var k = l.K.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);    // (B, T, nkv, hd)
@@ -221,8 +271,8 @@ public sealed class CausalLM : IDisposable
         Tensor a;
         if (attention.Flash)
         {
-            q = Rope.Apply(q, attention.Cos, attention.Sin);                // (B, T, nh, hd)
-            k = Rope.Apply(k, attention.Cos, attention.Sin);                // (B, T, nkv, hd)
+            q = Rope.Apply(q, attention.Cos, attention.Sin, training);      // (B, T, nh, hd)
+            k = Rope.Apply(k, attention.Cos, attention.Sin, training);      // (B, T, nkv, hd)
             a = attention.Documents is { } docs                             // (B, T, nh, hd)
                 ? FlashAttention.Varlen(q.view(B * T, c.NumHeads, c.HeadDim), k.view(B * T, c.NumKvHeads, c.HeadDim),
                     v.view(B * T, c.NumKvHeads, c.HeadDim), docs).view(B, T, c.NumHeads, c.HeadDim)
@@ -240,12 +290,7 @@ public sealed class CausalLM : IDisposable
                 ? OneQueryAttention(q, k, v, attention.Mask)
                 : F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
         }
-        x = x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim));
-
-        // MLP (SwiGLU)
-        h = RmsNorm(x, l.PostAttentionNorm);
-        x = x + l.Down.Forward(F.silu(l.Gate.Forward(h)) * l.Up.Forward(h));
-        return x.MoveToOuterDisposeScope();
+        return (x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim))).MoveToOuterDisposeScope();
     }
 
     /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype. Where autograd is off on

@@ -46,8 +46,12 @@ public static class Rope
     /// <summary>x rotated by position: x·cos + rotate_half(x)·sin, with rotate_half(x) = (−x₂, x₁) computed as
     /// roll(x, D/2)·signed sin. cos and sin broadcast over the heads ([B, 1, T, D] for x (B, heads, T, D), or
     /// [B, T, 1, D] for x (B, T, heads, D)).</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin)
+    /// <param name="training">in the (B, T, heads, D) layout on CUDA: one fused kernel forward and one backward
+    /// (<see cref="TrainingKernels"/>) instead of four and about five</param>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor signedSin, bool training = false)
     {
+        if (training && TrainingKernels.Available(x.device, x.dtype) && TrainingKernels.RopeFits(x, cos, signedSin))
+            return TrainingKernels.Rope(x, cos, signedSin);
         if (InferenceKernels.TryRope(x, cos, signedSin) is { } fused) return fused;   // one kernel where autograd is off (CUDA)
         using var scope = NewDisposeScope();
         return (x * cos + x.roll(x.shape[^1] / 2, -1) * signedSin).MoveToOuterDisposeScope();

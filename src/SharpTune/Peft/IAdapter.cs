@@ -16,6 +16,8 @@ public interface IAdapter : IDisposable
     bool Enabled { get; set; }
     /// <summary>The trainable tensors a decoder layer uses (what activation checkpointing routes gradients to).</summary>
     IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer);
+    /// <summary>The trainable tensors of one projection, in the order <see cref="TrainableOf(DecoderLayer)"/> lists them.</summary>
+    IReadOnlyList<Tensor> TrainableOf(Linear projection);
     /// <summary>Writes the adapter in PEFT's format (adapter_config.json + adapter_model.safetensors) into <paramref name="dir"/>.</summary>
     void Save(string dir, string? baseModel = null);
     /// <summary>Copies the trainable values from a saved adapter file (resuming a run).</summary>

@@ -198,17 +198,28 @@ public sealed class LoraAdapter : IAdapter
                 }
                 var (ac, bc) = _stepActive && x.dtype == _compute!.dtype ? _computeViews![index] : (a.to(x.dtype), b.to(x.dtype));
                 var xa = F.linear(input, ac);                                             // [..., r]
+                // y comes as rows [N, out], the dense frozen product's fresh output, which its own backward does not keep
+                // (Linear.AdapterTakesRows): the update goes into it in place, where addmm out of place first copies y (two
+                // more passes over the output: for gate and up the largest activations). Compressed weights: out of place.
+                if (target.Weight is DenseWeight && y.dim() == 2)
+                    return y.addmm_(xa, bc.t(), beta: 1, alpha: (float)scaling);
                 long outF = y.shape[^1];
                 return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), bc.t(), beta: 1, alpha: (float)scaling).view(y.shape);
             },
         };
         _pairs.Add(pair);
         target.Adapter = pair.Forward;
+        target.AdapterTakesRows = magnitude is null;
     }
 
     /// <summary>The A and B tensors of one decoder layer's adapters (what activation checkpointing must route gradients to).</summary>
     public IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer) =>
         _pairs.Select((p, i) => (p, i)).Where(t => layer.Projections.Contains(t.p.Target))
+            .SelectMany(t => _stepActive ? [_computeViews![t.i].A, _computeViews[t.i].B] : Trainable(t.p)).Cast<Tensor>().ToList();
+
+    /// <summary>The A and B tensors (and DoRA's magnitude) of one projection's adapter, as <see cref="TrainableOf(DecoderLayer)"/> lists them.</summary>
+    public IReadOnlyList<Tensor> TrainableOf(Linear projection) =>
+        _pairs.Select((p, i) => (p, i)).Where(t => t.p.Target == projection)
             .SelectMany(t => _stepActive ? [_computeViews![t.i].A, _computeViews[t.i].B] : Trainable(t.p)).Cast<Tensor>().ToList();
 
     public void Restore(SafetensorsFile weights)
@@ -230,7 +241,14 @@ public sealed class LoraAdapter : IAdapter
     public bool Enabled
     {
         get => _pairs.Count == 0 || _pairs[0].Target.Adapter is not null;
-        set { foreach (var p in _pairs) p.Target.Adapter = value ? p.Forward : null; }
+        set
+        {
+            foreach (var p in _pairs)
+            {
+                p.Target.Adapter = value ? p.Forward : null;
+                p.Target.AdapterTakesRows = value && p.Magnitude is null;
+            }
+        }
     }
 
     /// <summary>Removes the adapters from the model (the model is as before attaching).</summary>

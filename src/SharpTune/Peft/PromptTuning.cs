@@ -69,6 +69,7 @@ public sealed class PromptTuning : IAdapter
         return new PromptTuning(model, t);
     }
 
+    public IReadOnlyList<Tensor> TrainableOf(Linear projection) => [];
     public IReadOnlyList<Tensor> TrainableOf(DecoderLayer layer) => [];   // the embeddings reach the layers through their input
 
     public void Save(string dir, string? baseModel = null)

@@ -73,7 +73,7 @@ public sealed class SftTrainer : IDisposable
         _schedule = new LearningRateSchedule(options.LrScheduler, options.LearningRate, options.WarmupSteps, _maxSteps);
         if (options.ActivationCheckpointing)
             model.CausalLM.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, reseed: options.LoraDropout > 0, offload: options.ActivationOffload,
-                layers: options.CheckpointLayers);
+                layers: options.CheckpointLayers, keepMlp: options.CheckpointKeepMlp, trainableOfProjection: adapter.TrainableOf);
     }
 
     /// <summary>Loads the model (a local folder) and the data, attaches fresh adapters, and resumes from the
@@ -108,6 +108,9 @@ public sealed class SftTrainer : IDisposable
                 sink.OnMessage(FusedRmsNorm.Available(device, model.CausalLM.DType)
                     ? "rms_norm: libtorch's fused op"
                     : $"rms_norm: eager formula ({FusedRmsNorm.Unavailable ?? "needs bf16 or fp16"})");
+            if (device.type == DeviceType.CUDA) sink.OnMessage(TrainingKernels.Describe(device, model.CausalLM.DType, sink.OnMessage));
+            if (options.CheckpointKeepMlp > 0 && KeepMlpUnusable(options) is { } why)
+                sink.OnMessage($"checkpoint_keep_mlp: not used ({why}); the layers recompute in full");
             if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device, sink.OnMessage));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
@@ -121,6 +124,14 @@ public sealed class SftTrainer : IDisposable
             throw;
         }
     }
+
+    /// <summary>Why kept MLP outputs cannot serve a run's backward (ActivationCheckpointing takes them only for dense
+    /// weights with adapters that only add, and without dropout); null when they can.</summary>
+    static string? KeepMlpUnusable(TrainOptions o) =>
+        o.Quantization != "none" ? $"quantization {o.Quantization}" :
+        o.LoraDropout > 0 ? $"lora_dropout {o.LoraDropout}" :
+        o.UseDora ? "use_dora" :
+        o.Peft != "lora" ? $"peft {o.Peft}" : null;
 
     static PreparedData PrepareData(TrainOptions o, PretrainedModel model)
     {

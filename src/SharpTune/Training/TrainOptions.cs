@@ -133,6 +133,8 @@ public sealed record TrainOptions
     public bool ActivationOffload { get; init; }
     [Setting("With activation_checkpointing: recompute only the first N decoder layers and keep the others' activations (faster, more memory); 0 = all layers", Allowed = ">= 0")]
     public int CheckpointLayers { get; init; }
+    [Setting("With activation_checkpointing: in the first N recomputed layers also keep the MLP's gate and up outputs (2 x tokens x intermediate_size values per layer), so that backward recomputes only attention (faster, more memory); 0 = none", Allowed = ">= 0")]
+    public int CheckpointKeepMlp { get; init; }
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -390,6 +392,8 @@ public sealed record TrainOptions
         Require(!ActivationOffload || ActivationCheckpointing, "activation_offload needs activation_checkpointing: true (it moves the checkpoints' saved inputs)");
         Require(CheckpointLayers >= 0, $"checkpoint_layers must be 0 (all layers) or more, got {CheckpointLayers}");
         Require(CheckpointLayers == 0 || ActivationCheckpointing, "checkpoint_layers needs activation_checkpointing: true");
+        Require(CheckpointKeepMlp >= 0, $"checkpoint_keep_mlp must be 0 (none) or more, got {CheckpointKeepMlp}");
+        Require(CheckpointKeepMlp == 0 || ActivationCheckpointing, "checkpoint_keep_mlp needs activation_checkpointing: true");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
         Require(OutputDir.Length > 0, "output_dir must not be empty");
         Lora.Validate();

@@ -40,12 +40,15 @@ public class LoraParityTests
     [InlineData(7, false)]   // many chunks, uneven last one
     [InlineData(1024, true)]  // activation checkpointing: layers recomputed in backward
     [InlineData(1024, true, 1)]  // only the first of the two layers recomputed, the second keeps its activations
-    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing, int checkpointLayers = 0)
+    [InlineData(1024, true, 0, 1)]  // the first layer keeps its MLP's gate and up outputs: backward recomputes attention only
+    [InlineData(1024, true, 0, 2)]
+    public void LossAndGradientsMatchPeft(long chunk, bool checkpointing, int checkpointLayers = 0, int keepMlp = 0)
     {
         using var model = LoadBase();
         using var adapter = LoraAdapter.Load(Path.Combine(Fixture, "peft_adapter"), model);
         if (checkpointing)
-            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, layers: checkpointLayers);
+            model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, layers: checkpointLayers, keepMlp: keepMlp,
+                trainableOfProjection: adapter.TrainableOf);
         using var reference = SafetensorsFile.Open(Path.Combine(Fixture, "lora_grads.safetensors"));
         using var inputs = SafetensorsFile.Open(Path.Combine(Fixture, "logits.safetensors"));
         using var scope = NewDisposeScope();

@@ -15,12 +15,13 @@ public class LoraStepCopyTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void StepCopiesGiveTheCastingPathsLossAndGradients(bool checkpointing)
+    [InlineData(true, 2)]   // both layers keep their MLP's gate and up outputs
+    public void StepCopiesGiveTheCastingPathsLossAndGradients(bool checkpointing, int keepMlp = 0)
     {
         using var ckpt = ModelFolder.Open(TestPaths.Model("qwen2"));
         using var model = ckpt.LoadModel(TestPaths.Cpu, bfloat16);
         using var adapter = LoraAdapter.Load(Path.Combine(TestPaths.Model("qwen2"), "peft_adapter"), model);
-        if (checkpointing) model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf);
+        if (checkpointing) model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, keepMlp: keepMlp, trainableOfProjection: adapter.TrainableOf);
         using var scope = NewDisposeScope();
         var ids = tensor(new long[] { 5, 9, 33, 41, 7, 8, 100, 17, 3, 250, 12, 6 }).view(2, 6);
 

@@ -1,0 +1,272 @@
+using System.Runtime.InteropServices;
+using SharpTune.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace SharpTune.Models;
+
+/// <summary>
+/// Fused CUDA kernels with their own backward for the decoder's memory-bound parts in training
+/// (TrainingKernels.cu, a native extension built on first use, <see cref="CudaExtension"/>):
+/// - SwiGLU, silu(gate)·up: one pass forward instead of two kernels (five passes over [N, I]), one backward instead of
+///   three, and no saved silu(gate) (autograd's product keeps it: 2·N·I bytes per layer).
+/// - Rotary embeddings in the flash layout (B, T, heads, D): one kernel each way instead of four forward and about five
+///   back (the backward is the rotation by the opposite angle, taken in the same roundings as autograd's).
+/// Both keep the op-by-op forms' roundings in the activation dtype. Checked once per process on the GPU against the
+/// op-by-op forms with autograd (values and gradients, <see cref="Check"/>); where the extension cannot be built (CPU,
+/// no nvcc), disagrees, or SHARPTUNE_TRAINING_KERNELS=off, callers compute op by op.
+/// </summary>
+internal static unsafe class TrainingKernels
+{
+    /// <summary>SHARPTUNE_TRAINING_KERNELS=off keeps the op-by-op forms (to compare against them).</summary>
+    public const string SwitchVariable = "SHARPTUNE_TRAINING_KERNELS";
+
+    static readonly Lock Gate = new();
+    static CudaExtension? _native;
+    static delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int> _swigluForward;
+    static delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int> _swigluBackward;
+    static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _rope;
+    static bool? _available;
+
+    /// <summary>Why the kernels are off in this process (null while they are on or not yet tried).</summary>
+    public static string? Unavailable { get; private set; }
+
+    /// <summary>The check's largest differences from the op-by-op forms, for the run's log.</summary>
+    public static string? CheckSummary { get; private set; }
+
+    /// <summary>One line for the run's log, after trying the kernels for <paramref name="dtype"/> on <paramref name="device"/>.</summary>
+    public static string Describe(Device device, ScalarType dtype, Action<string>? onBuild = null) => Available(device, dtype, onBuild)
+        ? $"SwiGLU and rotary embeddings: fused CUDA kernels with their backward ({CheckSummary})"
+        : $"SwiGLU and rotary embeddings: op by op ({Unavailable ?? "needs bf16 or fp16"})";
+
+    /// <summary>Whether the kernels serve <paramref name="dtype"/> activations on <paramref name="device"/>; the first CUDA
+    /// call builds (about a minute, once per machine; <paramref name="onBuild"/> hears of it) and checks them.</summary>
+    public static bool Available(Device device, ScalarType dtype, Action<string>? onBuild = null)
+    {
+        if (device.type != DeviceType.CUDA || dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return false;
+        if (_available is { } known) return known;
+        lock (Gate)
+        {
+            if (_available is { } again) return again;
+            if (string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase))
+                Unavailable = $"{SwitchVariable}=off";
+            else
+            {
+                using var stream = typeof(TrainingKernels).Assembly.GetManifestResourceStream("SharpTune.Models.TrainingKernels.cu")
+                    ?? throw new InvalidOperationException("TrainingKernels.cu is not embedded");
+                _native = CudaExtension.Load("training_kernels", new StreamReader(stream).ReadToEnd(), out string why, onBuild);
+                if (_native is null) Unavailable = why;
+                else
+                {
+                    _swigluForward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int>)_native.Function("st_swiglu_forward");
+                    _swigluBackward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int>)_native.Function("st_swiglu_backward");
+                    _rope = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_native.Function("st_rope");
+                    Unavailable = Check(device, dtype);
+                }
+            }
+            _available = Unavailable is null;
+            return _available.Value;
+        }
+    }
+
+    /// <summary>silu(gate)·up, differentiable in both where autograd records.</summary>
+    public static Tensor SwiGlu(Tensor gate, Tensor up)
+    {
+        if (!is_grad_enabled() || !(gate.requires_grad || up.requires_grad)) return SwiGluForward(gate, up);
+        SwiGluFunction.RethrowFailure();
+        using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
+        return SwiGluFunction.apply(gate, up)[0].MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Whether <see cref="Rope"/> takes these tensors: x (B, T, heads, D) contiguous, cos and signed sin
+    /// [B, T, 1, D] contiguous, one dtype.</summary>
+    public static bool RopeFits(Tensor x, Tensor cos, Tensor signedSin) =>
+        x.dim() == 4 && cos.dim() == 4 && cos.shape[2] == 1 && cos.shape[0] == x.shape[0] && cos.shape[1] == x.shape[1] &&
+        cos.shape[3] == x.shape[3] && signedSin.shape.SequenceEqual(cos.shape) && x.is_contiguous() && cos.is_contiguous() &&
+        signedSin.is_contiguous() && x.dtype == cos.dtype && x.dtype == signedSin.dtype;
+
+    /// <summary>x (B, T, heads, D) rotated as <see cref="Models.Rope.Apply"/> does, differentiable in x.</summary>
+    public static Tensor Rope(Tensor x, Tensor cos, Tensor signedSin)
+    {
+        if (!is_grad_enabled() || !x.requires_grad) return RopeKernel(x, cos, signedSin, backward: false);
+        RopeFunction.RethrowFailure();
+        using var scope = NewDisposeScope();
+        return RopeFunction.apply(x, cos, signedSin)[0].MoveToOuterDisposeScope();
+    }
+
+    static Tensor SwiGluForward(Tensor gate, Tensor up)
+    {
+        IntPtr y;
+        _native!.Check(_swigluForward(gate.Handle, up.Handle, &y));
+        return Tensor.UnsafeCreateTensor(y);
+    }
+
+    static (Tensor GateGrad, Tensor UpGrad) SwiGluBackward(Tensor grad, Tensor gate, Tensor up)
+    {
+        IntPtr dg, du;
+        _native!.Check(_swigluBackward(grad.Handle, gate.Handle, up.Handle, &dg, &du));
+        return (Tensor.UnsafeCreateTensor(dg), Tensor.UnsafeCreateTensor(du));
+    }
+
+    static Tensor RopeKernel(Tensor x, Tensor cos, Tensor signedSin, bool backward)
+    {
+        IntPtr y;
+        _native!.Check(_rope(x.Handle, cos.Handle, signedSin.Handle, backward ? 1 : 0, &y));
+        return Tensor.UnsafeCreateTensor(y);
+    }
+
+    /// <summary>Tensors returned from a backward belong to autograd once it returns; their handles are freed at the
+    /// function's next backward (the pattern of <see cref="ActivationCheckpointing"/>). An exception must not leave a
+    /// backward (it aborts the process): it is kept and rethrown at the next forward.</summary>
+    sealed class Handed
+    {
+        readonly List<Tensor> _tensors = [];
+        Exception? _failure;
+
+        public void Release()
+        {
+            lock (_tensors)
+            {
+                foreach (var t in _tensors) t.Dispose();
+                _tensors.Clear();
+            }
+        }
+
+        public void Keep(IEnumerable<Tensor?> tensors) { lock (_tensors) _tensors.AddRange(tensors.OfType<Tensor>()); }
+
+        public void Fail(Exception e) => Interlocked.CompareExchange(ref _failure, e, null);
+
+        public void RethrowFailure(string what)
+        {
+            if (Interlocked.Exchange(ref _failure, null) is { } e) throw new InvalidOperationException($"{what}'s backward failed", e);
+        }
+    }
+
+    sealed class SwiGluFunction : autograd.MultiTensorFunction<SwiGluFunction>
+    {
+        static readonly Handed Results = new();
+        public override string Name => "FusedSwiGlu";
+        public static void RethrowFailure() => Results.RethrowFailure("the fused SwiGLU");
+
+        public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (gate, up) = ((Tensor)vars[0], (Tensor)vars[1]);
+            ctx.save_for_backward([gate, up]);
+            return [SwiGluForward(gate, up)];
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
+        {
+            Results.Release();
+            List<Tensor> result;
+            try
+            {
+                using var scope = NewDisposeScope();   // backward runs on autograd's thread: its own scope
+                var saved = ctx.get_saved_variables();
+                var (dg, du) = SwiGluBackward(grads[0], saved[0], saved[1]);
+                result = [dg.MoveToOuterDisposeScope(), du.MoveToOuterDisposeScope()];
+            }
+            catch (Exception e)
+            {
+                Results.Fail(e);
+                result = [zeros_like(grads[0]), zeros_like(grads[0])];
+            }
+            foreach (var g in grads) g?.Dispose();   // handles made for us on autograd's thread, outside any scope
+            Results.Keep(result);
+            return result;
+        }
+    }
+
+    sealed class RopeFunction : autograd.MultiTensorFunction<RopeFunction>
+    {
+        static readonly Handed Results = new();
+        public override string Name => "FusedRope";
+        public static void RethrowFailure() => Results.RethrowFailure("the fused rotary embedding");
+
+        public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
+        {
+            var (x, cos, sin) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
+            ctx.save_for_backward([cos, sin]);
+            return [RopeKernel(x, cos, sin, backward: false)];
+        }
+
+        public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
+        {
+            Results.Release();
+            Tensor gx;
+            try
+            {
+                using var scope = NewDisposeScope();
+                var saved = ctx.get_saved_variables();
+                gx = RopeKernel(grads[0], saved[0], saved[1], backward: true).MoveToOuterDisposeScope();
+            }
+            catch (Exception e)
+            {
+                Results.Fail(e);
+                gx = zeros_like(grads[0]);
+            }
+            foreach (var g in grads) g?.Dispose();
+            Results.Keep([gx]);
+            return [gx, null!, null!];
+        }
+    }
+
+    /// <summary>Null when both kernels agree with the op-by-op forms under autograd (values and gradients), else what
+    /// differs. Inputs are deterministic (the check must not move the random generators). Bound: relative error in norm
+    /// below 1e-2 for values and gradients; the kernels keep the op-by-op roundings, so they differ by at most a rounding
+    /// step here and there (bf16: 2⁻⁸ relative), while a wrong formula is off by order 1.</summary>
+    static string? Check(Device device, ScalarType dtype)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            double Rel(Tensor a, Tensor b) => ((a.to(float32) - b.to(float32)).norm() / b.to(float32).norm()).item<float>();
+            double Max(Tensor a, Tensor b) => (a.to(float32) - b.to(float32)).abs().max().item<float>();
+
+            // SwiGLU on [67, 300] (odd sizes: the vectorized body and the scalar tail), gate spanning silu's bend.
+            var gate = ((arange(67 * 300, dtype: float32, device: device).view(67, 300) * 0.013).sin() * 6).to(dtype).requires_grad_(true);
+            var up = ((arange(67 * 300, dtype: float32, device: device).view(67, 300) * 0.007).cos() * 2).to(dtype).requires_grad_(true);
+            var upstream = ((arange(67 * 300, dtype: float32, device: device).view(67, 300) * 0.031).sin()).to(dtype);
+            Tensor fused, reference;
+            using (enable_grad())
+            {
+                fused = SwiGlu(gate, up);
+                reference = nn.functional.silu(gate) * up;
+            }
+            var gFused = autograd.grad([fused], [gate, up], [upstream]);
+            var gRef = autograd.grad([reference], [gate, up], [upstream]);
+            double swiglu = Rel(fused, reference), swigluGate = Rel(gFused[0], gRef[0]), swigluUp = Rel(gFused[1], gRef[1]);
+            double swigluMax = Max(fused, reference);
+
+            // Rope on (B, T, heads, D) = (2, 5, 3, 8) with cos and signed sin [2, 5, 1, 8].
+            var x = ((arange(2 * 5 * 3 * 8, dtype: float32, device: device).view(2, 5, 3, 8) * 0.23).sin()).to(dtype).requires_grad_(true);
+            var angle = arange(2 * 5 * 8, dtype: float32, device: device).view(2, 5, 1, 8) * 0.05;
+            var cos = angle.cos().to(dtype);
+            var sin = angle.sin().to(dtype);
+            sin.narrow(-1, 0, 4).neg_();
+            var ropeUpstream = ((arange(2 * 5 * 3 * 8, dtype: float32, device: device).view(2, 5, 3, 8) * 0.11).cos()).to(dtype);
+            Tensor rFused, rRef;
+            using (enable_grad())
+            {
+                rFused = Rope(x, cos, sin);
+                rRef = x * cos + x.roll(4, -1) * sin;   // Rope.Apply's op-by-op form
+            }
+            var rgFused = autograd.grad([rFused], [x], [ropeUpstream])[0];
+            var rgRef = autograd.grad([rRef], [x], [ropeUpstream])[0];
+            double rope = Rel(rFused, rRef), ropeGrad = Rel(rgFused, rgRef);
+
+            CheckSummary = $"checked against op by op, relative error: SwiGLU {swiglu:E1} (max abs {swigluMax:E1}), gradients {swigluGate:E1}/{swigluUp:E1}; " +
+                $"rope {rope:E1}, gradient {ropeGrad:E1}";
+            const double bound = 1e-2;
+            if (!(swiglu < bound && swigluGate < bound && swigluUp < bound && rope < bound && ropeGrad < bound))
+                return $"the fused kernels disagree with the op-by-op forms ({CheckSummary})";
+            SwiGluFunction.RethrowFailure();
+            RopeFunction.RethrowFailure();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return $"the fused kernels are not usable here ({ErrorText.Message(e.Message, 200)})";
+        }
+    }
+}

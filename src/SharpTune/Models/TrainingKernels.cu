@@ -1,0 +1,171 @@
+// Fused training kernels for the decoder's memory-bound parts, forward and backward (Models/TrainingKernels.cs):
+// - SwiGLU: act = silu(gate) * up in one pass over gate and up (op by op: silu, then the product, five passes), and
+//   its backward in one pass (op by op: three kernels over gate, up, the saved silu(gate) and the incoming gradient).
+// - Rotary embeddings in the (rows, heads, D) layout: one kernel each way instead of four forward and about five back.
+// Roundings follow the op-by-op forms in the activation dtype: silu(gate) rounded, then its product with up rounded;
+// x*cos and roll(x)*sin each rounded, then their sum. Compiled on first use by Runtime/CudaExtension (its prelude gives
+// ATen, ST_EXPORT and ST_TRY); every entry runs on the current CUDA stream, as libtorch's own ops do.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+
+template <typename T, int V> struct alignas(sizeof(T) * V) Pack { T v[V]; };
+
+template <typename T> __device__ __forceinline__ float f32(T v) { return static_cast<float>(v); }
+template <typename T> __device__ __forceinline__ T rounded(float v) { return static_cast<T>(v); }
+
+// silu(x) = x / (1 + exp(-x)) in fp32, as ATen's kernel computes it.
+__device__ __forceinline__ float silu(float x) { return __fdiv_rn(x, __fadd_rn(1.f, expf(-x))); }
+
+// y = round(round(silu(g)) * u), V values per thread (16 bytes; V = 1 where the pointers are not 16-byte aligned).
+template <typename T, int V>
+__global__ void swiglu_forward_kernel(const T* __restrict__ g, const T* __restrict__ u, T* __restrict__ y, int64_t n) {
+    int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+    if (i >= n) return;
+    if (i + V <= n) {
+        Pack<T, V> gp = *reinterpret_cast<const Pack<T, V>*>(g + i), up = *reinterpret_cast<const Pack<T, V>*>(u + i), yp;
+#pragma unroll
+        for (int j = 0; j < V; j++)
+            yp.v[j] = rounded<T>(__fmul_rn(f32(rounded<T>(silu(f32(gp.v[j])))), f32(up.v[j])));
+        *reinterpret_cast<Pack<T, V>*>(y + i) = yp;
+    } else {
+        for (int64_t k = i; k < n; k++) y[k] = rounded<T>(__fmul_rn(f32(rounded<T>(silu(f32(g[k])))), f32(u[k])));
+    }
+}
+
+// The product's backward (du = dy * silu(g), ds = dy * u, each rounded) and silu's (dg = ds * s * (1 + g * (1 - s)),
+// s = sigmoid(g), in fp32, rounded once), as autograd computes them op by op.
+template <typename T>
+__device__ __forceinline__ void swiglu_backward_one(T dy, T g, T u, T& dg, T& du) {
+    float x = f32(g), d = f32(dy);
+    du = rounded<T>(__fmul_rn(d, f32(rounded<T>(silu(x)))));
+    float ds = f32(rounded<T>(__fmul_rn(d, f32(u))));
+    float s = __fdiv_rn(1.f, __fadd_rn(1.f, expf(-x)));
+    dg = rounded<T>(ds * s * (1.f + x * (1.f - s)));
+}
+
+template <typename T, int V>
+__global__ void swiglu_backward_kernel(const T* __restrict__ dy, const T* __restrict__ g, const T* __restrict__ u,
+                                       T* __restrict__ dg, T* __restrict__ du, int64_t n) {
+    int64_t i = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) * V;
+    if (i >= n) return;
+    if (i + V <= n) {
+        Pack<T, V> dyp = *reinterpret_cast<const Pack<T, V>*>(dy + i), gp = *reinterpret_cast<const Pack<T, V>*>(g + i),
+                   up = *reinterpret_cast<const Pack<T, V>*>(u + i), dgp, dup;
+#pragma unroll
+        for (int j = 0; j < V; j++) swiglu_backward_one(dyp.v[j], gp.v[j], up.v[j], dgp.v[j], dup.v[j]);
+        *reinterpret_cast<Pack<T, V>*>(dg + i) = dgp;
+        *reinterpret_cast<Pack<T, V>*>(du + i) = dup;
+    } else {
+        for (int64_t k = i; k < n; k++) swiglu_backward_one(dy[k], g[k], u[k], dg[k], du[k]);
+    }
+}
+
+// x [rows, heads, D] contiguous, cos and signed sin [rows, D] contiguous (the first half of sin negated, so that
+// rotate_half(x) * sin = roll(x, D/2) * signed sin). Forward: y = round(round(x*cos) + round(roll(x)*sin)).
+// Backward (the same kernel with backward = 1): autograd's gradient of that form, g*cos + roll back of (g*sin):
+// gx[d] = round(round(g[d]*cos[d]) + round(g[p]*sin[p])), p = the partner of d half a row away.
+template <typename T>
+__global__ void rope_kernel(const T* __restrict__ x, const T* __restrict__ cos, const T* __restrict__ sin, T* __restrict__ y,
+                            int64_t heads, int64_t dim, int64_t total, bool backward) {
+    int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= total) return;
+    int64_t d = i % dim, row = i / (dim * heads), half = dim / 2;
+    int64_t p = d < half ? d + half : d - half;
+    const T* xr = x + (i - d);
+    const T* c = cos + row * dim;
+    const T* s = sin + row * dim;
+    T a = rounded<T>(__fmul_rn(f32(xr[d]), f32(c[d])));
+    T r = rounded<T>(__fmul_rn(f32(xr[p]), f32(s[backward ? p : d])));
+    y[i] = rounded<T>(__fadd_rn(f32(a), f32(r)));
+}
+
+static bool aligned16(const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+static unsigned blocks_for(int64_t n, int64_t per_block) { return static_cast<unsigned>((n + per_block - 1) / per_block); }
+
+template <typename T>
+static void swiglu_forward_launch(const at::Tensor& g, const at::Tensor& u, at::Tensor& y) {
+    int64_t n = g.numel();
+    auto stream = at::cuda::getCurrentCUDAStream();
+    auto gp = reinterpret_cast<const T*>(g.data_ptr()), up = reinterpret_cast<const T*>(u.data_ptr());
+    auto yp = reinterpret_cast<T*>(y.data_ptr());
+    constexpr int V = 16 / sizeof(T);   // one 16-byte load per tensor and thread
+    if (aligned16(g) && aligned16(u) && aligned16(y)) swiglu_forward_kernel<T, V><<<blocks_for(n, 256 * V), 256, 0, stream>>>(gp, up, yp, n);
+    else swiglu_forward_kernel<T, 1><<<blocks_for(n, 256), 256, 0, stream>>>(gp, up, yp, n);
+}
+
+template <typename T>
+static void swiglu_backward_launch(const at::Tensor& dy, const at::Tensor& g, const at::Tensor& u, at::Tensor& dg, at::Tensor& du) {
+    int64_t n = g.numel();
+    auto stream = at::cuda::getCurrentCUDAStream();
+    auto dyp = reinterpret_cast<const T*>(dy.data_ptr()), gp = reinterpret_cast<const T*>(g.data_ptr()), up = reinterpret_cast<const T*>(u.data_ptr());
+    auto dgp = reinterpret_cast<T*>(dg.data_ptr()), dup = reinterpret_cast<T*>(du.data_ptr());
+    constexpr int V = 16 / sizeof(T);
+    if (aligned16(dy) && aligned16(g) && aligned16(u) && aligned16(dg) && aligned16(du))
+        swiglu_backward_kernel<T, V><<<blocks_for(n, 256 * V), 256, 0, stream>>>(dyp, gp, up, dgp, dup, n);
+    else swiglu_backward_kernel<T, 1><<<blocks_for(n, 256), 256, 0, stream>>>(dyp, gp, up, dgp, dup, n);
+}
+
+static void check_pair(const at::Tensor& a, const at::Tensor& b, const char* what) {
+    TORCH_CHECK(a.is_cuda() && b.is_cuda() && a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes(),
+        what, ": CUDA tensors of one dtype and shape");
+}
+
+#define ST_DISPATCH(dtype, F, ...) switch (dtype) { \
+    case at::kBFloat16: F<__nv_bfloat16>(__VA_ARGS__); break; \
+    case at::kHalf: F<__half>(__VA_ARGS__); break; \
+    case at::kFloat: F<float>(__VA_ARGS__); break; \
+    default: TORCH_CHECK(false, "unsupported dtype ", dtype); }
+
+ST_EXPORT int st_swiglu_forward(at::Tensor* gate, at::Tensor* up, at::Tensor** out) { ST_TRY(
+    check_pair(*gate, *up, "swiglu");
+    at::cuda::CUDAGuard guard(gate->device());
+    auto g = gate->contiguous();
+    auto u = up->contiguous();
+    auto y = at::empty_like(g);
+    if (g.numel() > 0) {
+        ST_DISPATCH(g.scalar_type(), swiglu_forward_launch, g, u, y);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    *out = new at::Tensor(y);) }
+
+ST_EXPORT int st_swiglu_backward(at::Tensor* grad, at::Tensor* gate, at::Tensor* up, at::Tensor** gate_grad, at::Tensor** up_grad) { ST_TRY(
+    check_pair(*gate, *up, "swiglu backward");
+    check_pair(*grad, *gate, "swiglu backward");
+    at::cuda::CUDAGuard guard(gate->device());
+    auto dy = grad->contiguous();
+    auto g = gate->contiguous();
+    auto u = up->contiguous();
+    auto dg = at::empty_like(g);
+    auto du = at::empty_like(g);
+    if (g.numel() > 0) {
+        ST_DISPATCH(g.scalar_type(), swiglu_backward_launch, dy, g, u, dg, du);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    *gate_grad = new at::Tensor(dg);
+    *up_grad = new at::Tensor(du);) }
+
+template <typename T>
+static void rope_launch(const at::Tensor& x, const at::Tensor& c, const at::Tensor& s, at::Tensor& y, int64_t heads, int64_t dim, bool backward) {
+    int64_t total = x.numel();
+    rope_kernel<T><<<blocks_for(total, 256), 256, 0, at::cuda::getCurrentCUDAStream()>>>(
+        reinterpret_cast<const T*>(x.data_ptr()), reinterpret_cast<const T*>(c.data_ptr()), reinterpret_cast<const T*>(s.data_ptr()),
+        reinterpret_cast<T*>(y.data_ptr()), heads, dim, total, backward);
+}
+
+// x (B, T, heads, D), cos and signed sin (B, T, 1, D); backward != 0: x is the incoming gradient.
+ST_EXPORT int st_rope(at::Tensor* x, at::Tensor* cos, at::Tensor* sin, int backward, at::Tensor** out) { ST_TRY(
+    TORCH_CHECK(x->is_cuda() && x->dim() == 4 && x->scalar_type() == cos->scalar_type() && x->scalar_type() == sin->scalar_type(),
+        "rope: x (B, T, heads, D) on CUDA, cos and sin of its dtype");
+    int64_t B = x->size(0), T = x->size(1), H = x->size(2), D = x->size(3);
+    TORCH_CHECK(D % 2 == 0 && cos->numel() == B * T * D && sin->numel() == B * T * D, "rope: cos and sin of [B, T, 1, D]");
+    at::cuda::CUDAGuard guard(x->device());
+    auto xc = x->contiguous();
+    auto c = cos->contiguous();
+    auto s = sin->contiguous();
+    auto y = at::empty_like(xc);
+    if (xc.numel() > 0) {
+        ST_DISPATCH(xc.scalar_type(), rope_launch, xc, c, s, y, H, D, backward != 0);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    *out = new at::Tensor(y);) }
