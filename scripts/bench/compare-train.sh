@@ -2,9 +2,11 @@
 # On the GPU machine: `sharptune train` against transformers+PEFT (and `sharptune generate` against transformers
 # `generate`) in one call, on random-weight models of real shapes with real tokenizers. Prints one table per part.
 #   APP_TAR=artifacts/device/SharpTune.Cli.tar.xz TOKENIZERS=.cache/tokenizers scripts/bench/compare-train.sh [parts]
-# parts (default "train15 decode train8 longseq"): train15 = 1.5B shape, ours packed (checkpointing on; off) and
-# transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama, llama3 rope scaling),
-# checkpointing on, ours (keeping the MLP's gate/up outputs of KEEP8 layers, 14; and without) and transformers+PEFT; longseq = 8B, micro-batch 1, one step at a few
+# parts (default "train15 decode train8 longseq"; also decodecheck): train15 = 1.5B shape, ours packed (checkpointing
+# on; off) and transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama, llama3 rope
+# scaling), checkpointing on, ours (keeping the MLP's gate/up outputs of KEEP8 layers, 14; and without) and
+# transformers+PEFT; decodecheck = teacher-forced logits of the decode paths against transformers fp32
+# (decode_check.py); longseq = 8B, micro-batch 1, one step at a few
 # row lengths with and without activation_offload, and the longest row under 80 GiB by the line through them.
 # RUNS15 / RUNS8 / RUNSLONG override the run lists (see compare_train.py); STEPS the steps per run (30); BUDGET_S the
 # seconds after which no further run starts (0: none). Needs ~3 GB of disk for 1.5B, ~17 GB for 8B.
@@ -47,8 +49,13 @@ longseq)
     # (activations grow with tokens, not with tokens²), at a fraction of the attention's compute.
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
-    compare ${RUNSLONG:-llama8b:ours:packed:ckpt:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:batch=1:seq=98304:probe \
-        llama8b:ours:packed:ckpt:offload:batch=1:seq=16384:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=131072:probe} ;;
+    # The model's whole context first (131,072 tokens), with and without offload; then half of it for the line.
+    compare ${RUNSLONG:-llama8b:ours:packed:ckpt:batch=1:seq=131072:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=131072:probe \
+        llama8b:ours:packed:ckpt:batch=1:seq=65536:probe llama8b:ours:packed:ckpt:offload:batch=1:seq=65536:probe} ;;
+decodecheck)
+    # Teacher-forced logits of every decode path against transformers fp32 (~1.5 min: the native builds dominate).
+    model qwen1.5b qwen3
+    (cd "$here" && PYTHONUNBUFFERED=1 python3 decode_check.py --app $app --model /tmp/models/qwen1.5b --out /tmp/runs/decode_check) ;;
 decode)
     model qwen1.5b qwen3
     prompt="A 54-year-old man weighing 82 kg with chronic kidney disease (creatinine clearance 38 mL/min) is started on enoxaparin for a deep vein thrombosis. The usual dose is 1 mg/kg every 12 hours; with clearance below 30 mL/min it becomes 1 mg/kg once daily. He also needs an infusion of 900 mL over 6 hours through a set with a drop factor of 20 drops/mL. What dose of enoxaparin should he receive, how often, and what is the drip rate in drops per minute? Explain each step of the calculation, state the assumptions you make about renal function, and say what you would monitor."

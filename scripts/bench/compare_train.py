@@ -101,6 +101,8 @@ def run_ours_once(a, smi, shape, mode, o, log, env):
     row["peak"] = (max((s[1] for s in smi.window(t_start, t_end)), default=idle) - idle) / 1024
     if o["probe"]:
         row["ok"] = p.returncode == 0 and 1 in steps
+        row["tokens"] = steps[1][1]["tokens"] if 1 in steps else None   # the step's row: full only if the data fills it
+        row["step_s"] = steps[1][1]["elapsed_seconds"] if 1 in steps else None
         if not row["ok"]: row["error"] = open(log).read()[-600:]
         return row
     if p.returncode != 0 or 10 not in steps or steps.get(a.steps) is None:
@@ -166,16 +168,19 @@ def model_flops(shape, o, tokens_per_s):
     return (6 * params + attention) * tokens_per_s / 1e12
 
 def longest(rows):
-    """Per mode (offload or not): the peak memory's line through the probes, and the longest row under 80 GiB."""
+    """Per mode (offload or not): the peak memory's line through the probes (None with fewer than two), and the
+    longest row that ran under 80 GiB."""
     out = []
     for offload in (False, True):
         pts = sorted((r["seq"], r["peak"]) for r in rows if r.get("probe") and r.get("ok") and r["offload"] == offload)
-        if len(pts) < 2: continue
-        (t0, m0), (t1, m1) = pts[0], pts[-1]
-        slope = (m1 - m0) / (t1 - t0)
-        fit = int((80 - m0) / slope + t0) if slope > 0 else None
+        if not pts: continue
         fits = [t for t, m in pts if m <= 80]
-        out.append((offload, slope * 1024 * 1024, fit, max(fits) if fits else None))
+        slope = fit = None
+        if len(pts) >= 2:
+            (t0, m0), (t1, m1) = pts[0], pts[-1]
+            slope = (m1 - m0) / (t1 - t0)
+            fit = int((80 - m0) / slope + t0) if slope > 0 else None
+        out.append((offload, slope * 1024 * 1024 if slope is not None else None, fit, max(fits) if fits else None))
     return out
 
 def fmt(x, spec):
@@ -222,12 +227,13 @@ def main():
               f"{flops} | {fmt(r.get('peak'), '.1f')} | {fmt(r.get('alloc'), '.1f') if 'alloc' in r else 'n/a'} | {fmt(r.get('util'), '.0f')} | {fmt(r.get('loss'), '.4f')} |")
     probes = [r for r in rows if r.get("probe")]
     if probes:
-        print("\n| longest-sequence probe (one step, micro-batch 1) | ran | device peak GiB (nvidia-smi − idle) |\n|---|---|---|")
+        print("\n| longest-sequence probe (one step, micro-batch 1) | ran | tokens in the step | step s | device peak GiB (nvidia-smi − idle) |\n|---|---|---|---|---|")
         for r in probes:
-            print(f"| {r['run']} | {'yes' if r.get('ok') else 'no'} | {fmt(r.get('peak'), '.1f')} |")
+            print(f"| {r['run']} | {'yes' if r.get('ok') else 'no'} | {fmt(r.get('tokens'), ',')} | {fmt(r.get('step_s'), '.1f')} | {fmt(r.get('peak'), '.1f')} |")
         for offload, kib, fit, seen in longest(rows):
-            reach = f"80 GiB reached at ~{fit:,} tokens by the line through the probes" if fit else "no growth measured"
-            print(f"{'with' if offload else 'without'} activation_offload: {kib:.0f} KiB per token; {reach}; "
+            reach = (f"{kib:.0f} KiB per token; 80 GiB reached at ~{fit:,} tokens by the line through the probes" if fit
+                     else "one probe, no line" if kib is None else "no growth measured")
+            print(f"{'with' if offload else 'without'} activation_offload: {reach}; "
                   f"longest run that stayed under 80 GiB: {f'{seen:,} tokens' if seen else 'none'}")
     for r in rows:
         if r.get("attention"): print(f"{r['run']}: {r['attention']}")

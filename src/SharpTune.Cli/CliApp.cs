@@ -26,6 +26,7 @@ public static class CliApp
             TrainCommand.Create(stdout, stderr, args),
             ExportCommand.Create(stdout),
             ScoreCommand.Create(stdout),
+            DecodeLogitsCommand.Create(stdout),
             EvalCommand.Create(stdout),
             ServeCommand.Create(stdout),
         };

@@ -58,7 +58,49 @@ public sealed class TokenGenerator(CausalLM model)
 
     /// <summary>Token-level generation. <paramref name="onToken"/>(row, id) is called for every new id of an
     /// unfinished row and returns false to finish that row. EOS ids end a row (and are kept in its output).</summary>
-    public IReadOnlyList<(int[] Ids, FinishReason FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null)
+    public IReadOnlyList<(int[] Ids, FinishReason FinishReason)> Generate(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken = null) =>
+        Run(prompts, options, onToken, forced: null, logitsOut: null);
+
+    /// <summary>The most host memory <see cref="ForcedLogits"/> fills with logits (fp32).</summary>
+    public const long MaxForcedLogitsBytes = 8L << 30;
+
+    /// <summary>Teacher-forced decoding, for checking the decode path against a reference: each row's prompt is
+    /// prefilled, then its <paramref name="continuations"/> are fed token by token through the same decode steps as
+    /// <see cref="Generate"/> (static cache, left padding, CUDA graph where available) in place of chosen tokens.
+    /// Returns the logits each step produced, before its token was fed: [B, steps, V] fp32 on the CPU.</summary>
+    public Tensor ForcedLogits(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> continuations)
+    {
+        if (continuations.Count != prompts.Count)
+            throw new SharpTuneException($"{prompts.Count} prompts but {continuations.Count} continuations: each row needs both");
+        if (prompts.Count == 0) throw new SharpTuneException("no rows to decode");
+        int steps = continuations[0].Length;
+        if (steps == 0 || continuations.Any(c => c.Length != steps))
+            throw new SharpTuneException($"every continuation must have the same number of tokens, at least 1 (lengths: {string.Join(", ", continuations.Select(c => c.Length).Distinct())})");
+        int vocab = model.Config.VocabSize;
+        foreach (var c in continuations)
+            foreach (int id in c)
+                if ((uint)id >= (uint)vocab)
+                    throw new SharpTuneException($"a continuation holds token id {id}, outside the model's vocabulary of {vocab}");
+        long bytes = 4L * prompts.Count * steps * vocab;
+        if (bytes > MaxForcedLogitsBytes)
+            throw new SharpTuneException($"{prompts.Count} rows × {steps} steps × {vocab} logits would take {bytes / (1 << 20):N0} MiB in memory (at most {MaxForcedLogitsBytes >> 20:N0}): feed fewer rows or steps per call");
+        long room = model.Config.MaxPositionEmbeddings - (model.VirtualTokens?.shape[0] ?? 0) - prompts.Max(p => p.Length);
+        if (room < steps)
+            throw new SharpTuneException($"the model's context ({model.Config.MaxPositionEmbeddings}, max_position_embeddings in config.json) leaves room for {Math.Max(room, 0)} of the {steps} continuation tokens after the longest prompt");
+        var logits = zeros([prompts.Count, steps, vocab], float32);
+        try
+        {
+            using var forced = tensor(continuations.SelectMany(c => c.Select(id => (long)id)).ToArray(), [prompts.Count, steps], device: model.Device);
+            Run(prompts, new GenerationOptions(MaxNewTokens: steps), onToken: null, forced, logits);
+            return logits;
+        }
+        catch { logits.Dispose(); throw; }
+    }
+
+    /// <summary>Generation; with <paramref name="forced"/> [B, steps] (int64 on the device) step s feeds column s
+    /// instead of a chosen token, and <paramref name="logitsOut"/> [B, steps, V] receives every step's logits.</summary>
+    IReadOnlyList<(int[] Ids, FinishReason FinishReason)> Run(IReadOnlyList<int[]> prompts, GenerationOptions options, Func<int, int, bool>? onToken,
+        Tensor? forced, Tensor? logitsOut)
     {
         if (prompts.Count == 0) return [];
         if (prompts.Any(p => p.Length == 0)) throw new SharpTuneException("a prompt is empty: generation needs at least one token");
@@ -147,7 +189,8 @@ public sealed class TokenGenerator(CausalLM model)
         {
             using var stepScope = NewDisposeScope();
             if (s > 0) logits = step.Run();
-            var next = sampler.Next(logits, seen);                                                  // [B] int64
+            logitsOut?.select(1, s).copy_(logits);
+            var next = forced?.select(1, s) ?? sampler.Next(logits, seen);                           // [B] int64
             var chosen = next.cpu().data<long>().ToArray();                                          // the one sync per step
             if (s == 0) prefillSeconds = clock.Elapsed.TotalSeconds;
             for (int b = 0; b < B; b++)

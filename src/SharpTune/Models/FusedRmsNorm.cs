@@ -65,6 +65,9 @@ public static class FusedRmsNorm
         {
             _unit = Compile();
             using var scope = NewDisposeScope();
+            // The first caller may be generation under no_grad (where the inference kernels are off): without grad
+            // mode the check's autograd.grad aborts the process inside libtorch instead of throwing.
+            using var grad = enable_grad();
             var x = (randn([64, 256], float32, device) * 3).to(dtype).requires_grad_(true);
             var w = (rand([256], float32, device) + 0.5).to(dtype);
             var upstream = randn([64, 256], float32, device).to(dtype);

@@ -64,6 +64,22 @@ public class CliTests
     }
 
     [Fact]
+    public void DecodeLogitsWritesEveryStepsLogits()
+    {
+        string dir = TestPaths.TempDir();
+        string rows = Path.Combine(dir, "rows.jsonl"), output = Path.Combine(dir, "logits.safetensors");
+        File.WriteAllText(rows, "{\"prompt_ids\": [5, 6, 7], \"continuation_ids\": [8, 9]}\n{\"prompt_ids\": [10], \"continuation_ids\": [11, 12]}\n");
+        var r = Run("decode-logits", "--model", Tiny.Value, "--input", rows, "--output", output, "--device", "cpu", "--json");
+        Assert.Equal(0, r.Code);
+        Assert.Equal(2, JsonDocument.Parse(r.Out).RootElement.GetProperty("steps").GetInt32());
+        using var file = SafetensorsFile.Open(output);
+        var vocab = JsonDocument.Parse(File.ReadAllText(Path.Combine(Tiny.Value, "config.json"))).RootElement.GetProperty("vocab_size").GetInt64();
+        Assert.Equal(new long[] { 2, 2, vocab }, file.Entries["logits"].Shape);
+        File.WriteAllText(rows, "{\"prompt_ids\": [5], \"continuation_ids\": [8]}\n{\"prompt_ids\": [10], \"continuation_ids\": [11, 12]}\n");
+        AssertOneLineError(Run("decode-logits", "--model", Tiny.Value, "--input", rows, "--output", output, "--device", "cpu"), "rows.jsonl:2");
+    }
+
+    [Fact]
     public void TokenizeShowsTokens()
     {
         var r = Run("tokenize", "--model", Tiny.Value, "--text", "Weight 70 kg", "--json");
