@@ -88,42 +88,66 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>Backward of a recomputed layer whose MLP runs in pieces: the attention half is recomputed with gradients;
     /// then each piece of the MLP is recomputed on the detached attention output and differentiated alone (its input
-    /// gradient added to the residual's, the trainable tensors' summed over the pieces in fp32); then the attention half
-    /// is differentiated with the sum. Returns the gradients of <paramref name="inputs"/> (the layer's input first when
-    /// it needs one, then the trainable tensors).</summary>
-    static List<Tensor> ChunkedLayerGradients(LayerCall call, Tensor xd, CausalLM.AttentionInputs attention, List<Tensor> inputs,
-        IReadOnlyList<Tensor> trainable, Tensor gradOut)
+    /// gradient added to the residual's, the MLP adapters' summed over the pieces in fp32); then the attention half is
+    /// differentiated with the sum. Returns the gradients of the layer's input (null when not needed) and of its
+    /// trainable tensors, in <see cref="TrainableOf"/>'s order.</summary>
+    static List<Tensor> ChunkedLayerGradients(LayerCall call, Tensor xd, bool needx, CausalLM.AttentionInputs attention, Tensor gradOut)
     {
-        var mid = call.Model.AttentionBlock(call.Layer, xd, attention, training: true);
+        var layer = call.Layer;
+        var trainable = call.Model.Checkpointing!.TrainableOf(layer);
+        // Which of the layer's trainable tensors belong to the MLP's projections: each part is differentiated with its own
+        // (asking autograd for tensors a graph does not use would hand back undefined results).
+        var ofProjection = call.Model.Checkpointing.TrainableOfProjection;
+        var isMlp = new bool[trainable.Count];
+        if (ofProjection is null) Array.Fill(isMlp, true);
+        else
+        {
+            int offset = 0;
+            foreach (var p in layer.Projections)
+            {
+                int n = ofProjection(p).Count;
+                if (p == layer.Gate || p == layer.Up || p == layer.Down) Array.Fill(isMlp, true, offset, n);
+                offset += n;
+            }
+        }
+        var mlpTrainable = trainable.Where((_, i) => isMlp[i]).ToList();
+
+        var mid = call.Model.AttentionBlock(layer, xd, attention, training: true);
         var midValues = mid.detach();
         var gradMid = gradOut.clone();   // the residual path: mid reaches the output unchanged
-        var sums = new Tensor?[trainable.Count];
+        var sums = new Tensor?[mlpTrainable.Count];
         long T = mid.shape[1];
         for (long start = 0; start < T; start += call.MlpChunk)
         {
             using var piece = NewDisposeScope();
             long len = Math.Min(call.MlpChunk, T - start);
             var m = midValues.narrow(1, start, len).detach().requires_grad_(true);
-            var (outputs, upstream) = MlpOutputs(call.Model, call.Layer, m, gradOut.narrow(1, start, len));
-            var g = autograd.grad(outputs, [m, .. trainable], upstream, allow_unused: true);
+            var (outputs, upstream) = MlpOutputs(call.Model, layer, m, gradOut.narrow(1, start, len));
+            var g = autograd.grad(outputs, [m, .. mlpTrainable], upstream, allow_unused: ofProjection is null);
             gradMid.narrow(1, start, len).add_(g[0]);
+            for (int i = 0; i < mlpTrainable.Count; i++)
+                if (!g[i + 1].IsInvalid)   // without TrainableOfProjection: unused (an attention projection's adapter)
+                    (sums[i] ??= zeros(g[i + 1].shape, float32, m.device).MoveToOuterDisposeScope()).add_(g[i + 1]);   // fp32, rounded once
+        }
+        var attentionTrainable = ofProjection is null ? trainable : trainable.Where((_, i) => !isMlp[i]).ToList();
+        List<Tensor> attentionInputs = [.. needx ? [xd] : Array.Empty<Tensor>(), .. attentionTrainable];
+        var ga = attentionInputs.Count > 0 ? autograd.grad([mid], attentionInputs, [gradMid], allow_unused: ofProjection is null) : [];
+        var result = new List<Tensor> { needx ? ga[0] : null! };
+        int first = needx ? 1 : 0;
+        if (ofProjection is null)
+        {
+            // Both parts saw every trainable tensor: add the MLP's sum to whichever part is defined.
             for (int i = 0; i < trainable.Count; i++)
             {
-                var gi = g[i + 1];
-                if (gi.IsInvalid) continue;   // not used by the MLP (an attention projection's adapter)
-                if (sums[i] is { } sum) sum.add_(gi);
-                else sums[i] = gi.to(float32).MoveToOuterDisposeScope();   // summed over the pieces in fp32, rounded once
+                var attentionPart = ga[first + i];
+                if (sums[i] is not { } mlpPart) result.Add(attentionPart);
+                else if (attentionPart.IsInvalid) result.Add(mlpPart.to(trainable[i].dtype));
+                else result.Add(attentionPart.add_(mlpPart));
             }
+            return result;
         }
-        var result = autograd.grad([mid], inputs, [gradMid], allow_unused: true).ToList();
-        int first = inputs.Count - trainable.Count;   // 1 when the layer's input is among the inputs
-        for (int i = 0; i < trainable.Count; i++)
-        {
-            if (sums[i] is not { } mlpPart) continue;
-            var attentionPart = result[first + i];
-            if (attentionPart.IsInvalid) result[first + i] = mlpPart.to(trainable[i].dtype);
-            else attentionPart.add_(mlpPart);
-        }
+        for (int i = 0, a = first, mi = 0; i < trainable.Count; i++)
+            result.Add(isMlp[i] ? sums[mi++]!.to(trainable[i].dtype) : ga[a++]);
         return result;
     }
 
@@ -195,13 +219,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                     }
                     else if (call.Chunked(xd.shape[1]))
                     {
-                        var trainable = call.Model.Checkpointing!.TrainableOf(call.Layer);
-                        var inputs = new List<Tensor>();
-                        if (needx) inputs.Add(xd);
-                        inputs.AddRange(trainable);
-                        var g = ChunkedLayerGradients(call, xd, attention, inputs, trainable, grads[0]);
-                        result = [null!, needx ? g[0] : null!];
-                        result.AddRange(g.Skip(needx ? 1 : 0));
+                        result = [null!, .. ChunkedLayerGradients(call, xd, needx, attention, grads[0])];
                     }
                     else
                     {

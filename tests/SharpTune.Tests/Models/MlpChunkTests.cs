@@ -15,13 +15,14 @@ public class MlpChunkTests
 {
     static readonly Lazy<string> Tiny = new(() => TestPaths.NewTinyModel(seed: 3));
 
-    static (float Loss, Tensor Grads) Step(bool dora, int mlpChunk, ScalarType dtype)
+    static (float Loss, Tensor Grads) Step(bool dora, int mlpChunk, ScalarType dtype, bool byProjection = true)
     {
         using var ckpt = ModelFolder.Open(Tiny.Value);
         using var model = ckpt.LoadModel(TestPaths.Cpu, dtype, WeightQuantization.For("nf4", Tiny.Value));
         using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8, UseDora: dora), seed: 1);
         using (no_grad()) foreach (var p in adapter.Pairs) p.B.normal_(0, 0.05, generator: new Generator((ulong)p.Target.Name.Length));
-        model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, mlpChunk: mlpChunk);
+        model.Checkpointing = new ActivationCheckpointing(adapter.TrainableOf, mlpChunk: mlpChunk,
+            trainableOfProjection: byProjection ? (Func<Linear, IReadOnlyList<Tensor>>)adapter.TrainableOf : null);
         using var scope = NewDisposeScope();
         var ids = randint(3, model.Config.VocabSize, [2, 40], generator: new Generator(7));
         adapter.BeginStep(dtype);   // bf16: the adapters' bf16 step copies are what the recomputation differentiates
@@ -37,12 +38,14 @@ public class MlpChunkTests
     [InlineData(true, 16, false)]
     [InlineData(false, 1, false)]
     [InlineData(false, 16, true)]
-    public void PiecewiseRecomputationGivesTheWholeSequencesGradients(bool dora, int mlpChunk, bool bf16)
+    [InlineData(true, 16, false, false)]   // without the per-projection split: every tensor asked of both parts
+    [InlineData(false, 16, true, false)]
+    public void PiecewiseRecomputationGivesTheWholeSequencesGradients(bool dora, int mlpChunk, bool bf16, bool byProjection = true)
     {
         _ = TestPaths.Cpu;   // libtorch loads through TorchRuntime before any torch member is touched
         var dtype = bf16 ? bfloat16 : float32;
         var (wholeLoss, whole) = Step(dora, 0, dtype);
-        var (pieceLoss, pieces) = Step(dora, mlpChunk, dtype);
+        var (pieceLoss, pieces) = Step(dora, mlpChunk, dtype, byProjection);
         // bf16: products over a piece round differently from products over the whole sequence (and so does what
         // follows them); a gradient sums 80 tokens' terms, each within a few bf16 steps (2⁻⁸): 2e-2 of the largest.
         double lossTolerance = bf16 ? 1e-2 : 1e-6, gradTolerance = bf16 ? 2e-2 : 1e-5;
