@@ -24,13 +24,18 @@ public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : ID
     /// without DoRA adds B·A·x into y without copying y first).</summary>
     public bool AdapterTakesRows { get; set; }
 
+    /// <summary>What an adapter that only adds (<see cref="AdapterTakesRows"/>) adds for rows x [N, in], written straight into
+    /// a new [N, out] tensor; null: <see cref="AdapterTerm"/> adds it into zeros (two more passes over the output).</summary>
+    public Func<Tensor, Tensor>? AdapterDelta { get; set; }
+
     /// <summary>What the adapter adds for x, without the frozen product (y taken as 0): for a recomputation that needs
     /// only gradients. Null where no adapter that only adds is attached.</summary>
     public Tensor? AdapterTerm(Tensor x)
     {
         if (Adapter is null || !AdapterTakesRows) return null;
         var rows = x.reshape(-1, InFeatures);
-        return Adapter(rows, zeros([rows.shape[0], OutFeatures], x.dtype, x.device)).view([.. x.shape[..^1], OutFeatures]);
+        var term = AdapterDelta is { } delta ? delta(rows) : Adapter(rows, zeros([rows.shape[0], OutFeatures], x.dtype, x.device));
+        return term.view([.. x.shape[..^1], OutFeatures]);
     }
 
     public Tensor Forward(Tensor x)

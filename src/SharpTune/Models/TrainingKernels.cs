@@ -12,6 +12,8 @@ namespace SharpTune.Models;
 ///   three, and no saved silu(gate) (autograd's product keeps it: 2·N·I bytes per layer).
 /// - Rotary embeddings in the flash layout (B, T, heads, D): one kernel each way instead of four forward and about five
 ///   back (the backward is the rotation by the opposite angle, taken in the same roundings as autograd's).
+/// - The loss's cross-entropy with its gradient written over the logits (<see cref="CrossEntropyInPlace"/>): no fp32 copy
+///   of a chunk's logits, one read for the log-sum-exp and one read and write for the gradient.
 /// Both keep the op-by-op forms' roundings in the activation dtype. Checked once per process on the GPU against the
 /// op-by-op forms with autograd (values and gradients, <see cref="Check"/>); where the extension cannot be built (CPU,
 /// no nvcc), disagrees, or SHARPTUNE_TRAINING_KERNELS=off, callers compute op by op.
@@ -26,6 +28,7 @@ internal static unsafe class TrainingKernels
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int> _swigluForward;
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int> _swigluBackward;
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _rope;
+    static delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int> _crossEntropy;
     static bool? _available;
 
     /// <summary>Why the kernels are off in this process (null while they are on or not yet tried).</summary>
@@ -36,8 +39,8 @@ internal static unsafe class TrainingKernels
 
     /// <summary>One line for the run's log, after trying the kernels for <paramref name="dtype"/> on <paramref name="device"/>.</summary>
     public static string Describe(Device device, ScalarType dtype, Action<string>? onBuild = null) => Available(device, dtype, onBuild)
-        ? $"SwiGLU and rotary embeddings: fused CUDA kernels with their backward ({CheckSummary})"
-        : $"SwiGLU and rotary embeddings: op by op ({Unavailable ?? "needs bf16 or fp16"})";
+        ? $"SwiGLU and rotary embeddings (and the loss's cross-entropy): fused CUDA kernels with their backward ({CheckSummary})"
+        : $"SwiGLU and rotary embeddings (and the loss's cross-entropy): op by op ({Unavailable ?? "needs bf16 or fp16"})";
 
     /// <summary>Whether the kernels serve <paramref name="dtype"/> activations on <paramref name="device"/>; the first CUDA
     /// call builds (about a minute, once per machine; <paramref name="onBuild"/> hears of it) and checks them.</summary>
@@ -61,6 +64,7 @@ internal static unsafe class TrainingKernels
                     _swigluForward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int>)_native.Function("st_swiglu_forward");
                     _swigluBackward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int>)_native.Function("st_swiglu_backward");
                     _rope = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_native.Function("st_rope");
+                    _crossEntropy = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int>)_native.Function("st_cross_entropy_inplace");
                     Unavailable = Check(device, dtype);
                 }
             }
@@ -92,6 +96,17 @@ internal static unsafe class TrainingKernels
         RopeFunction.RethrowFailure();
         using var scope = NewDisposeScope();
         return RopeFunction.apply(x, cos, signedSin)[0].MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Cross-entropy of logits [N, V] (contiguous, activation dtype, no autograd) against targets [N] (int64, -100 =
+    /// not scored): overwrites the logits with the gradient of sum(CE over scored rows) / <paramref name="normalizer"/>,
+    /// (softmax − onehot(target)) / normalizer on scored rows and 0 on the others, computed in fp32 and rounded once; returns
+    /// each row's CE [N] fp32 (0 where not scored). The quantities of the op-by-op form in CausalLoss.</summary>
+    public static Tensor CrossEntropyInPlace(Tensor logits, Tensor target, double normalizer)
+    {
+        IntPtr loss;
+        _native!.Check(_crossEntropy(logits.Handle, target.Handle, normalizer, &loss));
+        return Tensor.UnsafeCreateTensor(loss);
     }
 
     static Tensor SwiGluForward(Tensor gate, Tensor up)
@@ -211,8 +226,9 @@ internal static unsafe class TrainingKernels
         }
     }
 
-    /// <summary>Null when both kernels agree with the op-by-op forms under autograd (values and gradients), else what
-    /// differs. Inputs are deterministic (the check must not move the random generators). Bound: relative error in norm
+    /// <summary>Null when the kernels agree with the op-by-op forms under autograd (values and gradients), else what
+    /// differs. The loss, summed in fp32 from the same bf16 logits, agrees to 1e-5 relative (only the order of the sums
+    /// differs); its gradient is rounded once to bf16 like the op-by-op one. Inputs are deterministic (the check must not move the random generators). Bound: relative error in norm
     /// below 1e-2 for values and gradients; the kernels keep the op-by-op roundings, so they differ by at most a rounding
     /// step here and there (bf16: 2⁻⁸ relative), while a wrong formula is off by order 1.</summary>
     static string? Check(Device device, ScalarType dtype)
@@ -255,10 +271,23 @@ internal static unsafe class TrainingKernels
             var rgRef = autograd.grad([rRef], [x], [ropeUpstream])[0];
             double rope = Rel(rFused, rRef), ropeGrad = Rel(rgFused, rgRef);
 
+            // Cross-entropy on [5, 1003] logits (odd vocabulary: the vectorized body and the scalar tail), one row not
+            // scored, against autograd through cross_entropy in fp32: sum over scored rows / 3.
+            var logits = ((arange(5 * 1003, dtype: float32, device: device).view(5, 1003) * 0.37).sin() * 8).to(dtype);
+            var target = tensor(new long[] { 7, -100, 1002, 0, 500 }, device: device);
+            var ceLoss = CrossEntropyInPlace(logits.clone(), target, 3).sum();
+            var ceGrad = logits.clone();
+            CrossEntropyInPlace(ceGrad, target, 3).Dispose();
+            var reference32 = logits.to(float32).requires_grad_(true);
+            Tensor ceRef;
+            using (enable_grad()) ceRef = nn.functional.cross_entropy(reference32, target, ignore_index: -100, reduction: nn.Reduction.Sum);
+            var ceGradRef = autograd.grad([ceRef / 3], [reference32])[0];
+            double ce = Math.Abs(ceLoss.item<float>() - ceRef.item<float>()) / Math.Abs(ceRef.item<float>()), ceG = Rel(ceGrad, ceGradRef);
+
             CheckSummary = $"checked against op by op, relative error: SwiGLU {swiglu:E1} (max abs {swigluMax:E1}), gradients {swigluGate:E1}/{swigluUp:E1}; " +
-                $"rope {rope:E1}, gradient {ropeGrad:E1}";
+                $"rope {rope:E1}, gradient {ropeGrad:E1}; cross-entropy {ce:E1}, gradient {ceG:E1}";
             const double bound = 1e-2;
-            if (!(swiglu < bound && swigluGate < bound && swigluUp < bound && rope < bound && ropeGrad < bound))
+            if (!(swiglu < bound && swigluGate < bound && swigluUp < bound && rope < bound && ropeGrad < bound && ce < 1e-5 && ceG < bound))
                 return $"the fused kernels disagree with the op-by-op forms ({CheckSummary})";
             SwiGluFunction.RethrowFailure();
             RopeFunction.RethrowFailure();

@@ -1,7 +1,8 @@
-// Fused training kernels for the decoder's memory-bound parts, forward and backward (Models/TrainingKernels.cs):
+// Fused training kernels for the decoder's memory-bound parts, forward and backward, and the loss (Models/TrainingKernels.cs):
 // - SwiGLU: act = silu(gate) * up in one pass over gate and up (op by op: silu, then the product, five passes), and
 //   its backward in one pass (op by op: three kernels over gate, up, the saved silu(gate) and the incoming gradient).
 // - Rotary embeddings in the (rows, heads, D) layout: one kernel each way instead of four forward and about five back.
+// - Cross-entropy with its gradient written over the logits (at the end of this file).
 // Roundings follow the op-by-op forms in the activation dtype: silu(gate) rounded, then its product with up rounded;
 // x*cos and roll(x)*sin each rounded, then their sum. Compiled on first use by Runtime/CudaExtension (its prelude gives
 // ATen, ST_EXPORT and ST_TRY); every entry runs on the current CUDA stream, as libtorch's own ops do.
@@ -169,3 +170,100 @@ ST_EXPORT int st_rope(at::Tensor* x, at::Tensor* cos, at::Tensor* sin, int backw
         C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     *out = new at::Tensor(y);) }
+
+// Cross-entropy of one chunk of logits with its gradient, in place (Training/CausalLoss.cs): one block per row of
+// logits [N, V] (activation dtype). Pass 1 keeps a running max and rescaled sum of exp in fp32 per thread, merged over
+// the block into lse = max + log(sum); pass 2 overwrites the row with (exp(x - lse) - onehot(target)) * w, computed in
+// fp32 and rounded once, w = 1/normalizer on scored rows (target != -100) and 0 on the others. row_loss[r] = (lse -
+// x[target]) on scored rows, 0 on the others. The op-by-op form (CrossEntropyWithGradient) holds an fp32 copy of the
+// logits and logsumexp's two fp32 temporaries, and passes over them about ten times; this reads the row twice and
+// writes it once.
+__device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os) {
+    if (om == -INFINITY) return;
+    if (m == -INFINITY) { m = om; s = os; return; }
+    if (om > m) { s = s * expf(m - om) + os; m = om; }
+    else s += os * expf(om - m);
+}
+
+__device__ __forceinline__ void lse_add(float& m, float& s, float x) {
+    if (x == -INFINITY) return;   // exp(-inf) adds nothing (and -inf - -inf would be NaN)
+    if (x > m) { s = (m == -INFINITY ? 0.f : s * expf(m - x)) + 1.f; m = x; }
+    else s += expf(x - m);
+}
+
+template <typename T, int V>
+__global__ void cross_entropy_kernel(T* __restrict__ logits, const int64_t* __restrict__ target, float* __restrict__ row_loss,
+                                     int64_t vocab, float inv_normalizer) {
+    constexpr int kThreads = 1024;
+    __shared__ float shared_m[kThreads / 32], shared_s[kThreads / 32];
+    __shared__ float row_lse;
+    int64_t row = blockIdx.x;
+    T* x = logits + row * vocab;
+    bool vector = V > 1 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    int64_t body = vector ? vocab / V * V : 0;
+    float m = -INFINITY, s = 0.f;
+    for (int64_t i = static_cast<int64_t>(threadIdx.x) * V; i < body; i += kThreads * V) {
+        Pack<T, V> p = *reinterpret_cast<const Pack<T, V>*>(x + i);
+#pragma unroll
+        for (int j = 0; j < V; j++) lse_add(m, s, f32(p.v[j]));
+    }
+    for (int64_t i = body + threadIdx.x; i < vocab; i += kThreads) lse_add(m, s, f32(x[i]));
+    for (int offset = 16; offset > 0; offset /= 2) {
+        float om = __shfl_down_sync(0xffffffff, m, offset), os = __shfl_down_sync(0xffffffff, s, offset);
+        lse_merge(m, s, om, os);
+    }
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    if (lane == 0) { shared_m[warp] = m; shared_s[warp] = s; }
+    __syncthreads();
+    if (warp == 0) {
+        m = lane < kThreads / 32 ? shared_m[lane] : -INFINITY;
+        s = lane < kThreads / 32 ? shared_s[lane] : 0.f;
+        for (int offset = 16; offset > 0; offset /= 2) {
+            float om = __shfl_down_sync(0xffffffff, m, offset), os = __shfl_down_sync(0xffffffff, s, offset);
+            lse_merge(m, s, om, os);
+        }
+        if (lane == 0) {
+            float lse = m + logf(s);
+            row_lse = lse;
+            int64_t t = target[row];
+            row_loss[row] = t >= 0 && t < vocab ? lse - f32(x[t]) : 0.f;   // read before pass 2 overwrites the row
+        }
+    }
+    __syncthreads();
+    float lse = row_lse;
+    int64_t t = target[row];
+    float w = t >= 0 && t < vocab ? inv_normalizer : 0.f;
+    for (int64_t i = static_cast<int64_t>(threadIdx.x) * V; i < body; i += kThreads * V) {
+        Pack<T, V> p = *reinterpret_cast<const Pack<T, V>*>(x + i);
+#pragma unroll
+        for (int j = 0; j < V; j++) {
+            float g = expf(f32(p.v[j]) - lse) - (i + j == t ? 1.f : 0.f);
+            p.v[j] = rounded<T>(g * w);
+        }
+        *reinterpret_cast<Pack<T, V>*>(x + i) = p;
+    }
+    for (int64_t i = body + threadIdx.x; i < vocab; i += kThreads)
+        x[i] = rounded<T>((expf(f32(x[i]) - lse) - (i == t ? 1.f : 0.f)) * w);
+}
+
+template <typename T>
+static void cross_entropy_launch(at::Tensor& logits, const at::Tensor& target, at::Tensor& loss, float inv_normalizer) {
+    int64_t rows = logits.size(0), vocab = logits.size(1);
+    constexpr int V = 16 / sizeof(T);
+    cross_entropy_kernel<T, V><<<static_cast<unsigned>(rows), 1024, 0, at::cuda::getCurrentCUDAStream()>>>(
+        reinterpret_cast<T*>(logits.data_ptr()), target.data_ptr<int64_t>(), loss.data_ptr<float>(), vocab, inv_normalizer);
+}
+
+// logits [N, V] contiguous (overwritten with the gradient), target [N] int64 on the same device; row_loss: a new [N] fp32.
+ST_EXPORT int st_cross_entropy_inplace(at::Tensor* logits, at::Tensor* target, double normalizer, at::Tensor** row_loss) { ST_TRY(
+    TORCH_CHECK(logits->is_cuda() && logits->dim() == 2 && logits->is_contiguous(), "cross_entropy: contiguous CUDA logits [N, V]");
+    TORCH_CHECK(target->device() == logits->device() && target->scalar_type() == at::kLong && target->dim() == 1 &&
+        target->size(0) == logits->size(0) && target->is_contiguous(), "cross_entropy: int64 targets [N] beside the logits");
+    at::cuda::CUDAGuard guard(logits->device());
+    auto loss = at::empty({logits->size(0)}, logits->options().dtype(at::kFloat));
+    float inv = 1.f / static_cast<float>(normalizer);
+    if (logits->numel() > 0) {
+        ST_DISPATCH(logits->scalar_type(), cross_entropy_launch, *logits, *target, loss, inv);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    *row_loss = new at::Tensor(loss);) }

@@ -48,6 +48,7 @@ public sealed class LoraAdapter : IAdapter
     public sealed record Pair(Linear Target, Parameter A, Parameter B, Parameter? Magnitude = null)
     {
         internal Func<Tensor, Tensor, Tensor>? Forward { get; init; }
+        internal Func<Tensor, Tensor>? Delta { get; init; }
     }
 
     readonly List<Pair> _pairs = [];
@@ -207,8 +208,22 @@ public sealed class LoraAdapter : IAdapter
                 return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), bc.t(), beta: 1, alpha: (float)scaling).view(y.shape);
             },
         };
+        if (magnitude is null)
+            pair = pair with
+            {
+                Delta = x =>
+                {
+                    // scaling · (x Aᵀ) Bᵀ alone (a recomputation's adapter term), as Forward computes it into y: the same
+                    // dropout draw (same shape, same generator state) and the scale inside the product.
+                    var input = dropout > 0 && Training ? F.dropout(x, dropout, training: true) : x;
+                    var (ac, bc) = _stepActive && x.dtype == _compute!.dtype ? _computeViews![index] : (a.to(x.dtype), b.to(x.dtype));
+                    var xa = F.linear(input, ac);
+                    return addmm(empty([xa.shape[0], bc.shape[0]], x.dtype, x.device), xa, bc.t(), beta: 0, alpha: (float)scaling);
+                },
+            };
         _pairs.Add(pair);
         target.Adapter = pair.Forward;
+        target.AdapterDelta = pair.Delta;
         target.AdapterTakesRows = magnitude is null;
     }
 
@@ -246,6 +261,7 @@ public sealed class LoraAdapter : IAdapter
             foreach (var p in _pairs)
             {
                 p.Target.Adapter = value ? p.Forward : null;
+                p.Target.AdapterDelta = value ? p.Delta : null;
                 p.Target.AdapterTakesRows = value && p.Magnitude is null;
             }
         }

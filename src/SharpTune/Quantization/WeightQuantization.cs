@@ -43,9 +43,12 @@ public static class WeightQuantization
     public static Func<Tensor, Tensor, Tensor>? HostEmbedding(string kind)
     {
         Validate(kind, "quantization");
-        if (kind == "none") return null;
-        return (table, ids) => QuantKernels.Available(ids.device) ? QuantKernels.GatherHostRows(table, ids) : table.index_select(0, ids.cpu()).to(ids.device);
+        return kind == "none" ? null : HostRows;
     }
+
+    /// <summary>Rows <paramref name="ids"/> (on the GPU) of a table in pinned host memory, gathered by the GPU over the bus.</summary>
+    public static Tensor HostRows(Tensor table, Tensor ids) =>
+        QuantKernels.Available(ids.device) ? QuantKernels.GatherHostRows(table, ids) : table.index_select(0, ids.cpu()).to(ids.device);
 
     /// <summary>Reads one weight as stored, moves it to the device, quantizes it there and frees the dense copy:
     /// only one projection is ever dense in memory.</summary>

@@ -139,6 +139,8 @@ public sealed record TrainOptions
     public int CheckpointKeepMlp { get; init; }
     [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs; not in layers that keep their MLP); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
     public int MlpChunk { get; init; }
+    [Setting("Keep the input embedding table in pinned CPU memory; each step the GPU reads only its batch's rows (frees vocab x hidden x 2 bytes of GPU memory, 1 GB at 8B; tied embeddings stay on the GPU). auto = with activation_checkpointing or quantization", Allowed = "auto, true, false")]
+    public string EmbeddingOnHost { get; init; } = "auto";
     [Setting("Tokens per chunk of the lm_head + loss computation (bounds the logits' memory)", Allowed = ">= 16")]
     public int LossChunk { get; init; } = 1024;
 
@@ -401,6 +403,7 @@ public sealed record TrainOptions
         Require(CheckpointKeepMlp == 0 || ActivationCheckpointing, "checkpoint_keep_mlp needs activation_checkpointing: true");
         Require(MlpChunk == 0 || MlpChunk is >= 16 and <= 1 << 24, $"mlp_chunk must be 0 (off) or from 16 to {1 << 24}, got {MlpChunk}");
         Require(MlpChunk == 0 || ActivationCheckpointing, "mlp_chunk needs activation_checkpointing: true (it splits the recomputation of a layer)");
+        Require(EmbeddingOnHost is "auto" or "true" or "false", $"embedding_on_host: expected auto, true or false, got {SharpTuneException.Quote(EmbeddingOnHost)}");
         Require(Comparisons >= 0, $"comparisons must be 0 or more, got {Comparisons}");
         Require(OutputDir.Length > 0, "output_dir must not be empty");
         Lora.Validate();
