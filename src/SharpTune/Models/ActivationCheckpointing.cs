@@ -25,7 +25,7 @@ namespace SharpTune.Models;
 /// <param name="mlpChunk">tokens per piece of a recomputed layer's MLP (in layers that do not keep it); 0 = the whole
 /// sequence at once. The MLP treats every token on its own, so backward can recompute and differentiate it piece by
 /// piece: its [T, intermediate] tensors (the largest of a layer) then exist for one piece at a time.</param>
-public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
+public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
     int layers = 0, int keepMlp = 0, Func<Linear, IReadOnlyList<Tensor>>? trainableOfProjection = null, int mlpChunk = 0)
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
@@ -167,7 +167,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
         return (outputs, upstream);
     }
 
-    sealed class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
+    sealed partial class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
         static readonly List<Tensor> Handed = [];
         static Exception? _failure;
@@ -215,7 +215,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                     if (call.Seed is { } seed) random.manual_seed(seed);
                     if (call.KeepMlp)
                     {
-                        result = [null!, .. RecomputeAttentionOnly(call, xd, needx, attention, saved[^2], saved[^1], grads[0])];
+                        result = [null!, .. KeptMlpLowRank(call, xd, needx, attention, saved[^2], saved[^1], grads[0])
+                            ?? RecomputeAttentionOnly(call, xd, needx, attention, saved[^2], saved[^1], grads[0])];
                     }
                     else if (call.Chunked(xd.shape[1]))
                     {

@@ -24,6 +24,10 @@ public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : ID
     /// without DoRA adds B·A·x into y without copying y first).</summary>
     public bool AdapterTakesRows { get; set; }
 
+    /// <summary>The adapter's factors when it adds scaling · (x Aᵀ) Bᵀ and nothing else (LoRA without dropout or DoRA), as the
+    /// current step uses them, for backward passes that take its gradients by hand; null otherwise (Peft sets this).</summary>
+    public Func<LowRankFactors>? LowRank { get; set; }
+
     /// <summary>What an adapter that only adds (<see cref="AdapterTakesRows"/>) adds for rows x [N, in], written straight into
     /// a new [N, out] tensor; null: <see cref="AdapterTerm"/> adds it into zeros (two more passes over the output).</summary>
     public Func<Tensor, Tensor>? AdapterDelta { get; set; }
@@ -49,6 +53,10 @@ public sealed class Linear(string name, IFrozenWeight weight, Tensor? bias) : ID
 
     public void Dispose() { Weight.Dispose(); Bias?.Dispose(); }
 }
+
+/// <summary>A low-rank adapter's update scaling · (x Aᵀ) Bᵀ: A [r, in] and B [out, r] in the activation dtype, the very tensors
+/// whose gradients the training step collects.</summary>
+public sealed record LowRankFactors(Tensor A, Tensor B, double Scaling);
 
 /// <summary>One pre-norm decoder block: attention then a SwiGLU MLP, each added to the residual stream.</summary>
 public sealed class DecoderLayer : IDisposable

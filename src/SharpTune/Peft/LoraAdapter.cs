@@ -49,6 +49,7 @@ public sealed class LoraAdapter : IAdapter
     {
         internal Func<Tensor, Tensor, Tensor>? Forward { get; init; }
         internal Func<Tensor, Tensor>? Delta { get; init; }
+        internal Func<LowRankFactors>? LowRank { get; init; }
     }
 
     readonly List<Pair> _pairs = [];
@@ -221,9 +222,19 @@ public sealed class LoraAdapter : IAdapter
                     return addmm(empty([xa.shape[0], bc.shape[0]], x.dtype, x.device), xa, bc.t(), beta: 0, alpha: (float)scaling);
                 },
             };
+        if (magnitude is null && dropout == 0)
+            pair = pair with
+            {
+                LowRank = () =>
+                {
+                    var (ac, bc) = _stepActive ? _computeViews![index] : (a, b);
+                    return new LowRankFactors(ac, bc, scaling);
+                },
+            };
         _pairs.Add(pair);
         target.Adapter = pair.Forward;
         target.AdapterDelta = pair.Delta;
+        target.LowRank = pair.LowRank;
         target.AdapterTakesRows = magnitude is null;
     }
 
@@ -262,6 +273,7 @@ public sealed class LoraAdapter : IAdapter
             {
                 p.Target.Adapter = value ? p.Forward : null;
                 p.Target.AdapterDelta = value ? p.Delta : null;
+                p.Target.LowRank = value ? p.LowRank : null;
                 p.Target.AdapterTakesRows = value && p.Magnitude is null;
             }
         }
