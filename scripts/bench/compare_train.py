@@ -10,7 +10,7 @@ per lm_head + loss chunk; 1024), offload
 (activation_offload), seq=L (tokens per row, 2048), batch=B (rows per micro-batch, 2), probe (ours: one step, only
 the memory and whether it ran are kept; for the longest-sequence search).
 """
-import argparse, json, os, subprocess, sys, threading, time
+import argparse, json, os, re, subprocess, sys, threading, time
 
 class Smi:
     """nvidia-smi every 200 ms: (time, used MiB, utilisation %)."""
@@ -123,6 +123,8 @@ def run_ours_once(a, smi, shape, mode, o, log, env):
     row["util"] = sum(util) / len(util) if util else None
     row["attention"] = next((l.strip() for l in open(log) if "attention:" in l), "")
     row["kernels"] = next((l.strip() for l in open(log) if "SwiGLU and rotary" in l), "")
+    allocated = re.search(r"max allocated ([0-9.]+) GiB", open(log).read())   # the trainer's own allocator statistics
+    if allocated: row["alloc"] = float(allocated.group(1))
     return row
 
 def run_hf(a, smi, shape, mode, o, log):

@@ -133,7 +133,7 @@ public sealed class SftTrainer : IDisposable
     /// <summary>The lookup of an embedding table kept in pinned host memory, or null to keep it on the GPU: embedding_on_host
     /// true, or auto with activation checkpointing or quantization (the settings chosen to save GPU memory; a lookup of
     /// 4,096 rows then moves 32 MiB over the bus at 8B, under a millisecond). The loader keeps tied embeddings on the GPU.</summary>
-    static Func<Tensor, Tensor, Tensor>? HostEmbedding(TrainOptions o) => o.EmbeddingOnHost switch
+    internal static Func<Tensor, Tensor, Tensor>? HostEmbedding(TrainOptions o) => o.EmbeddingOnHost switch
     {
         "true" => WeightQuantization.HostRows,
         "false" => null,
@@ -303,6 +303,9 @@ public sealed class SftTrainer : IDisposable
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
+        if (device.type == DeviceType.CUDA && DeviceMemory.Current() is { } memory)   // after the clock: its first use builds an extension
+            _sink.OnMessage($"GPU memory of this process (CUDA caching allocator): max allocated {memory.PeakAllocated / (double)(1L << 30):F2} GiB, "
+                + $"max reserved {memory.PeakReserved / (double)(1L << 30):F2} GiB");
         SaveCheckpoint(elapsed);
         if (finished && IsWriter) Adapter.Save(AdapterDir, BaseModelName);   // an interrupted run leaves only its checkpoint
         var summary = new TrainSummary(_step, reason, lastLoss, _bestEvalLoss, AdapterDir, _previousSeconds + elapsed,

@@ -148,6 +148,19 @@ public class RecipeTests
         Assert.Contains("comparisons", Assert.Throws<SharpTuneException>(() => o.With("comparisons", "-1", "--comparisons").Validate()).Message);
     }
 
+    [Fact]
+    public void EmbeddingOnHostFollowsTheSettingAndAutoFollowsTheMemorySavingSettings()
+    {
+        var o = TrainOptions.FromYaml(Path.Combine(RepoRoot(), "recipes", "r1-distill-llama-8b-medical.yaml")).With("activation_checkpointing", "false", "--activation-checkpointing");
+        var e = Assert.Throws<SharpTuneException>(() => o.With("embedding_on_host", "yes", "--embedding-on-host").Validate());
+        Assert.Contains("embedding_on_host: expected auto, true or false", e.Message);
+        Assert.Null(SftTrainer.HostEmbedding(o.With("embedding_on_host", "auto", "--embedding-on-host")));   // nothing to save memory for
+        Assert.NotNull(SftTrainer.HostEmbedding(o.With("embedding_on_host", "auto", "--embedding-on-host").With("activation_checkpointing", "true", "--activation-checkpointing")));
+        Assert.NotNull(SftTrainer.HostEmbedding(o.With("embedding_on_host", "auto", "--embedding-on-host").With("quantization", "nf4", "--quantization")));
+        Assert.NotNull(SftTrainer.HostEmbedding(o.With("embedding_on_host", "true", "--embedding-on-host")));
+        Assert.Null(SftTrainer.HostEmbedding(o.With("embedding_on_host", "false", "--embedding-on-host").With("activation_checkpointing", "true", "--activation-checkpointing")));
+    }
+
     [Theory]
     [InlineData("Qwen2ForCausalLM", 1536, 8960, 28, 12, 2, 151936, 18_464_768)]   // DeepSeek-R1-Distill-Qwen-1.5B
     [InlineData("LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 41_943_040)]   // DeepSeek-R1-Distill-Llama-8B
