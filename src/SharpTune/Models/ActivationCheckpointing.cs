@@ -30,6 +30,10 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     internal Func<Linear, IReadOnlyList<Tensor>>? TrainableOfProjection { get; } = trainableOfProjection;
+
+    /// <summary>In how many recomputed layers the MLP's gate and up outputs are kept (<c>keepMlp</c>); may change between
+    /// steps (a memory budget sets it after the first).</summary>
+    public int KeepMlp { get; set; } = keepMlp;
     long _stepSeed, _calls;
 
     /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
@@ -43,7 +47,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
     {
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
-        bool keep = Array.IndexOf(model.Layers, layer) < keepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
+        bool keep = Array.IndexOf(model.Layers, layer) < KeepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
         var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA, keep, mlpChunk), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it

@@ -11,7 +11,7 @@ public static unsafe class DeviceMemory
 
     static readonly Lock Gate = new();
     static bool _tried;
-    static delegate* unmanaged<long*, int> _stats;
+    static delegate* unmanaged<long*, int> _stats, _deviceMemory;
     static delegate* unmanaged<int> _resetPeak, _emptyCache;
     static delegate* unmanaged<IntPtr> _lastError;
 
@@ -32,6 +32,7 @@ public static unsafe class DeviceMemory
                 else
                 {
                     _stats = (delegate* unmanaged<long*, int>)ext.Function("dm_stats");
+                    _deviceMemory = (delegate* unmanaged<long*, int>)ext.Function("dm_device_memory");
                     _resetPeak = (delegate* unmanaged<int>)ext.Function("dm_reset_peak");
                     _emptyCache = (delegate* unmanaged<int>)ext.Function("dm_empty_cache");
                     _lastError = (delegate* unmanaged<IntPtr>)ext.Function("dm_last_error");
@@ -47,6 +48,17 @@ public static unsafe class DeviceMemory
         if (!Ready()) return null;
         long* s = stackalloc long[4];
         if (_stats(s) == 0) return new Stats(s[0], s[1], s[2], s[3]);
+        Unavailable = Marshal.PtrToStringUTF8(_lastError());
+        return null;
+    }
+
+    /// <summary>Free and total bytes of the current device as the driver counts them (all processes, CUDA contexts
+    /// included: what nvidia-smi shows as used is total − free); null where unavailable.</summary>
+    public static (long Free, long Total)? Device()
+    {
+        if (!Ready()) return null;
+        long* s = stackalloc long[2];
+        if (_deviceMemory(s) == 0) return (s[0], s[1]);
         Unavailable = Marshal.PtrToStringUTF8(_lastError());
         return null;
     }

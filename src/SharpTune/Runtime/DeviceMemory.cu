@@ -2,6 +2,7 @@
 // memory_reserved report in Python), which TorchSharp does not bind. Used to account for a training step's memory.
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #include <cstdint>
 #include <string>
 
@@ -22,6 +23,16 @@ ST_EXPORT int32_t dm_stats(int64_t* out) {
         out[3] = stats.reserved_bytes[0].peak;
         return 0;
     } catch (const std::exception& e) { dm_error = e.what(); return 1; }
+}
+
+// out: free and total bytes of the current device as the driver counts them (every process's use, the context included).
+ST_EXPORT int32_t dm_device_memory(int64_t* out) {
+    size_t free = 0, total = 0;
+    cudaError_t rc = cudaMemGetInfo(&free, &total);
+    if (rc != cudaSuccess) { dm_error = cudaGetErrorString(rc); return 1; }
+    out[0] = static_cast<int64_t>(free);
+    out[1] = static_cast<int64_t>(total);
+    return 0;
 }
 
 ST_EXPORT int32_t dm_reset_peak() {

@@ -274,6 +274,7 @@ public sealed class SftTrainer : IDisposable
             _step++;
 
             Flush();   // the previous step's metrics: it has run by the time this one's first kernels do
+            if (_step == stepsAtStart + 1 && Options.CheckpointKeepMlpBudget > 0) ChooseKeptMlp();
             if (_step % Options.LogEvery == 0 || _step == _maxSteps)
             {
                 // Device scalars to (pinned) host memory, queued behind the step; read at the next Flush.
@@ -313,6 +314,38 @@ public sealed class SftTrainer : IDisposable
         _sink.OnEnd(summary);
         return summary;
     }
+
+    /// <summary>checkpoint_keep_mlp_budget: after the run's first step (which kept no MLP), as many recomputed layers keep
+    /// their gate and up outputs from the next step on as fit in what the budget leaves above that step's device-wide peak
+    /// (the allocator's peak reservation plus what the driver counts outside it: CUDA context, libraries, other processes).
+    /// Each kept layer holds 2 × batch_size × max_length × intermediate_size values; the step without them recomputed
+    /// every MLP in backward, whose temporaries are larger than a kept layer's, so the estimate errs on the safe side.</summary>
+    void ChooseKeptMlp()
+    {
+        var model = Model.CausalLM;
+        string? why = model.Device.type != DeviceType.CUDA ? "needs CUDA" : KeepMlpUnusable(Options);
+        var stats = why is null ? DeviceMemory.Current() : null;
+        var driver = stats is null ? null : DeviceMemory.Device();
+        if (why is null && (stats is null || driver is null)) why = $"the CUDA allocator's statistics are unavailable: {DeviceMemory.Unavailable}";
+        if (why is not null || stats is null || driver is not { } d)
+        {
+            _sink.OnMessage($"checkpoint_keep_mlp_budget: not used ({why}); the layers recompute in full");
+            return;
+        }
+        const double GiB = 1L << 30;
+        long peak = d.Total - d.Free - stats.Reserved + stats.PeakReserved;
+        var c = Model.Config;
+        long perLayer = 2L * Options.BatchSize * Options.MaxLength * c.IntermediateSize * (model.DType == ScalarType.Float32 ? 4 : 2);
+        int recomputed = Options.CheckpointLayers > 0 ? Math.Min(Options.CheckpointLayers, c.NumLayers) : c.NumLayers;
+        model.Checkpointing!.KeepMlp = KeptMlpForBudget((long)(Options.CheckpointKeepMlpBudget * GiB), peak, perLayer, recomputed);
+        _sink.OnMessage($"checkpoint_keep_mlp_budget {Options.CheckpointKeepMlpBudget:0.##} GiB: the first {model.Checkpointing.KeepMlp} of {recomputed} "
+            + $"recomputed layers keep their MLP from step {_step + 1} (step {_step} peaked at {peak / GiB:F2} GiB device-wide without; each adds {perLayer / GiB:F3} GiB)");
+    }
+
+    /// <summary>How many layers of <paramref name="perLayer"/> bytes fit between <paramref name="peak"/> and
+    /// <paramref name="budget"/>, from 0 to <paramref name="layers"/>.</summary>
+    internal static int KeptMlpForBudget(long budget, long peak, long perLayer, int layers) =>
+        budget <= peak ? 0 : (int)Math.Min((budget - peak) / perLayer, layers);
 
     /// <summary>A logged step whose loss and gradient norm are still on their way to the host.</summary>
     sealed record PendingMetrics(int Step, int Epoch, double LearningRate, int Scored, long Tokens, Tensor Values, CudaEvent? Fence);

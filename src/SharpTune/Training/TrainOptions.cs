@@ -137,6 +137,8 @@ public sealed record TrainOptions
     public int CheckpointLayers { get; init; }
     [Setting("With activation_checkpointing: in the first N recomputed layers also keep the MLP's gate and up outputs (2 x tokens x intermediate_size values per layer), so that backward recomputes only attention (faster, more memory); 0 = none", Allowed = ">= 0")]
     public int CheckpointKeepMlp { get; init; }
+    [Setting("With activation_checkpointing on CUDA: after the first step, keep the MLP of as many layers as fit so that the GPU's memory in use (device-wide, as nvidia-smi counts it) stays within this many GiB; it replaces checkpoint_keep_mlp; 0 = off", Allowed = "0 or > 0")]
+    public double CheckpointKeepMlpBudget { get; init; }
     [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs; not in layers that keep their MLP); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
     public int MlpChunk { get; init; }
     [Setting("Keep the input embedding table in pinned CPU memory; each step the GPU reads only its batch's rows (frees vocab x hidden x 2 bytes of GPU memory, 1 GB at 8B; tied embeddings stay on the GPU). auto = with activation_checkpointing or quantization", Allowed = "auto, true, false")]
@@ -401,6 +403,9 @@ public sealed record TrainOptions
         Require(CheckpointLayers == 0 || ActivationCheckpointing, "checkpoint_layers needs activation_checkpointing: true");
         Require(CheckpointKeepMlp >= 0, $"checkpoint_keep_mlp must be 0 (none) or more, got {CheckpointKeepMlp}");
         Require(CheckpointKeepMlp == 0 || ActivationCheckpointing, "checkpoint_keep_mlp needs activation_checkpointing: true");
+        Require(CheckpointKeepMlpBudget >= 0 && double.IsFinite(CheckpointKeepMlpBudget), $"checkpoint_keep_mlp_budget must be 0 (off) or a number of GiB > 0, got {CheckpointKeepMlpBudget}");
+        Require(CheckpointKeepMlpBudget == 0 || ActivationCheckpointing, "checkpoint_keep_mlp_budget needs activation_checkpointing: true");
+        Require(CheckpointKeepMlpBudget == 0 || CheckpointKeepMlp == 0, "checkpoint_keep_mlp_budget chooses checkpoint_keep_mlp: set one of them, not both");
         Require(MlpChunk == 0 || MlpChunk is >= 16 and <= 1 << 24, $"mlp_chunk must be 0 (off) or from 16 to {1 << 24}, got {MlpChunk}");
         Require(MlpChunk == 0 || ActivationCheckpointing, "mlp_chunk needs activation_checkpointing: true (it splits the recomputation of a layer)");
         Require(EmbeddingOnHost is "auto" or "true" or "false", $"embedding_on_host: expected auto, true or false, got {SharpTuneException.Quote(EmbeddingOnHost)}");

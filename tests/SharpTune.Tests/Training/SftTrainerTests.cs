@@ -149,6 +149,24 @@ public class RecipeTests
     }
 
     [Fact]
+    public void KeepMlpBudgetKeepsTheLayersThatFitAboveTheFirstStepsPeak()
+    {
+        const long GiB = 1L << 30, layer = 235_929_600;   // 2 × 2 × 2048 × 14336 × 2 bytes: one 8B layer at batch 2 × 2048
+        Assert.Equal(0, SftTrainer.KeptMlpForBudget(20 * GiB, 21 * GiB, layer, 32));             // over already: none
+        Assert.Equal(0, SftTrainer.KeptMlpForBudget(20 * GiB, 20 * GiB - layer + 1, layer, 32));  // not a whole layer
+        Assert.Equal(1, SftTrainer.KeptMlpForBudget(20 * GiB, 20 * GiB - layer, layer, 32));
+        Assert.Equal(18, SftTrainer.KeptMlpForBudget(23 * GiB + GiB / 2, 19 * GiB + GiB / 2, layer, 32));   // 4 GiB / 0.2197 GiB = 18.2
+        Assert.Equal(32, SftTrainer.KeptMlpForBudget(80 * GiB, 20 * GiB, layer, 32));             // at most every recomputed layer
+        var o = TrainOptions.FromYaml(Path.Combine(RepoRoot(), "recipes", "r1-distill-llama-8b-medical.yaml"));
+        Assert.Contains("checkpoint_keep_mlp_budget needs activation_checkpointing",
+            Assert.Throws<SharpTuneException>(() => o.With("checkpoint_keep_mlp_budget", "23.5", "--checkpoint-keep-mlp-budget").Validate()).Message);
+        var ckpt = o.With("activation_checkpointing", "true", "--activation-checkpointing").With("checkpoint_keep_mlp_budget", "23.5", "--checkpoint-keep-mlp-budget");
+        ckpt.Validate();
+        Assert.Contains("set one of them", Assert.Throws<SharpTuneException>(() => ckpt.With("checkpoint_keep_mlp", "4", "--checkpoint-keep-mlp").Validate()).Message);
+        Assert.Contains("checkpoint_keep_mlp_budget must be", Assert.Throws<SharpTuneException>(() => ckpt.With("checkpoint_keep_mlp_budget", "-1", "--checkpoint-keep-mlp-budget").Validate()).Message);
+    }
+
+    [Fact]
     public void EmbeddingOnHostFollowsTheSettingAndAutoFollowsTheMemorySavingSettings()
     {
         var o = TrainOptions.FromYaml(Path.Combine(RepoRoot(), "recipes", "r1-distill-llama-8b-medical.yaml")).With("activation_checkpointing", "false", "--activation-checkpointing");
