@@ -44,15 +44,18 @@ public sealed partial class ActivationCheckpointing
                 var up = upKept.detach().requires_grad_(true);
                 var act = CausalLM.MlpActivation(gate, up, training: true);
                 var act2 = act.detach().reshape(-1, I);                                           // [N, I]
-                var actGrad = g2.mm(wDown);                                                      // [N, I]
+                Tensor actGrad;                                                                  // [N, I]
                 if (factors[layer.Down] is { } d)
                 {
                     var xa = act2.mm(d.A.t());                                                   // [N, r]
                     var gxa = Product(g2, d.B, d.Scaling);                                       // [N, r]
                     downB = Product(g2.t(), xa, d.Scaling).MoveToOuterDisposeScope();            // [H, r]
                     downA = gxa.t().mm(act2).MoveToOuterDisposeScope();                          // [r, I]
-                    actGrad.addmm_(gxa, d.A);
+                    // The adapter's share first, then the frozen product added to it inside that product (its output
+                    // written once; an addition after it would read and write [N, I] again).
+                    actGrad = gxa.mm(d.A).addmm_(g2, wDown);
                 }
+                else actGrad = g2.mm(wDown);
                 var gu = autograd.grad([act], [gate, up], [actGrad.view(act.shape)]);
                 gateGrad = gu[0].MoveToOuterDisposeScope();
                 upGrad = gu[1].MoveToOuterDisposeScope();

@@ -29,6 +29,7 @@ internal static unsafe class TrainingKernels
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int> _swigluBackward;
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _rope;
     static delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int> _crossEntropy;
+    static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _ropePairs;   // RopePairs.cu; null: the element-wise kernel
     static bool? _available;
 
     /// <summary>Why the kernels are off in this process (null while they are on or not yet tried).</summary>
@@ -66,6 +67,7 @@ internal static unsafe class TrainingKernels
                     _rope = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_native.Function("st_rope");
                     _crossEntropy = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int>)_native.Function("st_cross_entropy_inplace");
                     Unavailable = Check(device, dtype);
+                    if (Unavailable is null) CheckSummary += "; " + LoadRopePairs(device, dtype, onBuild);
                 }
             }
             _available = Unavailable is null;
@@ -126,8 +128,50 @@ internal static unsafe class TrainingKernels
     static Tensor RopeKernel(Tensor x, Tensor cos, Tensor signedSin, bool backward)
     {
         IntPtr y;
-        _native!.Check(_rope(x.Handle, cos.Handle, signedSin.Handle, backward ? 1 : 0, &y));
+        if (_ropePairs != null) _ropeExtension!.Check(_ropePairs(x.Handle, cos.Handle, signedSin.Handle, backward ? 1 : 0, &y));
+        else _native!.Check(_rope(x.Handle, cos.Handle, signedSin.Handle, backward ? 1 : 0, &y));
         return Tensor.UnsafeCreateTensor(y);
+    }
+
+    static CudaExtension? _ropeExtension;
+
+    /// <summary>Builds RopePairs.cu (its own extension, so that a failure there costs only itself) and takes it for the
+    /// rotary embeddings if it gives exactly what the element-wise kernel gives (same roundings, forward and backward) on
+    /// the Llama head size and an odd one; says which kernel serves.</summary>
+    static string LoadRopePairs(Device device, ScalarType dtype, Action<string>? onBuild)
+    {
+        using var stream = typeof(TrainingKernels).Assembly.GetManifestResourceStream("SharpTune.Models.RopePairs.cu")
+            ?? throw new InvalidOperationException("RopePairs.cu is not embedded");
+        _ropeExtension = CudaExtension.Load("training_rope_pairs", new StreamReader(stream).ReadToEnd(), out string why, onBuild);
+        if (_ropeExtension is null) return $"rope: element-wise kernel (the paired one is unavailable: {why})";
+        var candidate = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_ropeExtension.Function("st_rope_pairs");
+        try
+        {
+            using var scope = NewDisposeScope();
+            foreach (var (b, t, heads, d) in new[] { (2L, 5L, 3L, 128L), (1L, 3L, 2L, 6L) })
+            {
+                var x = ((arange(b * t * heads * d, dtype: float32, device: device).view(b, t, heads, d) * 0.37).sin() * 3).to(dtype);
+                var angle = arange(b * t * d, dtype: float32, device: device).view(b, t, 1, d) * 0.05;
+                var cos = angle.cos().to(dtype);
+                var sin = angle.sin().to(dtype);
+                sin.narrow(-1, 0, d / 2).neg_();
+                foreach (int backward in new[] { 0, 1 })
+                {
+                    IntPtr y;
+                    _ropeExtension.Check(candidate(x.Handle, cos.Handle, sin.Handle, backward, &y));
+                    using var paired = Tensor.UnsafeCreateTensor(y);
+                    using var reference = RopeKernel(x, cos, sin, backward == 1);
+                    if ((paired != reference).any().item<bool>())
+                        return $"rope: element-wise kernel (the paired one differs from it at ({b}, {t}, {heads}, {d}), backward {backward})";
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            return $"rope: element-wise kernel (the paired one failed: {ErrorText.Message(e.Message, 200)})";
+        }
+        _ropePairs = candidate;
+        return "rope: paired kernel (equal to the element-wise one)";
     }
 
     /// <summary>Tensors returned from a backward belong to autograd once it returns; their handles are freed at the

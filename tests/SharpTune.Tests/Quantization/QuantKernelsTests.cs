@@ -11,6 +11,9 @@ public class QuantKernelsTests
     [InlineData("SharpTune.Quantization.QuantKernels.cu", "qk_dequantize_4bit")]
     [InlineData("SharpTune.Quantization.QuantKernels.cu", "qk_gather_host_rows")]
     [InlineData("SharpTune.Runtime.DeviceMemory.cu", "dm_stats")]
+    [InlineData("SharpTune.Runtime.DeviceMemory.cu", "dm_device_memory")]
+    [InlineData("SharpTune.Models.TrainingKernels.cu", "st_cross_entropy_inplace")]
+    [InlineData("SharpTune.Models.RopePairs.cu", "st_rope_pairs")]
     public void TheCudaSourcesAreEmbedded(string resource, string symbol)
     {
         using var stream = typeof(QuantKernels).Assembly.GetManifestResourceStream(resource);
