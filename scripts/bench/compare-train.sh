@@ -4,7 +4,7 @@
 #   APP_TAR=artifacts/device/SharpTune.Cli.tar.xz TOKENIZERS=.cache/tokenizers scripts/bench/compare-train.sh [parts]
 # parts (default "train15 decode train8 longseq"; also decodecheck): train15 = 1.5B shape, ours packed (checkpointing
 # on; off) and transformers+PEFT with checkpointing; decode = batch 1 and 64; train8 = 8B shape (Llama, llama3 rope
-# scaling), checkpointing on, ours (keeping the MLP's gate/up outputs of KEEP8 layers, 14; and without) and
+# scaling), checkpointing on, ours (keeping the MLP's gate/up outputs of KEEP8 layers, 25; and without) and
 # transformers+PEFT; decodecheck = teacher-forced logits of the decode paths against transformers fp32
 # (decode_check.py); longseq = 8B, micro-batch 1, one step at a few
 # row lengths with and without activation_offload, and the longest row under 80 GiB by the line through them.
@@ -43,7 +43,7 @@ train15)
 train8)
     rm -rf /tmp/models/qwen1.5b
     model llama8b llama3
-    compare ${RUNS8:-llama8b:ours:packed:ckpt:keepmlp=${KEEP8:-14} llama8b:hf:full:ckpt llama8b:ours:packed:ckpt} ;;
+    compare ${RUNS8:-llama8b:ours:packed:ckpt:keepmlp=${KEEP8:-25} llama8b:hf:full:ckpt llama8b:ours:packed:ckpt} ;;
 longseq)
     # Rows of packed real-length examples: under flash attention a row's memory is that of one document as long
     # (activations grow with tokens, not with tokens²), at a fraction of the attention's compute.
