@@ -13,8 +13,9 @@ namespace SharpTune.Models;
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
-/// <param name="offload">keep each layer's saved input in pinned host memory instead of on the GPU (copied out and back
-/// on a side stream, <see cref="ActivationOffload"/>): what stays on the GPU no longer grows with the number of layers</param>
+/// <param name="offload">keep each layer's saved input in pinned host memory instead of on the GPU (copied out, and back
+/// ahead of their use on a side stream, <see cref="OffloadedInput"/>): what stays on the GPU no longer grows with the
+/// number of layers</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
 /// <param name="keepMlp">in how many of the recomputed layers, from the first, the forward also keeps the MLP's gate
@@ -31,7 +32,7 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     internal Func<Linear, IReadOnlyList<Tensor>>? TrainableOfProjection { get; } = trainableOfProjection;
-    readonly ActivationOffload? _offload = offload ? new() : null;
+    OffloadedInput? _lastOffloaded;   // the previous layer's, in the current forward pass
     long _stepSeed, _calls;
 
     /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
@@ -47,7 +48,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
         int index = Array.IndexOf(model.Layers, layer);
         bool keep = index < keepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
-        var offloaded = _offload is not null && x.device_type == DeviceType.CUDA ? _offload.Save(x, firstLayer: index == 0) : null;
+        OffloadedInput? offloaded = null;
+        if (offload && x.device_type == DeviceType.CUDA) _lastOffloaded = offloaded = new OffloadedInput(x, index == 0 ? null : _lastOffloaded);
         var args = new List<object> { new LayerCall(model, layer, attention, seed, offloaded, keep, mlpChunk), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it

@@ -3,17 +3,20 @@
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <mutex>
-#include <optional>
 #include <vector>
 
 static std::mutex cs_gate;
-static std::vector<std::optional<c10::cuda::CUDAStream>> cs_streams;
+static std::vector<cudaStream_t> cs_streams;
 
+// One stream of our own per device, not c10's stream pool: the pool's first use creates dozens of streams.
 static c10::cuda::CUDAStream cs_side(c10::DeviceIndex device) {
     std::lock_guard<std::mutex> lock(cs_gate);
-    if (cs_streams.size() <= (size_t)device) cs_streams.resize(device + 1);
-    if (!cs_streams[device]) cs_streams[device] = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device);
-    return *cs_streams[device];
+    if (cs_streams.size() <= (size_t)device) cs_streams.resize(device + 1, nullptr);
+    if (!cs_streams[device]) {
+        c10::cuda::CUDAGuard guard(device);
+        C10_CUDA_CHECK(cudaStreamCreateWithFlags(&cs_streams[device], cudaStreamNonBlocking));
+    }
+    return c10::cuda::getStreamFromExternal(cs_streams[device], device);
 }
 
 // dst.copy_(src) for one tensor on the GPU and one in pinned host memory, on the side stream of the GPU's device, after

@@ -84,10 +84,9 @@ public sealed class SftTrainer : IDisposable
     {
         options.Validate();
         var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
-            hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization));
+            hostEmbedding: WeightQuantization.HostEmbedding(options.Quantization), lmHeadQuantization: options.LmHeadQuantization);
         try
         {
-            if (options.LmHeadQuantization == "int8") model.CausalLM.CompressHead(Int8Weight.Quantize, "lm_head_quantization");
             var data = PrepareData(options, model);
             foreach (var s in data.Sources)
             {
