@@ -13,9 +13,8 @@ namespace SharpTune.Models;
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
-/// <param name="offload">keep each layer's saved input in pinned host memory instead of on the GPU (copied out, and back
-/// ahead of their use on a side stream, <see cref="OffloadedInput"/>): what stays on the GPU no longer grows with the
-/// number of layers</param>
+/// <param name="offload">keep each layer's saved input in pinned host memory (copied out and back asynchronously)
+/// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
 /// <param name="keepMlp">in how many of the recomputed layers, from the first, the forward also keeps the MLP's gate
@@ -32,7 +31,6 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 {
     internal Func<DecoderLayer, IReadOnlyList<Tensor>> TrainableOf { get; } = trainableOf;
     internal Func<Linear, IReadOnlyList<Tensor>>? TrainableOfProjection { get; } = trainableOfProjection;
-    OffloadedInput? _lastOffloaded;   // the previous layer's, in the current forward pass
     long _stepSeed, _calls;
 
     /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
@@ -46,11 +44,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
     {
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
-        int index = Array.IndexOf(model.Layers, layer);
-        bool keep = index < keepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
-        OffloadedInput? offloaded = null;
-        if (offload && x.device_type == DeviceType.CUDA) _lastOffloaded = offloaded = new OffloadedInput(x, index == 0 ? null : _lastOffloaded);
-        var args = new List<object> { new LayerCall(model, layer, attention, seed, offloaded, keep, mlpChunk), x };
+        bool keep = Array.IndexOf(model.Layers, layer) < keepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
+        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA, keep, mlpChunk), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
@@ -81,8 +76,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, OffloadedInput? Offloaded,
-        bool KeepMlp, int MlpChunk)
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload, bool KeepMlp,
+        int MlpChunk)
     {
         /// <summary>Whether the MLP runs in pieces for a sequence of <paramref name="length"/> tokens.</summary>
         public bool Chunked(long length) => !KeepMlp && MlpChunk > 0 && length > MlpChunk;
@@ -150,7 +145,6 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                     (sums[i] ??= zeros(g[i + 1].shape, float32, m.device).MoveToOuterDisposeScope()).add_(g[i + 1]);   // fp32, rounded once
             StepTrace.Mark("bwd mlp piece");
         }
-        call.Offloaded?.Previous?.Prefetch();   // the next backward's input, during the attention half's (its peak memory is behind)
         var attentionTrainable = ofProjection is null ? trainable : trainable.Where((_, i) => !isMlp[i]).ToList();
         List<Tensor> attentionInputs = [.. needx ? [xd] : Array.Empty<Tensor>(), .. attentionTrainable];
         var ga = attentionInputs.Count > 0 ? autograd.grad([mid], attentionInputs, [gradMid], allow_unused: ofProjection is null) : [];
@@ -203,7 +197,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
             ctx.save_data("call", call);
             ctx.save_data("needx", x.requires_grad);
             if (call.Seed is { } seed) random.manual_seed(seed);
-            var input = call.Offloaded?.Host ?? x;   // offloaded: its copy to the host was queued by Run
+            // Offloaded: a non-blocking copy to the host lands in pinned memory (libtorch pins the destination itself).
+            var input = call.Offload ? x.to(CPU, non_blocking: true) : x;
             if (!call.KeepMlp)
             {
                 ctx.save_for_backward([input, .. call.Attention.Tensors]);
@@ -234,10 +229,8 @@ public sealed class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Ten
                 List<Tensor> result;
                 using (enable_grad())
                 {
-                    var fetched = call.Offloaded?.Take();
-                    var xd = (fetched ?? saved[0]).detach().requires_grad_(needx);
-                    fetched?.Dispose();
-                    if (!call.Chunked(xd.shape[1])) call.Offloaded?.Previous?.Prefetch();   // the next backward's input, while this one runs
+                    var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
+                    var xd = input.detach().requires_grad_(needx);
                     StepTrace.Mark("bwd fetch input");
                     if (call.Seed is { } seed) random.manual_seed(seed);
                     if (call.KeepMlp)

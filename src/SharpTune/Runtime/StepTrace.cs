@@ -3,15 +3,20 @@ using System.Text.Json;
 
 namespace SharpTune.Runtime;
 
-/// <summary>DIAGNOSIS ONLY (SHARPTUNE_STEP_TRACE=1): GPU time, host time and the allocator's peak of each interval of a
-/// training step, named by the mark that ends it, summed per name and printed to stderr once per step.</summary>
+/// <summary>Where a training step's time and memory go, for measuring (SHARPTUNE_STEP_TRACE=1; off, every call returns at
+/// once): the step's code marks the end of each phase; each interval between two marks gets its GPU time (timed CUDA
+/// events), its host time and the caching allocator's peak (<see cref="DeviceMemory"/>), summed per phase name and
+/// printed to stderr as one JSON line per step. Reading the events waits for the step's end on the host, once per step,
+/// so traced steps run a little slower. docs/quantization.md shows what it found.</summary>
 public static class StepTrace
 {
-    public static readonly bool On = Environment.GetEnvironmentVariable("SHARPTUNE_STEP_TRACE") == "1";
+    public const string SwitchVariable = "SHARPTUNE_STEP_TRACE";
+    public static readonly bool On = Environment.GetEnvironmentVariable(SwitchVariable) == "1";
     static readonly List<(string Name, CudaEvent? Event, double Host, long Peak, long Allocated, long Reserved)> Marks = [];
     static readonly Stopwatch Clock = Stopwatch.StartNew();
     static long _step;
 
+    /// <summary>Ends the current interval, naming it <paramref name="name"/>.</summary>
     public static void Mark(string name)
     {
         if (!On) return;
@@ -25,6 +30,7 @@ public static class StepTrace
         }
     }
 
+    /// <summary>Prints the step's intervals (waits for the GPU to reach the last mark) and starts the next step's.</summary>
     public static void Flush()
     {
         if (!On) return;
