@@ -1,5 +1,6 @@
 using SharpTune.Models;
 using SharpTune.Peft;
+using SharpTune.Quantization;
 using SharpTune.Runtime;
 using SharpTune.Tokenization;
 using TorchSharp;
@@ -25,10 +26,13 @@ public sealed class PretrainedModel : IDisposable
     /// <paramref name="dtype"/> ("auto", "float32", "bfloat16", "float16"), with a PEFT adapter folder (LoRA, DoRA,
     /// prompt tuning) when given. <paramref name="projections"/> makes the projections' weights (Quantization's
     /// loaders); null loads them dense. <paramref name="hostEmbedding"/>, when given, keeps the embedding table in host
-    /// memory on CUDA and looks rows up with it (see <see cref="ModelFolder.LoadModel"/>).</summary>
+    /// memory on CUDA and looks rows up with it (see <see cref="ModelFolder.LoadModel"/>). <paramref name="lmHeadQuantization"/>
+    /// "int8" keeps lm_head row-wise int8, quantized from host memory while loading (training's lm_head_quantization).</summary>
     public static PretrainedModel Load(string dir, string device = "auto", string dtype = "auto", string? adapterDir = null,
-        ProjectionLoader? projections = null, Func<torch.Tensor, torch.Tensor, torch.Tensor>? hostEmbedding = null)
+        ProjectionLoader? projections = null, Func<torch.Tensor, torch.Tensor, torch.Tensor>? hostEmbedding = null, string lmHeadQuantization = "none")
     {
+        if (lmHeadQuantization is not ("none" or "int8"))
+            throw new SharpTuneException($"lm_head_quantization: expected none or int8, got '{lmHeadQuantization}'");
         var dev = TorchRuntime.Initialize(device);
         var tokenizer = Tokenizer.Load(dir);
         var defaults = GenerationDefaults.Load(dir);                                    // small files first: a mistake
@@ -37,7 +41,8 @@ public sealed class PretrainedModel : IDisposable
         if (tokenizer.VocabSize > folder.Config.VocabSize)
             throw new SharpTuneException($"{dir}: the tokenizer has ids up to {tokenizer.VocabSize - 1} but config.json's vocab_size is {folder.Config.VocabSize}; "
                 + "are tokenizer.json and config.json from the same model?");
-        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections, hostEmbedding);
+        var model = folder.LoadModel(dev, ModelFolder.ResolveDType(dtype, folder.Config, dev), projections, hostEmbedding,
+            lmHeadQuantization == "int8" ? w => Int8Weight.Quantize(w, dev) : null);
         IAdapter? adapter = null;
         try { adapter = adapterDir is null ? null : Adapters.Load(adapterDir, model); }
         catch { model.Dispose(); throw; }

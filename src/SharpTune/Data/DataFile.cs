@@ -61,21 +61,13 @@ internal sealed record DataFile(string Name, DataFileKind Kind, Func<Stream> Ope
 
 /// <summary>A read-only stream whose read errors (a corrupt .gz, a disk error, a bad byte order mark) become one
 /// <see cref="SharpTuneException"/> naming the file, whichever reader was using it.</summary>
-internal sealed class NamedReadStream(Stream inner, string name) : Stream
+internal sealed class NamedReadStream(Stream inner, string name) : ReadOnlyWrapperStream(inner)
 {
-    public override bool CanRead => true;
-    public override bool CanSeek => inner.CanSeek;
-    public override bool CanWrite => false;
-    public override long Length => inner.Length;
-    public override long Position { get => inner.Position; set => inner.Position = value; }
-
-    public override int Read(byte[] buffer, int offset, int count) => Guard(() => inner.Read(buffer, offset, count));
-
     public override int Read(Span<byte> buffer)
     {
         try
         {
-            return inner.Read(buffer);
+            return Inner.Read(buffer);
         }
         catch (Exception e) when (Describe(e) is { } problem)
         {
@@ -87,7 +79,7 @@ internal sealed class NamedReadStream(Stream inner, string name) : Stream
     {
         try
         {
-            return await inner.ReadAsync(buffer, ct);
+            return await Inner.ReadAsync(buffer, ct);
         }
         catch (Exception e) when (Describe(e) is { } problem)
         {
@@ -95,19 +87,7 @@ internal sealed class NamedReadStream(Stream inner, string name) : Stream
         }
     }
 
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
-        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override long Seek(long offset, SeekOrigin origin) => Guard(() => inner.Seek(offset, origin));
-    public override void Flush() { }
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
-    }
+    public override long Seek(long offset, SeekOrigin origin) => Guard(() => Inner.Seek(offset, origin));
 
     T Guard<T>(Func<T> read)
     {

@@ -8,7 +8,7 @@ namespace SharpTune.Data;
 /// - each pass over the file may read at most a few times the file's size: a page size or offset that points back
 ///   makes Parquet.Net read the same pages again and again.
 /// </summary>
-internal sealed class ParquetInput(Stream inner, string name) : Stream
+internal sealed class ParquetInput(Stream inner, string name) : ReadOnlyWrapperStream(inner)
 {
     private long _budget;
 
@@ -16,45 +16,23 @@ internal sealed class ParquetInput(Stream inner, string name) : Stream
     /// reads the footer and at most every page once, so four times the file is plenty.</summary>
     public void BeginPass()
     {
-        inner.Position = 0;
-        _budget = 4 * inner.Length + (1 << 20);
+        Inner.Position = 0;
+        _budget = 4 * Inner.Length + (1 << 20);
     }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => true;
-    public override bool CanWrite => false;
-    public override long Length => inner.Length;
-    public override long Position { get => inner.Position; set => inner.Position = value; }
 
     public override int ReadByte()
     {
-        int value = inner.ReadByte();
+        int value = Inner.ReadByte();
         if (value < 0)
             throw Corrupt("a page header runs past the end of the file");
         Spend(1);
         return value;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer) => Spend(inner.Read(buffer));
+    public override int Read(Span<byte> buffer) => Spend(Inner.Read(buffer));
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) =>
-        Spend(await inner.ReadAsync(buffer, ct));
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) =>
-        ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-
-    public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
-    public override void Flush() { }
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
-    }
+        Spend(await Inner.ReadAsync(buffer, ct));
 
     private int Spend(int bytes)
     {

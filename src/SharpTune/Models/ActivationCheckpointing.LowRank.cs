@@ -1,3 +1,4 @@
+using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -61,8 +62,11 @@ public sealed partial class ActivationCheckpointing
                 upGrad = gu[1].MoveToOuterDisposeScope();
             }
 
+            StepTrace.Mark("bwd kept mlp (by hand)");
+
             // Attention half: residual = x + attn(rms(x)); h = rms(residual) feeds gate and up
             var residual = model.AttentionBlock(layer, x, attention, training: true);
+            StepTrace.Mark("bwd attention recompute");
             var h = model.RmsNorm(residual, layer.PostAttentionNorm);
             var h2 = h.detach().reshape(-1, H);
             var gg2 = gateGrad.reshape(-1, I);
@@ -85,6 +89,7 @@ public sealed partial class ActivationCheckpointing
             var others = layer.Projections.Where(p => p != layer.Gate && p != layer.Up && p != layer.Down).ToList();
             foreach (var p in others) inputs.AddRange(trainableOf(p));
             var rest = inputs.Count > 0 ? autograd.grad([residual, h], inputs, [grad, hGrad.view(h.shape)], allow_unused: true) : [];
+            StepTrace.Mark("bwd attention grad");
 
             var result = new List<Tensor> { needx ? rest[0] : null! };
             int next = needx ? 1 : 0;

@@ -1,3 +1,4 @@
+using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -54,11 +55,24 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
     }
 
-    /// <summary>Whether a projection's input gradient can be taken without its frozen product: a dense weight, and an
-    /// adapter that only adds a term of the input (or none).</summary>
-    static bool Skippable(Linear p) => p.Weight is DenseWeight && (p.Adapter is null || p.AdapterTakesRows);
+    /// <summary>Whether a projection's input gradient can be taken without its frozen product: an adapter that only adds
+    /// a term of the input (or none).</summary>
+    static bool Skippable(Linear p) => p.Adapter is null || p.AdapterTakesRows;
 
-    static bool MlpRecomputable(DecoderLayer l) => Skippable(l.Gate) && Skippable(l.Up) && Skippable(l.Down);
+    /// <summary>Keeping the MLP's gate and up outputs also takes the gate and up projections' input gradients as plain
+    /// products with their weights: dense weights only.</summary>
+    static bool MlpRecomputable(DecoderLayer l) =>
+        l.Gate.Weight is DenseWeight && l.Up.Weight is DenseWeight && l.Down.Weight is DenseWeight && Skippable(l.Gate) && Skippable(l.Up) && Skippable(l.Down);
+
+    /// <summary>grad · W, the input gradient of a frozen product (grad [..., out] → [..., in]): with a dense weight's
+    /// tensor, or with a compressed weight expanded for the product and freed after it (one expansion, where
+    /// recomputing the product and differentiating it would take two, and the product itself).</summary>
+    static Tensor InputGradient(IFrozenWeight weight, Tensor grad)
+    {
+        if (weight is DenseWeight dense) return grad.matmul(dense.Tensor);
+        using var w = weight.Dense(grad.dtype);
+        return grad.matmul(w);
+    }
 
     /// <summary>Frees the gradient tensors handed to autograd in the last backward; call after backward returns,
     /// and rethrows an error that happened inside it (an exception inside backward would abort the process).</summary>
@@ -117,6 +131,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         var mlpTrainable = trainable.Where((_, i) => isMlp[i]).ToList();
 
         var mid = call.Model.AttentionBlock(layer, xd, attention, training: true);
+        StepTrace.Mark("bwd attention recompute");
         var midValues = mid.detach();
         var gradMid = gradOut.clone();   // the residual path: mid reaches the output unchanged
         var sums = new Tensor?[mlpTrainable.Count];
@@ -132,10 +147,12 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             for (int i = 0; i < mlpTrainable.Count; i++)
                 if (!g[i + 1].IsInvalid)   // without TrainableOfProjection: unused (an attention projection's adapter)
                     (sums[i] ??= zeros(g[i + 1].shape, float32, m.device).MoveToOuterDisposeScope()).add_(g[i + 1]);   // fp32, rounded once
+            StepTrace.Mark("bwd mlp piece");
         }
         var attentionTrainable = ofProjection is null ? trainable : trainable.Where((_, i) => !isMlp[i]).ToList();
         List<Tensor> attentionInputs = [.. needx ? [xd] : Array.Empty<Tensor>(), .. attentionTrainable];
         var ga = attentionInputs.Count > 0 ? autograd.grad([mid], attentionInputs, [gradMid], allow_unused: ofProjection is null) : [];
+        StepTrace.Mark("bwd attention grad");
         var result = new List<Tensor> { needx ? ga[0] : null! };
         int first = needx ? 1 : 0;
         if (ofProjection is null)
@@ -156,17 +173,16 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
     }
 
     /// <summary>The recomputed MLP of residual <paramref name="m"/> as autograd outputs and their incoming gradients
-    /// (<paramref name="grad"/> is the block output's): with a dense down projection whose adapter only adds (or none),
-    /// its frozen product is skipped as in <c>Recompute</c>; else the MLP's output itself.</summary>
+    /// (<paramref name="grad"/> is the block output's): with a down projection whose adapter only adds (or none), its
+    /// frozen product is skipped as in <c>Recompute</c>; else the MLP's output itself.</summary>
     static (List<Tensor> Outputs, List<Tensor> Upstream) MlpOutputs(CausalLM model, DecoderLayer layer, Tensor m, Tensor grad)
     {
         var down = layer.Down;
-        if (down.Weight is not DenseWeight dense || down.Adapter is not null && !down.AdapterTakesRows)
-            return ([model.Mlp(layer, m, training: true)], [grad]);
+        if (!Skippable(down)) return ([model.Mlp(layer, m, training: true)], [grad]);
         var (gate, up) = model.MlpProjections(layer, m);
         var activation = CausalLM.MlpActivation(gate, up, training: true);
         var outputs = new List<Tensor> { activation };
-        var upstream = new List<Tensor> { grad.matmul(dense.Tensor) };   // [B, t, H] · [H, I] → [B, t, I]
+        var upstream = new List<Tensor> { InputGradient(down.Weight, grad) };   // [B, t, H] · [H, I] → [B, t, I]
         if (down.AdapterTerm(activation) is { } term) { outputs.Add(term); upstream.Add(grad); }
         return (outputs, upstream);
     }
@@ -190,7 +206,9 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             if (!call.KeepMlp)
             {
                 ctx.save_for_backward([input, .. call.Attention.Tensors]);
-                return [call.Chunked(x.shape[1]) ? ChunkedLayerForward(call, x) : call.Model.LayerForward(call.Layer, x, call.Attention, training: true)];
+                var fwd = call.Chunked(x.shape[1]) ? ChunkedLayerForward(call, x) : call.Model.LayerForward(call.Layer, x, call.Attention, training: true);
+                StepTrace.Mark("layer forward");
+                return [fwd];
             }
             // The context takes the saved tensors' handles after forward returns: gate and up live in the caller's scope (Run's).
             var residual = call.Model.AttentionBlock(call.Layer, x, call.Attention, training: true);
@@ -206,6 +224,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             var call = (LayerCall)ctx.get_data("call");
             bool needx = (bool)ctx.get_data("needx");
             ReleaseHanded();   // the previous call's gradients were consumed when it returned
+            StepTrace.Mark("bwd gap before layer");
             try
             {
                 using var scope = NewDisposeScope();   // backward runs on autograd's thread: its own scope
@@ -216,6 +235,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                 {
                     var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
                     var xd = input.detach().requires_grad_(needx);
+                    StepTrace.Mark("bwd fetch input");
                     if (call.Seed is { } seed) random.manual_seed(seed);
                     if (call.KeepMlp)
                     {
@@ -237,6 +257,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                         result.AddRange(g.Skip(needx ? 1 : 0));
                     }
                 }
+                StepTrace.Mark("bwd layer (unchunked part)");
                 foreach (var t in result.Where(t => t is not null)) t.MoveToOuterDisposeScope();
                 lock (Handed) Handed.AddRange(result.Where(t => t is not null));
                 // The incoming gradients are handles made for us on autograd's thread, outside any dispose scope:
@@ -257,19 +278,18 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         }
 
         /// <summary>The recomputed layer as autograd outputs and their incoming gradients. The layer's output is
-        /// residual + down(activation) + adapter term, and only its gradient is needed, not its value: with a dense
-        /// down projection whose adapter only adds (or none), its frozen product is not recomputed (a quarter of the
-        /// layer's multiply-adds at the Llama shapes); the activation's gradient through it is one product with the
-        /// weight, and autograd adds the residual's and the adapter's paths.</summary>
+        /// residual + down(activation) + adapter term, and only its gradient is needed, not its value: with a down
+        /// projection whose adapter only adds (or none), its frozen product is not recomputed (a quarter of the layer's
+        /// multiply-adds at the Llama shapes); the activation's gradient through it is one product with the weight
+        /// (a compressed one expanded once for it), and autograd adds the residual's and the adapter's paths.</summary>
         static (List<Tensor> Outputs, List<Tensor> Upstream) Recompute(CausalLM model, DecoderLayer layer, Tensor x,
             CausalLM.AttentionInputs attention, Tensor grad)
         {
             var (residual, activation) = model.LayerBeforeDown(layer, x, attention, training: true);
             var down = layer.Down;
-            if (down.Weight is not DenseWeight dense || down.Adapter is not null && !down.AdapterTakesRows)
-                return ([residual + down.Forward(activation)], [grad]);
+            if (!Skippable(down)) return ([residual + down.Forward(activation)], [grad]);
             var outputs = new List<Tensor> { residual, activation };
-            var upstream = new List<Tensor> { grad, grad.matmul(dense.Tensor) };   // [B, T, H] · [H, I] → [B, T, I]
+            var upstream = new List<Tensor> { grad, InputGradient(down.Weight, grad) };   // [B, T, H] · [H, I] → [B, T, I]
             if (down.AdapterTerm(activation) is { } term) { outputs.Add(term); upstream.Add(grad); }
             return (outputs, upstream);
         }

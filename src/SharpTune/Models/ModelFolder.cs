@@ -102,10 +102,15 @@ public sealed class ModelFolder : IDisposable
     /// projections' weights come from <paramref name="projections"/> when given (a quantizing loader), one at a time,
     /// so that only one layer's weight in the checkpoint's dtype is in memory at once. With <paramref name="hostEmbedding"/>
     /// (on CUDA, embeddings not tied to lm_head) the embedding table stays in pinned host memory and lookups gather
-    /// their rows with it (see <see cref="CausalLM.HostEmbeddingLookup"/>).</summary>
-    public CausalLM LoadModel(Device device, ScalarType dtype, ProjectionLoader? projections = null, Func<Tensor, Tensor, Tensor>? hostEmbedding = null)
+    /// their rows with it (see <see cref="CausalLM.HostEmbeddingLookup"/>). With <paramref name="compressHead"/>, lm_head is
+    /// read into host memory and compressed from there (<see cref="CausalLM.CompressHead"/>; the function puts its result on
+    /// the device): its dense form never takes GPU memory, where it would set the load's peak (a 1 GB head of an 8B model
+    /// on top of every quantized layer).</summary>
+    public CausalLM LoadModel(Device device, ScalarType dtype, ProjectionLoader? projections = null, Func<Tensor, Tensor, Tensor>? hostEmbedding = null,
+        Func<Tensor, IFrozenWeight>? compressHead = null)
     {
         bool embeddingOnHost = hostEmbedding is not null && device.type == DeviceType.CUDA && !Config.TieWordEmbeddings;
+        bool headOnHost = compressHead is not null && !Config.TieWordEmbeddings;
         _used.Clear();
         var loaded = new List<IDisposable>();
         Tensor Fetch(string name, long[] shape)
@@ -113,7 +118,8 @@ public sealed class ModelFolder : IDisposable
             if (_byName.TryGetValue(name, out var file) && !file.Entries[name].Shape.SequenceEqual(shape))
                 throw new SharpTuneException($"{file.Path}: weight '{name}' has shape [{string.Join(", ", file.Entries[name].Shape)}], config.json implies [{string.Join(", ", shape)}]");
             using var raw = ReadRaw(name);
-            var t = (embeddingOnHost && name == "model.embed_tokens.weight" ? raw.to(dtype).pin_memory() : raw.to(dtype, device)).DetachFromDisposeScope();
+            var t = (embeddingOnHost && name == "model.embed_tokens.weight" ? raw.to(dtype).pin_memory()
+                : headOnHost && name == "lm_head.weight" ? raw.to(dtype) : raw.to(dtype, device)).DetachFromDisposeScope();
             loaded.Add(t);
             return t;
         }
@@ -130,6 +136,11 @@ public sealed class ModelFolder : IDisposable
         {
             foreach (var t in loaded) t.Dispose();   // a missing or misshapen weight: free what was loaded
             throw;
+        }
+        if (compressHead is not null)
+        {
+            try { model.CompressHead(compressHead, "lm_head_quantization"); }
+            catch { model.Dispose(); throw; }
         }
         var unexpected = Tensors.Keys.Where(n => !_used.Contains(n) && !n.EndsWith("rotary_emb.inv_freq")
             && !(Config.TieWordEmbeddings && n == "lm_head.weight")).Order().ToList();

@@ -18,17 +18,21 @@ public sealed class Int8Weight : IFrozenWeight
 
     /// <summary>Quantizes <paramref name="weight"/> [out, in] a block of rows at a time, so that its fp32 temporaries stay
     /// small (an 8B model's lm_head would need 4 GB at once).</summary>
-    public static Int8Weight Quantize(Tensor weight)
+    public static Int8Weight Quantize(Tensor weight) => Quantize(weight, weight.device);
+
+    /// <summary>Quantizes <paramref name="weight"/> onto <paramref name="device"/>, moving one block of rows there at a
+    /// time: a weight in host memory never has its dense form on the GPU (the same values as quantizing it there).</summary>
+    public static Int8Weight Quantize(Tensor weight, Device device)
     {
         using var scope = NewDisposeScope();
         long rows = weight.shape[0];
-        var values = empty(weight.shape, ScalarType.Int8, weight.device);
-        var scales = empty([rows], float32, weight.device);
+        var values = empty(weight.shape, ScalarType.Int8, device);
+        var scales = empty([rows], float32, device);
         for (long start = 0; start < rows; start += RowBlock)
         {
             using var block = NewDisposeScope();
             long count = Math.Min(RowBlock, rows - start);
-            var w = weight.narrow(0, start, count).to(float32);
+            var w = weight.narrow(0, start, count).to(device).to(float32);
             var absmax = w.abs().amax([1]);
             var scale = where(absmax > 0, absmax, ones_like(absmax)) / 127;
             values.narrow(0, start, count).copy_((w / scale.unsqueeze(1)).round().clamp(-127, 127).to(ScalarType.Int8));

@@ -33,17 +33,21 @@ public sealed class AdamW : IOptimizer
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         StepCount++;
-        double bias1 = 1 - Math.Pow(Beta1, StepCount);
-        double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         for (int i = 0; i < _params.Count; i++)
-        {
-            var (p, g) = _params[i];
-            if (WeightDecay != 0) p.mul_(1 - lr * WeightDecay);
-            _m[i].lerp_(g, 1 - Beta1);
-            _v[i].mul_(Beta2).addcmul_(g, g, 1 - Beta2);
-            var denom = (_v[i].sqrt() / bias2Sqrt).add_(Eps);
-            p.addcdiv_(_m[i], denom, -lr / bias1);
-        }
+            Update(_params[i].Value, _params[i].Grad, _m[i], _v[i], lr, StepCount, Beta1, Beta2, Eps, WeightDecay);
+    }
+
+    /// <summary>Step <paramref name="step"/> (from 1) of the update above: p, m and v change in place. Shared with
+    /// <see cref="AdamW8bit"/>, which keeps m and v in 8 bits between steps and hands their fp32 form here.</summary>
+    internal static void Update(Tensor p, Tensor g, Tensor m, Tensor v, double lr, int step, double beta1, double beta2, double eps, double weightDecay)
+    {
+        double bias1 = 1 - Math.Pow(beta1, step);
+        double bias2Sqrt = Math.Sqrt(1 - Math.Pow(beta2, step));
+        if (weightDecay != 0) p.mul_(1 - lr * weightDecay);
+        m.lerp_(g, 1 - beta1);
+        v.mul_(beta2).addcmul_(g, g, 1 - beta2);
+        using var denom = (v.sqrt() / bias2Sqrt).add_(eps);
+        p.addcdiv_(m, denom, -lr / bias1);
     }
 
     public void ZeroGrad()
@@ -54,8 +58,6 @@ public sealed class AdamW : IOptimizer
     /// <summary>The state to save: m and v per parameter, by index; the step count goes with the train state.</summary>
     public IEnumerable<(string Name, Tensor Tensor)> State() =>
         _m.Select((t, i) => ($"m.{i}", t)).Concat(_v.Select((t, i) => ($"v.{i}", t)));
-
-    /// <summary>The name and shape of each state tensor that <see cref="LoadState"/> reads.</summary>
 
     public void LoadState(Func<string, Tensor> read, int stepCount)
     {

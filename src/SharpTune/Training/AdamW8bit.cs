@@ -60,8 +60,6 @@ public sealed class AdamW8bit : IOptimizer
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         StepCount++;
-        double bias1 = 1 - Math.Pow(Beta1, StepCount);
-        double bias2Sqrt = Math.Sqrt(1 - Math.Pow(Beta2, StepCount));
         for (int i = 0; i < _params.Count; i++)
         {
             var (p, g) = _params[i];
@@ -76,11 +74,7 @@ public sealed class AdamW8bit : IOptimizer
                 var (vCodes, vAbsmax) = (_vCodes[i].narrow(0, start, len), _vAbsmax[i].narrow(0, b0, blocks));
                 var m = Blockwise.Dequantize(mCodes, mAbsmax, _signed, BlockSize);
                 var v = Blockwise.Dequantize(vCodes, vAbsmax, _unsigned, BlockSize);
-                if (WeightDecay != 0) ps.mul_(1 - lr * WeightDecay);
-                m.lerp_(gs, 1 - Beta1);
-                v.mul_(Beta2).addcmul_(gs, gs, 1 - Beta2);
-                var denom = (v.sqrt() / bias2Sqrt).add_(Eps);
-                ps.addcdiv_(m, denom, -lr / bias1);
+                AdamW.Update(ps, gs, m, v, lr, StepCount, Beta1, Beta2, Eps, WeightDecay);
                 Store(m, _signed, mCodes, mAbsmax);
                 Store(v, _unsigned, vCodes, vAbsmax);
             }

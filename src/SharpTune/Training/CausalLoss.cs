@@ -1,4 +1,5 @@
 using SharpTune.Models;
+using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -32,6 +33,7 @@ public static class CausalLoss
         Tensor? positions = null, Tensor? mask = null, long chunk = 1024, PackedDocuments? documents = null, long headSlice = 0)
     {
         var hidden = model.Hidden(ids, positions, mask: mask, documents: documents);   // [B, T, H], part of the autograd graph
+        StepTrace.Mark("trunk forward (last layer to norm)");
         var target = ShiftLabels(labels).view(-1);
         long n = target.shape[0], h = hidden.shape[^1];
         var flat = hidden.detach().view(n, h);
@@ -57,7 +59,9 @@ public static class CausalLoss
                 total.add_(loss);
             }
         }
+        StepTrace.Mark("loss chunks");
         if (hidden.requires_grad) autograd.backward([hidden], [grad.view(hidden.shape)]);
+        StepTrace.Mark("backward tail");
         hidden.Dispose(); flat.Dispose(); grad.Dispose(); target.Dispose();
         return total;
     }

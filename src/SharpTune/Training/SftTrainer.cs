@@ -84,10 +84,9 @@ public sealed class SftTrainer : IDisposable
     {
         options.Validate();
         var model = PretrainedModel.Load(modelDir, options.Device, options.DType, projections: WeightQuantization.For(options.Quantization, modelDir),
-            hostEmbedding: HostEmbedding(options));
+            hostEmbedding: HostEmbedding(options), lmHeadQuantization: options.LmHeadQuantization);
         try
         {
-            if (options.LmHeadQuantization == "int8") model.CausalLM.CompressHead(Int8Weight.Quantize, "lm_head_quantization");
             var data = PrepareData(options, model);
             foreach (var s in data.Sources)
             {
@@ -304,7 +303,8 @@ public sealed class SftTrainer : IDisposable
         bool finished = reason != StopReason.Cancelled;
         if (finished && _validation.Count > 0 && reason != StopReason.EarlyStopping) EvaluateAndCheckStop();
         double elapsed = clock.Elapsed.TotalSeconds;
-        if (device.type == DeviceType.CUDA && DeviceMemory.Current() is { } memory)   // after the clock: its first use builds an extension
+        // After the clock: its first use builds an extension. (A step trace resets the peak at every mark.)
+        if (device.type == DeviceType.CUDA && !StepTrace.On && DeviceMemory.Current() is { } memory)
             _sink.OnMessage($"GPU memory of this process (CUDA caching allocator): max allocated {memory.PeakAllocated / (double)(1L << 30):F2} GiB, "
                 + $"max reserved {memory.PeakReserved / (double)(1L << 30):F2} GiB");
         SaveCheckpoint(elapsed);

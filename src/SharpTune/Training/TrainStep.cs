@@ -2,6 +2,7 @@ using SharpTune.Data;
 using SharpTune.Distributed;
 using SharpTune.Models;
 using SharpTune.Peft;
+using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,6 +21,7 @@ public static class TrainStep
     public static (Tensor LossSum, Tensor GradNorm, int Scored) Run(CausalLM model, IAdapter adapter, IOptimizer optimizer,
         IReadOnlyList<Batch> micro, double lr, double maxGradNorm, int lossChunk, int? scoredTotal = null, ICollective? collective = null)
     {
+        StepTrace.Mark("between steps");
         int scored = scoredTotal ?? micro.Sum(ScoredTokens);
         var lossSum = zeros([], float32, model.Device);
         adapter.BeginStep(model.DType);
@@ -29,9 +31,11 @@ public static class TrainStep
             {
                 using var scope = NewDisposeScope();
                 var d = Upload(b, model.Device);
+                StepTrace.Mark("upload");
                 lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
                 if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
                 adapter.CollectGradients();
+                StepTrace.Mark("after backward, collect");
             }
         }
         finally { adapter.EndStep(); }
@@ -39,8 +43,12 @@ public static class TrainStep
         // per-layer buckets with the backward would save well under a millisecond per step on NVLink.
         if (collective is { WorldSize: > 1 }) collective.AllReduce(adapter.Gradients);
         var gradNorm = ClipGradients(adapter, maxGradNorm);   // after the all-reduce: every rank clips the same global gradient
+        StepTrace.Mark("clip");
         optimizer.Step(lr);
+        StepTrace.Mark("optimizer");
         optimizer.ZeroGrad();
+        StepTrace.Mark("zero grad");
+        StepTrace.Flush();
         return (lossSum, gradNorm, scored);
     }
 

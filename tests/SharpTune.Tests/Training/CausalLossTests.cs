@@ -162,6 +162,23 @@ public class CompressedHeadTests
         }
     }
 
+    /// <summary>lm_head compressed while loading (read into host memory, quantized a block of rows at a time on the model's
+    /// device, so that the dense head never takes GPU memory) equals the head compressed after a dense load, exactly.</summary>
+    [Fact]
+    public void AHeadCompressedWhileLoadingEqualsOneCompressedAfterLoading()
+    {
+        var (compressed, dense) = Pair();
+        using (compressed) using (dense)
+        using (var folder = ModelFolder.Open(Tiny.Value))
+        using (var loaded = folder.LoadModel(TestPaths.Cpu, float32, compressHead: w => Int8Weight.Quantize(w, TestPaths.Cpu)))
+        {
+            var (a, b) = ((Int8Weight)loaded.CompressedHead!, (Int8Weight)compressed.CompressedHead!);
+            Assert.Equal(0, a.Values.ne(b.Values).sum().item<long>());
+            Assert.Equal(0, a.Scale.ne(b.Scale).sum().item<long>());
+            Assert.Throws<InvalidOperationException>(() => loaded.LmHead);   // no dense head is left
+        }
+    }
+
     [Fact]
     public void AnLmHeadTiedToTheEmbeddingIsRefused()
     {
@@ -170,5 +187,7 @@ public class CompressedHeadTests
         var e = Assert.Throws<SharpTuneException>(() => model.CompressHead(Int8Weight.Quantize, "lm_head_quantization"));
         Assert.Contains("lm_head_quantization", e.Message);
         Assert.Contains("tie_word_embeddings", e.Message);
+        var whileLoading = Assert.Throws<SharpTuneException>(() => folder.LoadModel(TestPaths.Cpu, float32, compressHead: Int8Weight.Quantize));
+        Assert.Contains("tie_word_embeddings", whileLoading.Message);
     }
 }
