@@ -11,7 +11,9 @@ public class SftTrainerTests
         public readonly List<StepMetrics> Steps = [];
         public readonly List<EvalMetrics> Evals = [];
         public readonly List<int> Checkpoints = [];
+        public readonly List<string> Messages = [];
         public Action<int>? AfterCheckpoint;
+        public void OnMessage(string message) => Messages.Add(message);
         public void OnStep(StepMetrics step) => Steps.Add(step);
         public void OnEval(EvalMetrics eval) => Evals.Add(eval);
         public void OnCheckpoint(int step, string dir) { Checkpoints.Add(step); AfterCheckpoint?.Invoke(step); }
@@ -43,6 +45,15 @@ public class SftTrainerTests
         using var trainer = SftTrainer.Setup(options, Tiny.Value, recorder);
         trainer.Train(ct);
         return recorder.Steps;
+    }
+
+    [Fact]
+    public void KeepMlpBudgetOffCudaSaysItIsNotUsedAndTrainsOn()
+    {
+        var recorder = new Recorder();
+        var steps = Run(Options(TestPaths.TempDir()) with { ActivationCheckpointing = true, CheckpointKeepMlpBudget = 1, MaxSteps = 2, SaveEvery = 0, EvalEvery = 0 }, recorder);
+        Assert.Equal(2, steps.Count);
+        Assert.Single(recorder.Messages, m => m == "checkpoint_keep_mlp_budget: not used (needs CUDA); the layers recompute in full");
     }
 
     [Fact]
