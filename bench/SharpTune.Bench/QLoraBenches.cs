@@ -185,7 +185,7 @@ static class QLoraBenches
             }
             Phase($"loss chunks of {chunk0} tokens");
             autograd.backward([hidden], [grad.view(hidden.shape)]);
-            ActivationCheckpointing.AfterBackward();
+            lm.Checkpointing?.AfterBackward();
             Phase("trunk backward");
             optimizer.Step(2e-4);
             optimizer.ZeroGrad();

@@ -76,7 +76,15 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
 
     /// <summary>Frees the gradient tensors handed to autograd in the last backward; call after backward returns,
     /// and rethrows an error that happened inside it (an exception inside backward would abort the process).</summary>
-    public static void AfterBackward() => CheckpointedLayer.AfterBackward();
+    public void AfterBackward()
+    {
+        Results.ReleaseAll();
+        Results.RethrowFailure();
+    }
+
+    /// <summary>This model's recomputed layers' backward results: per owner, so that two models (or two tests) training
+    /// at once never release each other's.</summary>
+    internal BackwardResults Results { get; } = new("activation checkpointing: recomputing a layer in backward failed");
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
@@ -189,9 +197,6 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
 
     sealed partial class CheckpointedLayer : autograd.MultiTensorFunction<CheckpointedLayer>
     {
-        static readonly List<Tensor> Handed = [];
-        static Exception? _failure;
-
         public override string Name => nameof(CheckpointedLayer);
 
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
@@ -223,7 +228,8 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         {
             var call = (LayerCall)ctx.get_data("call");
             bool needx = (bool)ctx.get_data("needx");
-            ReleaseHanded();   // the previous call's gradients were consumed when it returned
+            var results = call.Model.Checkpointing!.Results;
+            results.ReleaseEarlier();   // the previous call's gradients were consumed when it returned
             StepTrace.Mark("bwd gap before layer");
             try
             {
@@ -259,7 +265,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                 }
                 StepTrace.Mark("bwd layer (unchunked part)");
                 foreach (var t in result.Where(t => t is not null)) t.MoveToOuterDisposeScope();
-                lock (Handed) Handed.AddRange(result.Where(t => t is not null));
+                results.Keep(result);
                 // The incoming gradients are handles made for us on autograd's thread, outside any dispose scope:
                 // left to the finalizer, each would hold a [B, T, H] activation gradient until a GC, and memory grew
                 // with every step (the cause of checkpointing using more memory than no checkpointing).
@@ -268,11 +274,11 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             }
             catch (Exception e)
             {
-                _failure ??= e;
+                results.Fail(e);
                 foreach (var g in grads) g?.Dispose();
                 var zeros = new List<Tensor> { null!, zeros_like(ctx.get_saved_variables()[0]) };
                 zeros.AddRange(call.Model.Checkpointing!.TrainableOf(call.Layer).Select(t => zeros_like(t)));
-                lock (Handed) Handed.AddRange(zeros.Where(t => t is not null));
+                results.Keep(zeros);
                 return zeros;
             }
         }
@@ -344,20 +350,5 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             return result;
         }
 
-        static void ReleaseHanded()
-        {
-            lock (Handed)
-            {
-                foreach (var t in Handed) t.Dispose();
-                Handed.Clear();
-            }
-        }
-
-        public static void AfterBackward()
-        {
-            ReleaseHanded();
-            if (Interlocked.Exchange(ref _failure, null) is { } e)
-                throw new InvalidOperationException("activation checkpointing: recomputing a layer in backward failed", e);
-        }
     }
 }

@@ -174,38 +174,11 @@ internal static unsafe class TrainingKernels
         return "rope: paired kernel (equal to the element-wise one)";
     }
 
-    /// <summary>Tensors returned from a backward belong to autograd once it returns; their handles are freed at the
-    /// function's next backward (the pattern of <see cref="ActivationCheckpointing"/>). An exception must not leave a
-    /// backward (it aborts the process): it is kept and rethrown at the next forward.</summary>
-    sealed class Handed
-    {
-        readonly List<Tensor> _tensors = [];
-        Exception? _failure;
-
-        public void Release()
-        {
-            lock (_tensors)
-            {
-                foreach (var t in _tensors) t.Dispose();
-                _tensors.Clear();
-            }
-        }
-
-        public void Keep(IEnumerable<Tensor?> tensors) { lock (_tensors) _tensors.AddRange(tensors.OfType<Tensor>()); }
-
-        public void Fail(Exception e) => Interlocked.CompareExchange(ref _failure, e, null);
-
-        public void RethrowFailure(string what)
-        {
-            if (Interlocked.Exchange(ref _failure, null) is { } e) throw new InvalidOperationException($"{what}'s backward failed", e);
-        }
-    }
-
     sealed class SwiGluFunction : autograd.MultiTensorFunction<SwiGluFunction>
     {
-        static readonly Handed Results = new();
+        static readonly BackwardResults Results = new("the fused SwiGLU's backward failed");
         public override string Name => "FusedSwiGlu";
-        public static void RethrowFailure() => Results.RethrowFailure("the fused SwiGLU");
+        public static void RethrowFailure() => Results.RethrowFailure();
 
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
@@ -216,7 +189,7 @@ internal static unsafe class TrainingKernels
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
-            Results.Release();
+            Results.ReleaseEarlier();
             List<Tensor> result;
             try
             {
@@ -238,9 +211,9 @@ internal static unsafe class TrainingKernels
 
     sealed class RopeFunction : autograd.MultiTensorFunction<RopeFunction>
     {
-        static readonly Handed Results = new();
+        static readonly BackwardResults Results = new("the fused rotary embedding's backward failed");
         public override string Name => "FusedRope";
-        public static void RethrowFailure() => Results.RethrowFailure("the fused rotary embedding");
+        public static void RethrowFailure() => Results.RethrowFailure();
 
         public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
         {
@@ -251,7 +224,7 @@ internal static unsafe class TrainingKernels
 
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
-            Results.Release();
+            Results.ReleaseEarlier();
             Tensor gx;
             try
             {

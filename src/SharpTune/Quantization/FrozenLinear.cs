@@ -1,4 +1,5 @@
 using SharpTune.Models;
+using SharpTune.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -28,8 +29,7 @@ public static class FrozenLinear
 
     sealed class Function : autograd.MultiTensorFunction<Function>
     {
-        static readonly List<Tensor> Handed = [];
-        static Exception? _failure;
+        static readonly BackwardResults Results = new("a quantized projection's backward failed");
 
         public override string Name => "FrozenLinear";
 
@@ -46,7 +46,7 @@ public static class FrozenLinear
         public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grads)
         {
             var weight = (IFrozenWeight)ctx.get_data("weight");
-            ReleaseHanded();   // the previous call's result was taken over by autograd when that call returned
+            Results.ReleaseEarlier();   // the previous call's result was taken over by autograd when that call returned
             Tensor gx;
             try
             {
@@ -58,27 +58,14 @@ public static class FrozenLinear
             catch (Exception e)
             {
                 // An exception must not leave backward (it would abort the process): hand back zeros, report it later.
-                _failure ??= e;
+                Results.Fail(e);
                 gx = zeros([.. grads[0].shape[..^1], weight.InFeatures], grads[0].dtype, grads[0].device);
             }
             foreach (var g in grads) g?.Dispose();   // handles made for us on autograd's thread, outside any scope
-            lock (Handed) Handed.Add(gx);
+            Results.Keep([gx]);
             return [null!, gx, null!];
         }
 
-        static void ReleaseHanded()
-        {
-            lock (Handed)
-            {
-                foreach (var t in Handed) t.Dispose();
-                Handed.Clear();
-            }
-        }
-
-        public static void RethrowFailure()
-        {
-            if (Interlocked.Exchange(ref _failure, null) is { } e)
-                throw new InvalidOperationException("a quantized projection's backward failed", e);
-        }
+        public static void RethrowFailure() => Results.RethrowFailure();
     }
 }

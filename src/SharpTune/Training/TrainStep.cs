@@ -33,7 +33,7 @@ public static class TrainStep
                 var d = Upload(b, model.Device);
                 StepTrace.Mark("upload");
                 lossSum.add_(CausalLoss.ForwardBackward(model, d.Ids, d.Labels, Math.Max(1, scored), d.Positions, documents: d.Documents, chunk: lossChunk));
-                if (model.Checkpointing is not null) ActivationCheckpointing.AfterBackward();
+                model.Checkpointing?.AfterBackward();
                 adapter.CollectGradients();
                 StepTrace.Mark("after backward, collect");
             }

@@ -34,7 +34,7 @@ public class CheckpointingMemoryTests
             using var scope = NewDisposeScope();
             adapter.BeginStep(bfloat16);
             CausalLoss.ForwardBackward(model, ids, ids, normalizer: 78, chunk: 32);
-            ActivationCheckpointing.AfterBackward();
+            model.Checkpointing!.AfterBackward();
             adapter.CollectGradients();
             adapter.EndStep();
         }

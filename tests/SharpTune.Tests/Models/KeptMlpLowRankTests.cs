@@ -39,7 +39,7 @@ public class KeptMlpLowRankTests
                     Assert.Equal([f.A, f.B], adapter.TrainableOf(p), ReferenceEqualityComparer.Instance);
                 }
             var loss = CausalLoss.ForwardBackward(model, ids, ids, normalizer: 10);
-            ActivationCheckpointing.AfterBackward();
+            model.Checkpointing!.AfterBackward();
             if (bf16) { adapter.CollectGradients(); adapter.EndStep(); }
             return (loss.item<float>(), adapter.Gradients.clone());
         }

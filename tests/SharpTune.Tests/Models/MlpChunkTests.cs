@@ -27,7 +27,7 @@ public class MlpChunkTests
         var ids = randint(3, model.Config.VocabSize, [2, 40], generator: new Generator(7));
         adapter.BeginStep(dtype);   // bf16: the adapters' bf16 step copies are what the recomputation differentiates
         var loss = CausalLoss.ForwardBackward(model, ids, ids, normalizer: 78);
-        if (checkpointing) ActivationCheckpointing.AfterBackward();
+        model.Checkpointing?.AfterBackward();
         adapter.CollectGradients();
         adapter.EndStep();
         return (loss.item<float>(), adapter.Gradients.clone().DetachFromDisposeScope());
