@@ -252,6 +252,10 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                     {
                         result = [null!, .. ChunkedLayerGradients(call, xd, needx, attention, grads[0])];
                     }
+                    else if (HandLayerGradients(call, xd, needx, attention, grads[0]) is { } byHand)
+                    {
+                        result = [null!, .. byHand];
+                    }
                     else
                     {
                         var (outputs, upstream) = Recompute(call.Model, call.Layer, xd, attention, grads[0]);

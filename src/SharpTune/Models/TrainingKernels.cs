@@ -118,7 +118,9 @@ internal static unsafe class TrainingKernels
         return Tensor.UnsafeCreateTensor(y);
     }
 
-    static (Tensor GateGrad, Tensor UpGrad) SwiGluBackward(Tensor grad, Tensor gate, Tensor up)
+    /// <summary>The gradients of gate and up for the gradient of silu(gate)·up: SwiGLU's backward kernel alone (for a
+    /// backward taken by hand; only where <see cref="Available"/>).</summary>
+    internal static (Tensor GateGrad, Tensor UpGrad) SwiGluBackward(Tensor grad, Tensor gate, Tensor up)
     {
         IntPtr dg, du;
         _native!.Check(_swigluBackward(grad.Handle, gate.Handle, up.Handle, &dg, &du));
