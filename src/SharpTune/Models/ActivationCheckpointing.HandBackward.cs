@@ -6,6 +6,12 @@ namespace SharpTune.Models;
 
 public sealed partial class ActivationCheckpointing
 {
+    /// <summary>SHARPTUNE_HAND_BACKWARD=off keeps autograd's form for compressed layers too (to compare against it).</summary>
+    public const string HandBackwardSwitch = "SHARPTUNE_HAND_BACKWARD";
+
+    static readonly bool HandBackwardOff =
+        string.Equals(Environment.GetEnvironmentVariable(HandBackwardSwitch), "off", StringComparison.OrdinalIgnoreCase);
+
     sealed partial class CheckpointedLayer
     {
         /// <summary>
@@ -22,13 +28,14 @@ public sealed partial class ActivationCheckpointing
         /// first layer's input needs no gradient: its q, k and v input gradients and the input norm's backward are skipped.
         /// Null (the caller takes autograd's form) for dense layers (the bf16 path stays as it is), dropout, DoRA, or
         /// factors not the trainable tensors or not in the activations' dtype. Returns the gradients of x (null when not
-        /// needed) and of the layer's trainable tensors, in <see cref="TrainableOf"/>'s order.
+        /// needed) and of the layer's trainable tensors, in <see cref="TrainableOf"/>'s order. Off with
+        /// <see cref="HandBackwardSwitch"/>.
         /// </summary>
         static List<Tensor>? HandLayerGradients(LayerCall call, Tensor x, bool needx, CausalLM.AttentionInputs attention, Tensor grad)
         {
             var model = call.Model;
             var l = call.Layer;
-            if (call.Seed is not null || l.Projections.All(p => p.Weight is DenseWeight)) return null;
+            if (HandBackwardOff || call.Seed is not null || l.Projections.All(p => p.Weight is DenseWeight)) return null;
             if (HandFactors(model.Checkpointing!, l, x.dtype) is not { } factors) return null;
             using var noGrad = no_grad();   // the products by hand; autograd records only inside enable_grad below
             long B = x.shape[0], T = x.shape[1], H = x.shape[2];
@@ -41,11 +48,22 @@ public sealed partial class ActivationCheckpointing
             var (q, qa) = Project(l.Q, factors[l.Q], h1r);                              // [N, nh·hd], x Aᵀ [N, r]
             var (k, ka) = Project(l.K, factors[l.K], h1r);                              // [N, nkv·hd]
             var (v, va) = Project(l.V, factors[l.V], h1r);
+            // With flash attention and the fused rotary kernel, q and k are rotated by hand too (the rotation's backward is
+            // the rotation by the opposite angle): autograd then records the attention kernel alone.
+            var c = model.Config;
+            bool rotate = attention.Flash && l.QNorm is null && TrainingKernels.Available(x.device, x.dtype)
+                && TrainingKernels.RopeFits(q.view(B, T, c.NumHeads, c.HeadDim), attention.Cos, attention.Sin)
+                && TrainingKernels.RopeFits(k.view(B, T, c.NumKvHeads, c.HeadDim), attention.Cos, attention.Sin);
+            if (rotate)
+            {
+                q = TrainingKernels.Rope(q.view(B, T, c.NumHeads, c.HeadDim), attention.Cos, attention.Sin);     // (B, T, nh, hd)
+                k = TrainingKernels.Rope(k.view(B, T, c.NumKvHeads, c.HeadDim), attention.Cos, attention.Sin);   // (B, T, nkv, hd)
+            }
             var qL = q.view(B, T, -1).detach().requires_grad_(true);
             var kL = k.view(B, T, -1).detach().requires_grad_(true);
             var vL = v.view(B, T, -1).detach().requires_grad_(true);
             Tensor a;
-            using (enable_grad()) a = model.Attend(l, qL, kL, vL, attention, training: true);   // (B, T, nh·hd), recorded
+            using (enable_grad()) a = model.Attend(l, qL, kL, vL, attention, training: true, rotated: rotate);   // (B, T, nh·hd), recorded
             var ar = a.detach().view(-1, a.shape[^1]);                                   // [N, nh·hd]
             var (o, oa) = Project(l.O, factors[l.O], ar);                               // [N, H]
             var residual = (x + o.view(B, T, H)).requires_grad_(true);                   // a leaf: its gradient splits here
@@ -92,6 +110,9 @@ public sealed partial class ActivationCheckpointing
             var attendGrad = ProjectionBackward(l.O, factors[l.O], ar, oa, residualGrad.view(-1, H), null, true, adapterGrads)!;
             var qkvGrad = autograd.grad([a], [qL, kL, vL], [attendGrad.view(a.shape)]);
             attendGrad.Dispose();
+            if (rotate)
+                foreach (var (i, heads) in new[] { (0, c.NumHeads), (1, c.NumKvHeads) })
+                    qkvGrad[i] = TrainingKernels.RopeBackward(qkvGrad[i].reshape(B, T, heads, c.HeadDim).contiguous(), attention.Cos, attention.Sin);
             Tensor? h1Grad = null;
             foreach (var (p, xa, pg) in new[] { (l.Q, qa, qkvGrad[0]), (l.K, ka, qkvGrad[1]), (l.V, va, qkvGrad[2]) })
                 h1Grad = ProjectionBackward(p, factors[p], h1r, xa, pg.reshape(-1, p.OutFeatures), h1Grad, needx, adapterGrads);

@@ -301,9 +301,12 @@ public sealed class CausalLM : IDisposable
 
     /// <summary>Attention between the projections: q (B, T, nh·hd), k and v (B, T, nkv·hd), contiguous, as the q, k and v
     /// projections give them → (B, T, nh·hd), the o projection's input. No weights but the frozen head norms (Qwen3), so
-    /// that a backward by hand can take the projections' gradients itself and autograd only this.</summary>
-    public Tensor Attend(DecoderLayer l, Tensor q, Tensor k, Tensor v, AttentionInputs attention, IKvLayer? cache = null, bool training = false)
+    /// that a backward by hand can take the projections' gradients itself and autograd only this. <paramref name="rotated"/>:
+    /// q and k come with their rotary embeddings applied already (flash attention without head norms only).</summary>
+    public Tensor Attend(DecoderLayer l, Tensor q, Tensor k, Tensor v, AttentionInputs attention, IKvLayer? cache = null, bool training = false,
+        bool rotated = false)
     {
+        if (rotated && (!attention.Flash || l.QNorm is not null)) throw new ArgumentException("pre-rotated q and k need flash attention without head norms");
         using var scope = NewDisposeScope();
         var c = Config;
         long B = q.shape[0], T = q.shape[1];
@@ -314,8 +317,11 @@ public sealed class CausalLM : IDisposable
         Tensor a;
         if (attention.Flash)
         {
-            q = Rope.Apply(q, attention.Cos, attention.Sin, training);      // (B, T, nh, hd)
-            k = Rope.Apply(k, attention.Cos, attention.Sin, training);      // (B, T, nkv, hd)
+            if (!rotated)
+            {
+                q = Rope.Apply(q, attention.Cos, attention.Sin, training);  // (B, T, nh, hd)
+                k = Rope.Apply(k, attention.Cos, attention.Sin, training);  // (B, T, nkv, hd)
+            }
             a = attention.Documents is { } docs                             // (B, T, nh, hd)
                 ? FlashAttention.Varlen(q.view(B * T, c.NumHeads, c.HeadDim), k.view(B * T, c.NumKvHeads, c.HeadDim),
                     v.view(B * T, c.NumKvHeads, c.HeadDim), docs).view(B, T, c.NumHeads, c.HeadDim)

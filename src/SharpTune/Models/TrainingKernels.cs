@@ -100,6 +100,10 @@ internal static unsafe class TrainingKernels
         return RopeFunction.apply(x, cos, signedSin)[0].MoveToOuterDisposeScope();
     }
 
+    /// <summary>The gradient of x for the gradient of <see cref="Rope"/>'s output (the rotation by the opposite angle), for a
+    /// backward taken by hand: the kernel alone, where <see cref="Available"/> and <see cref="RopeFits"/>.</summary>
+    internal static Tensor RopeBackward(Tensor grad, Tensor cos, Tensor signedSin) => RopeKernel(grad, cos, signedSin, backward: true);
+
     /// <summary>Cross-entropy of logits [N, V] (contiguous, activation dtype, no autograd) against targets [N] (int64, -100 =
     /// not scored): overwrites the logits with the gradient of sum(CE over scored rows) / <paramref name="normalizer"/>,
     /// (softmax − onehot(target)) / normalizer on scored rows and 0 on the others, computed in fp32 and rounded once; returns
