@@ -16,7 +16,7 @@ public sealed partial class ActivationCheckpointing
     {
         /// <summary>
         /// Backward of a recomputed layer with compressed frozen weights (4-bit, int8) whose adapters are all plain low-rank
-        /// products (<see cref="Linear.LowRank"/>), the MLP whole: the seven projections are recomputed and differentiated by
+        /// products (<see cref="Linear.LowRank"/>), the MLP whole or in pieces (mlp_chunk): the seven projections are recomputed and differentiated by
         /// hand, so that autograd records only the three parts without trainable weights (the input norm, the attention
         /// between the projections, the post-attention norm). Through autograd each compressed projection is a custom
         /// function (<c>FrozenLinear</c>: a managed callback in backward, and several host calls to set it up), and each
@@ -71,41 +71,30 @@ public sealed partial class ActivationCheckpointing
             // MLP half: output = residual + down(swiglu(gate(h2), up(h2))), h2 = rms(residual)
             Tensor h2;
             using (enable_grad()) h2 = model.RmsNorm(residual, l.PostAttentionNorm);     // [B, T, H], recorded
-            var h2r = h2.detach().view(-1, H);
-            var (gate, gateA) = Project(l.Gate, factors[l.Gate], h2r);                   // [N, I]
-            var (up, upA) = Project(l.Up, factors[l.Up], h2r);                           // [N, I]
-            bool fused = TrainingKernels.Available(gate.device, gate.dtype);
-            Tensor act;
-            if (fused) act = CausalLM.MlpActivation(gate, up, training: true);           // [N, I]; its backward is one kernel below
-            else
-            {
-                (gate, up) = (gate.detach().requires_grad_(true), up.detach().requires_grad_(true));
-                using (enable_grad()) act = CausalLM.MlpActivation(gate, up, training: true);
-            }
-            var actRows = fused ? act : act.detach();
-            var downA = factors[l.Down] is { } fd ? actRows.mm(fd.A.t()) : null;          // [N, r]; down's output itself is not needed
-            StepTrace.Mark("bwd recompute (by hand)");
-
-            // Backward, in reverse. Down: ∂act = G Wd + (s·G Bd) Ad
+            var h2r = h2.detach().view(-1, H);                                           // [N, H]
+            StepTrace.Mark("bwd attention recompute (by hand)");
+            // The MLP treats each token on its own: with mlp_chunk, recomputed and differentiated a piece of rows at a time
+            // (its [rows, I] tensors exist for one piece), the adapters' gradients summed over the pieces in fp32.
             var g = grad.reshape(-1, H);                                                 // [N, H]
-            var actGrad = ProjectionBackward(l.Down, factors[l.Down], actRows, downA, g, null, true, adapterGrads)!;   // [N, I]
-            if (fused) act.Dispose();   // (else autograd's graph below still needs it)
-            Tensor gateGrad, upGrad;                                                     // [N, I] each
-            if (fused) (gateGrad, upGrad) = TrainingKernels.SwiGluBackward(actGrad, gate, up);
-            else
+            var h2Grad = zeros_like(h2r);                                                // [N, H]
+            long rows = h2r.shape[0], pieceRows = call.Chunked(T) ? B * call.MlpChunk : rows;
+            var sums = new Dictionary<Linear, (Tensor A, Tensor B)>();
+            for (long start = 0; start < rows; start += pieceRows)
             {
-                var gu = autograd.grad([act], [gate, up], [actGrad]);
-                (gateGrad, upGrad) = (gu[0], gu[1]);
-                act.Dispose();
+                using var pieceScope = NewDisposeScope();
+                long n = Math.Min(pieceRows, rows - start);
+                var pieceGrads = MlpPieceBackward(l, factors, h2r.narrow(0, start, n), g.narrow(0, start, n), h2Grad.narrow(0, start, n));
+                foreach (var (p, (dA, dB)) in pieceGrads)
+                {
+                    if (pieceRows == rows) sums[p] = (dA.MoveToOuterDisposeScope(), dB.MoveToOuterDisposeScope());
+                    else if (sums.TryGetValue(p, out var sum)) { sum.A.add_(dA); sum.B.add_(dB); }
+                    else sums[p] = (dA.to(float32).MoveToOuterDisposeScope(), dB.to(float32).MoveToOuterDisposeScope());
+                }
+                StepTrace.Mark("bwd mlp piece (by hand)");
             }
-            foreach (var t in new[] { gate, up, actGrad }) t.Dispose();   // the largest tensors: freed before the next expansions
-            // Gate and up: ∂h2 = ∂gate Wg + ∂up Wu + their adapters' shares
-            var h2Grad = ProjectionBackward(l.Gate, factors[l.Gate], h2r, gateA, gateGrad, null, true, adapterGrads)!;
-            h2Grad = ProjectionBackward(l.Up, factors[l.Up], h2r, upA, upGrad, h2Grad, true, adapterGrads)!;
-            gateGrad.Dispose(); upGrad.Dispose();
+            foreach (var (p, (dA, dB)) in sums) adapterGrads[p] = (dA.to(x.dtype), dB.to(x.dtype));   // (whole: the same tensors)
             var residualGrad = autograd.grad([h2], [residual], [h2Grad.view(h2.shape)])[0].add_(grad);   // + the residual path
             h2Grad.Dispose();
-            StepTrace.Mark("bwd mlp (by hand)");
             // O, the attention between the projections, then q, k and v: ∂h1 = Σ ∂p Wp + adapters' shares
             var attendGrad = ProjectionBackward(l.O, factors[l.O], ar, oa, residualGrad.view(-1, H), null, true, adapterGrads)!;
             var qkvGrad = autograd.grad([a], [qL, kL, vL], [attendGrad.view(a.shape)]);
@@ -123,6 +112,45 @@ public sealed partial class ActivationCheckpointing
             foreach (var p in l.Projections)
                 if (adapterGrads.TryGetValue(p, out var ab)) result.AddRange([ab.A, ab.B]);
             return result;
+        }
+
+        /// <summary>The MLP of rows h [n, H] (of the post-attention norm) with output gradient g [n, H], by hand: recomputes
+        /// gate, up and SwiGLU, then adds ∂h = ∂gate Wg + ∂up Wu + the adapters' shares into <paramref name="hGrad"/> [n, H];
+        /// returns the gate, up and down adapters' (∂A, ∂B) for these rows.</summary>
+        static Dictionary<Linear, (Tensor A, Tensor B)> MlpPieceBackward(DecoderLayer l, Dictionary<Linear, LowRankFactors?> factors,
+            Tensor h, Tensor g, Tensor hGrad)
+        {
+            var grads = new Dictionary<Linear, (Tensor A, Tensor B)>();
+            var (gate, gateA) = Project(l.Gate, factors[l.Gate], h);                     // [n, I]
+            var (up, upA) = Project(l.Up, factors[l.Up], h);                             // [n, I]
+            bool fused = TrainingKernels.Available(gate.device, gate.dtype);
+            Tensor act;
+            if (fused) act = CausalLM.MlpActivation(gate, up, training: true);           // [n, I]; its backward is one kernel below
+            else
+            {
+                (gate, up) = (gate.detach().requires_grad_(true), up.detach().requires_grad_(true));
+                using (enable_grad()) act = CausalLM.MlpActivation(gate, up, training: true);
+            }
+            var actRows = fused ? act : act.detach();
+            var downA = factors[l.Down] is { } fd ? actRows.mm(fd.A.t()) : null;          // [n, r]; down's output itself is not needed
+
+            // Backward, in reverse. Down: ∂act = G Wd + (s·G Bd) Ad
+            var actGrad = ProjectionBackward(l.Down, factors[l.Down], actRows, downA, g, null, true, grads)!;   // [n, I]
+            if (fused) act.Dispose();   // (else autograd's graph below still needs it)
+            Tensor gateGrad, upGrad;                                                     // [n, I] each
+            if (fused) (gateGrad, upGrad) = TrainingKernels.SwiGluBackward(actGrad, gate, up);
+            else
+            {
+                var gu = autograd.grad([act], [gate, up], [actGrad]);
+                (gateGrad, upGrad) = (gu[0], gu[1]);
+                act.Dispose();
+            }
+            foreach (var t in new[] { gate, up, actGrad }) t.Dispose();   // the largest tensors: freed before the next expansions
+            // Gate and up: ∂h += ∂gate Wg + ∂up Wu + their adapters' shares
+            ProjectionBackward(l.Gate, factors[l.Gate], h, gateA, gateGrad, hGrad, true, grads);
+            ProjectionBackward(l.Up, factors[l.Up], h, upA, upGrad, hGrad, true, grads);
+            gateGrad.Dispose(); upGrad.Dispose();
+            return grads;
         }
 
         /// <summary>Each projection's low-rank factors (null: no adapter), when every adapter of the layer is one and the

@@ -12,7 +12,8 @@ namespace SharpTune.Tests.Models;
 /// gradients outside autograd, ActivationCheckpointing.HandBackward): the loss and every adapter gradient must equal those of
 /// autograd through the same model without checkpointing (FrozenLinear's forward and backward, the adapters recorded op by
 /// op), on the CPU, two layers (the first one's input needs no gradient, the second's does), two rows of 40 tokens,
-/// grouped-query attention with q/k/v biases (Qwen2), head norms (Qwen3), 4-bit and int8 weights. Tolerances: fp32 loss 1e-6
+/// grouped-query attention with q/k/v biases (Qwen2), head norms (Qwen3), 4-bit and int8 weights, the MLP whole and in
+/// pieces (mlp_chunk; each piece's adapter gradients summed in fp32). Tolerances: fp32 loss 1e-6
 /// relative and gradients 1e-5 of the largest (the same products, summed in another order); bf16 2e-2 (the adapter's scale
 /// taken inside one product where autograd rounds twice, each within a few bf16 steps, 2⁻⁸). The hand path must actually
 /// run: it asks each projection for its factors once per step.</summary>
@@ -30,7 +31,7 @@ public class HandBackwardTests
     }
 
     /// <summary>One step's loss and adapter gradients, and how many times the projections' factors were asked for.</summary>
-    static (float Loss, Tensor Grads, int Asked) Step(string dir, string quantization, ScalarType dtype, bool checkpointing)
+    static (float Loss, Tensor Grads, int Asked) Step(string dir, string quantization, ScalarType dtype, bool checkpointing, int mlpChunk = 0)
     {
         using var ckpt = ModelFolder.Open(dir);
         using var model = ckpt.LoadModel(TestPaths.Cpu, dtype, WeightQuantization.For(quantization, dir));
@@ -39,7 +40,7 @@ public class HandBackwardTests
         int asked = 0;
         foreach (var p in model.Projections)
             if (p.LowRank is { } f) p.LowRank = () => { asked++; return f(); };
-        model.Checkpointing = checkpointing ? new ActivationCheckpointing(adapter.TrainableOf, trainableOfProjection: adapter.TrainableOf) : null;
+        model.Checkpointing = checkpointing ? new ActivationCheckpointing(adapter.TrainableOf, trainableOfProjection: adapter.TrainableOf, mlpChunk: mlpChunk) : null;
         using var scope = NewDisposeScope();
         var ids = randint(3, model.Config.VocabSize, [2, 40], generator: new Generator(7));
         adapter.BeginStep(dtype);   // bf16: the adapters' bf16 step copies are what both forms differentiate
@@ -56,12 +57,15 @@ public class HandBackwardTests
     [InlineData("qwen2", "int8", false)]
     [InlineData("qwen3", "nf4", false)]
     [InlineData("qwen3", "fp4", true)]
-    public void HandGradientsEqualAutogradWithoutCheckpointing(string architecture, string quantization, bool bf16)
+    [InlineData("qwen2", "nf4", false, 16)]   // the MLP in pieces of 16 tokens: 80 rows = 32 + 32 + 16
+    [InlineData("qwen2", "nf4", true, 16)]
+    [InlineData("qwen3", "int8", false, 7)]
+    public void HandGradientsEqualAutogradWithoutCheckpointing(string architecture, string quantization, bool bf16, int mlpChunk = 0)
     {
         string dir = architecture == "qwen2" ? Qwen2.Value : Qwen3.Value;
         var dtype = bf16 ? bfloat16 : float32;
         var (plainLoss, plain, plainAsked) = Step(dir, quantization, dtype, checkpointing: false);
-        var (loss, grads, asked) = Step(dir, quantization, dtype, checkpointing: true);
+        var (loss, grads, asked) = Step(dir, quantization, dtype, checkpointing: true, mlpChunk);
         Assert.Equal(0, plainAsked);
         Assert.Equal(7 * 2, asked);   // seven projections, two layers: the hand path ran in each layer
         double lossTolerance = bf16 ? 1e-2 : 1e-6, gradTolerance = bf16 ? 2e-2 : 1e-5;
