@@ -7,8 +7,7 @@
 # the built CUDA extensions in OUT/native.tar.xz (unpacked into ~/.cache/sharptune/native, a later call skips the builds).
 #   here:  scripts/device/pack.sh src/SharpTune.Cli
 #   there: scripts/device/offload-trace.sh APP.tar.xz TOKENIZER_DIR OUT [NATIVE.tar.xz]
-# VARIANTS: "name|ENV=VALUE|flags" separated by ';' (default: offload into libtorch's pinned cache, into the offload's
-# own buffers, and no offload).
+# VARIANTS: "name|ENV=VALUE ...|flags" separated by ';' (default: with offload and without).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 helper() { if [ -f "$here/../bench/$1" ]; then echo "$here/../bench/$1"; else echo "$here/$1"; fi; }
@@ -24,7 +23,7 @@ wait
 grep -h "unavailable\|error" /tmp/warm-*.txt | head -5
 echo "extensions built and model made in $(( $(date +%s) - start )) s"
 M="--quantization nf4 --optimizer adamw_8bit --mlp-chunk 0 --lm-head-quantization int8 --loss-chunk 2048"
-VARIANTS=${VARIANTS:-"libtorch-pinned|SHARPTUNE_OFFLOAD_BUFFERS=0|--activation-offload true;own-buffers|SHARPTUNE_OFFLOAD_BUFFERS=1|--activation-offload true;no-offload|SHARPTUNE_OFFLOAD_BUFFERS=1|--activation-offload false"}
+VARIANTS=${VARIANTS:-"offload||--activation-offload true;no-offload||--activation-offload false"}
 IFS=';' read -ra variants <<< "$VARIANTS"
 for v in "${variants[@]}"; do
   IFS='|' read -r name envs flags <<< "$v"

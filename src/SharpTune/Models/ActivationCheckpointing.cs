@@ -13,8 +13,9 @@ namespace SharpTune.Models;
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
-/// <param name="offload">keep each layer's saved input in pinned host memory (copied out and back asynchronously)
-/// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
+/// <param name="offload">keep each layer's saved input in host memory (<see cref="OffloadBuffers"/>: pinned buffers reused
+/// across steps and row lengths, copied out and back asynchronously) instead of on the GPU: what stays on the GPU no
+/// longer grows with the number of layers (long sequences)</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
 /// <param name="keepMlp">in how many of the recomputed layers, from the first, the forward also keeps the MLP's gate

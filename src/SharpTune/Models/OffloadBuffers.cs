@@ -15,8 +15,6 @@ namespace SharpTune.Models;
 /// </summary>
 sealed class OffloadBuffers
 {
-    // TEMPORARY (device A/B of one build): SHARPTUNE_OFFLOAD_BUFFERS=0 copies as before, into libtorch's pinned cache.
-    static readonly bool LibtorchPinned = Environment.GetEnvironmentVariable("SHARPTUNE_OFFLOAD_BUFFERS") == "0";
     readonly Lock _gate = new();
     readonly List<Tensor> _buffers = [];
     readonly Stack<int> _free = new();
@@ -30,7 +28,6 @@ sealed class OffloadBuffers
     /// (x's shape), to save for backward.</summary>
     public (int Slot, Tensor Held) Store(Tensor x)
     {
-        if (LibtorchPinned && x.device_type == DeviceType.CUDA) return (-1, x.to(CPU, non_blocking: true));
         int slot;
         Tensor buffer;
         lock (_gate)
@@ -65,7 +62,6 @@ sealed class OffloadBuffers
     /// copy into it.</summary>
     public Tensor Fetch(int slot, Tensor held, Device device)
     {
-        if (slot < 0) return held.to(device, non_blocking: true);
         // On the CPU the copy is the buffer's own memory no longer: the next Store may overwrite it.
         var input = device.type == DeviceType.CUDA ? held.to(device, non_blocking: true) : held.clone();
         lock (_gate) if (!_free.Contains(slot)) _free.Push(slot);

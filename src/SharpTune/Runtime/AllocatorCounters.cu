@@ -8,7 +8,7 @@
 // out (10 values, running totals since the process started unless said):
 // device allocator: [0] driver allocations (cudaMalloc or cuMemMap), [1] driver frees, [2] allocations retried after
 // freeing the cache, [3] synchronizations of all streams, [4] segments now, [5] bytes reserved now;
-// pinned host cache: [6] cudaHostAlloc calls, [7] microseconds spent in them, [8] cudaFreeHost calls, [9] bytes held now.
+// pinned host cache: [6] cudaHostAlloc calls, [7] microseconds spent in them, [8] cudaFreeHost calls, [9] pinned bytes it holds now.
 ST_EXPORT int ac_counters(int64_t* out) {
     ST_TRY(
         auto d = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
@@ -22,6 +22,6 @@ ST_EXPORT int ac_counters(int64_t* out) {
         out[6] = h.num_host_alloc;
         out[7] = h.host_alloc_time.total;
         out[8] = h.num_host_free;
-        out[9] = h.reserved_bytes.current;
+        out[9] = h.allocated_bytes.current;   // blocks in use and free-listed (reserved_bytes is not in every torch)
     )
 }

@@ -6,7 +6,8 @@ namespace SharpTune.Runtime;
 /// <summary>Where a training step's time and memory go, for measuring (SHARPTUNE_STEP_TRACE=1; off, every call returns at
 /// once): the step's code marks the end of each phase; each interval between two marks gets its GPU time (timed CUDA
 /// events), its host time and the caching allocator's peak (<see cref="DeviceMemory"/>), summed per phase name and
-/// printed to stderr as one JSON line per step. Reading the events waits for the step's end on the host, once per step,
+/// printed to stderr as one JSON line per step, with the step's driver calls of the caching allocators
+/// (<see cref="AllocatorCounters"/>) and .NET's collections and their pause. Reading the events waits for the step's end on the host, once per step,
 /// so traced steps run a little slower. docs/quantization.md shows what it found.</summary>
 public static class StepTrace
 {
