@@ -62,7 +62,7 @@ sealed class OffloadBuffers
     /// copy into it.</summary>
     public Tensor Fetch(int slot, Tensor held, Device device)
     {
-        // On the CPU the copy is the buffer's own memory no longer: the next Store may overwrite it.
+        // On the CPU a clone: the input must not share the buffer, which the next Store overwrites.
         var input = device.type == DeviceType.CUDA ? held.to(device, non_blocking: true) : held.clone();
         lock (_gate) if (!_free.Contains(slot)) _free.Push(slot);
         return input;
