@@ -13,8 +13,9 @@ namespace SharpTune.Models;
 /// (from the step and the call's index within it, so that a resumed run draws the same masks).
 /// </summary>
 /// <param name="reseed">true when the layers draw random numbers (LoRA dropout)</param>
-/// <param name="offload">keep each layer's saved input in pinned host memory (copied out and back asynchronously)
-/// instead of on the GPU: what stays on the GPU no longer grows with the number of layers (long sequences)</param>
+/// <param name="offload">keep each layer's saved input in host memory (<see cref="OffloadBuffers"/>: pinned buffers reused
+/// across steps and row lengths, copied out and back asynchronously) instead of on the GPU: what stays on the GPU no
+/// longer grows with the number of layers (long sequences)</param>
 /// <param name="layers">how many decoder layers, from the first, are recomputed; the others keep their activations
 /// (each such layer saves its recomputation, about a third of its cost, for its activations' memory); 0 = all</param>
 /// <param name="keepMlp">in how many of the recomputed layers, from the first, the forward also keeps the MLP's gate
@@ -37,11 +38,18 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
     public int KeepMlp { get; set; } = keepMlp;
     long _stepSeed, _calls;
 
+    /// <summary>Where offloaded inputs are held (null without offload).</summary>
+    internal OffloadBuffers? Offload { get; } = offload ? new OffloadBuffers() : null;
+
     /// <summary>Whether the layer at <paramref name="index"/> is recomputed in backward.</summary>
     public bool Covers(int index) => layers <= 0 || index < layers;
 
     /// <summary>Call at the start of each optimizer step.</summary>
-    public void BeginStep(long seed) => (_stepSeed, _calls) = (seed, 0);
+    public void BeginStep(long seed)
+    {
+        (_stepSeed, _calls) = (seed, 0);
+        Offload?.ReleaseAll();
+    }
 
     /// <summary>x (B, T, H) → (B, T, H), like <see cref="CausalLM.LayerForward"/> without a KV cache.</summary>
     public Tensor Run(CausalLM model, DecoderLayer layer, Tensor x, CausalLM.AttentionInputs attention)
@@ -49,7 +57,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         var trainable = TrainableOf(layer);
         long? seed = reseed ? _stepSeed * 1_000_003 + _calls++ : null;
         bool keep = Array.IndexOf(model.Layers, layer) < KeepMlp && seed is null && TrainableOfProjection is not null && MlpRecomputable(layer);
-        var args = new List<object> { new LayerCall(model, layer, attention, seed, offload && x.device_type == DeviceType.CUDA, keep, mlpChunk), x };
+        var args = new List<object> { new LayerCall(model, layer, attention, seed, Offload, keep, mlpChunk), x };
         args.AddRange(trainable);
         using var scope = NewDisposeScope();   // apply() allocates a spare output copy: let the scope free it
         return CheckpointedLayer.apply(args.ToArray())[0].MoveToOuterDisposeScope();
@@ -88,7 +96,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
 
     /// <summary>The non-tensor context of one call; the attention inputs' tensors (cos, sin, mask, document
     /// boundaries) travel as saved tensors, since the caller's handles are gone by the time backward runs.</summary>
-    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, bool Offload, bool KeepMlp,
+    sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, OffloadBuffers? Offload, bool KeepMlp,
         int MlpChunk)
     {
         /// <summary>Whether the MLP runs in pieces for a sequence of <paramref name="length"/> tokens.</summary>
@@ -206,8 +214,13 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             ctx.save_data("call", call);
             ctx.save_data("needx", x.requires_grad);
             if (call.Seed is { } seed) random.manual_seed(seed);
-            // Offloaded: a non-blocking copy to the host lands in pinned memory (libtorch pins the destination itself).
-            var input = call.Offload ? x.to(CPU, non_blocking: true) : x;
+            // Offloaded: copied to a host buffer of the offload's own, without waiting (OffloadBuffers).
+            var input = x;
+            if (call.Offload is { } buffers)
+            {
+                (int slot, input) = buffers.Store(x);
+                ctx.save_data("slot", slot);
+            }
             if (!call.KeepMlp)
             {
                 ctx.save_for_backward([input, .. call.Attention.Tensors]);
@@ -239,7 +252,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                 List<Tensor> result;
                 using (enable_grad())
                 {
-                    var input = call.Offload ? saved[0].to(call.Model.Device, non_blocking: true) : saved[0];
+                    var input = call.Offload is { } buffers ? buffers.Fetch((int)ctx.get_data("slot"), saved[0], call.Model.Device) : saved[0];
                     var xd = input.detach().requires_grad_(needx);
                     StepTrace.Mark("bwd fetch input");
                     if (call.Seed is { } seed) random.manual_seed(seed);

@@ -17,6 +17,9 @@ namespace SharpTune.Models;
 /// Both keep the op-by-op forms' roundings in the activation dtype. Checked once per process on the GPU against the
 /// op-by-op forms with autograd (values and gradients, <see cref="Check"/>); where the extension cannot be built (CPU,
 /// no nvcc), disagrees, or SHARPTUNE_TRAINING_KERNELS=off, callers compute op by op.
+/// Also plain entries whose callers check them against their own stock-op paths on first use: the compressed lm_head's
+/// loss one slice of the head's rows at a time (<see cref="SlicedLse"/>, <see cref="SlicedSoftmaxGradInPlace"/>;
+/// Training/CausalLoss) and the 8-bit AdamW step (<see cref="AdamW8bitStep"/>; Training/AdamW8bit).
 /// </summary>
 internal static unsafe class TrainingKernels
 {
@@ -30,6 +33,10 @@ internal static unsafe class TrainingKernels
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _rope;
     static delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int> _crossEntropy;
     static delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int> _ropePairs;   // RopePairs.cu; null: the element-wise kernel
+    static delegate* unmanaged<IntPtr, IntPtr, long, IntPtr, IntPtr, IntPtr, int> _slicedLse;
+    static delegate* unmanaged<IntPtr, IntPtr, long, IntPtr, double, int> _slicedSoftmaxGrad;
+    static delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr,
+        float, float, float, float, float, float, float, int, int> _adamW8bit;
     static bool? _available;
 
     /// <summary>Why the kernels are off in this process (null while they are on or not yet tried).</summary>
@@ -52,27 +59,46 @@ internal static unsafe class TrainingKernels
         lock (Gate)
         {
             if (_available is { } again) return again;
-            if (string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase))
-                Unavailable = $"{SwitchVariable}=off";
-            else
-            {
-                using var stream = typeof(TrainingKernels).Assembly.GetManifestResourceStream("SharpTune.Models.TrainingKernels.cu")
-                    ?? throw new InvalidOperationException("TrainingKernels.cu is not embedded");
-                _native = CudaExtension.Load("training_kernels", new StreamReader(stream).ReadToEnd(), out string why, onBuild);
-                if (_native is null) Unavailable = why;
-                else
-                {
-                    _swigluForward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int>)_native.Function("st_swiglu_forward");
-                    _swigluBackward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int>)_native.Function("st_swiglu_backward");
-                    _rope = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_native.Function("st_rope");
-                    _crossEntropy = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int>)_native.Function("st_cross_entropy_inplace");
-                    Unavailable = Check(device, dtype);
-                    if (Unavailable is null) CheckSummary += "; " + LoadRopePairs(device, dtype, onBuild);
-                }
-            }
+            Unavailable = Load(onBuild) ?? Check(device, dtype);
+            if (Unavailable is null) CheckSummary += "; " + LoadRopePairs(device, dtype, onBuild);
             _available = Unavailable is null;
             return _available.Value;
         }
+    }
+
+    /// <summary>Whether the extension is built and loaded for CUDA <paramref name="device"/>, whatever the activation dtype,
+    /// for the entries whose callers check them against their own stock-op path (<see cref="AdamW8bitStep"/>, the sliced
+    /// loss); <see cref="LoadFailure"/> says why not.</summary>
+    public static bool Loaded(Device device, Action<string>? onBuild = null)
+    {
+        if (device.type != DeviceType.CUDA) return false;
+        lock (Gate) return Load(onBuild) is null;
+    }
+
+    /// <summary>Why the extension could not be loaded (null while it is, or before the first try).</summary>
+    public static string? LoadFailure { get; private set; }
+    static bool _loadTried;
+
+    /// <summary>Builds and loads the extension once per process (under <see cref="Gate"/>); null when it is loaded.</summary>
+    static string? Load(Action<string>? onBuild)
+    {
+        if (_loadTried) return LoadFailure;
+        _loadTried = true;
+        if (string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase))
+            return LoadFailure = $"{SwitchVariable}=off";
+        using var stream = typeof(TrainingKernels).Assembly.GetManifestResourceStream("SharpTune.Models.TrainingKernels.cu")
+            ?? throw new InvalidOperationException("TrainingKernels.cu is not embedded");
+        _native = CudaExtension.Load("training_kernels", new StreamReader(stream).ReadToEnd(), out string why, onBuild);
+        if (_native is null) return LoadFailure = why;
+        _swigluForward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr*, int>)_native.Function("st_swiglu_forward");
+        _swigluBackward = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr*, IntPtr*, int>)_native.Function("st_swiglu_backward");
+        _rope = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, int, IntPtr*, int>)_native.Function("st_rope");
+        _crossEntropy = (delegate* unmanaged<IntPtr, IntPtr, double, IntPtr*, int>)_native.Function("st_cross_entropy_inplace");
+        _slicedLse = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr, IntPtr, IntPtr, int>)_native.Function("st_sliced_lse");
+        _slicedSoftmaxGrad = (delegate* unmanaged<IntPtr, IntPtr, long, IntPtr, double, int>)_native.Function("st_sliced_softmax_grad");
+        _adamW8bit = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr,
+            float, float, float, float, float, float, float, int, int>)_native.Function("st_adamw8bit_step");
+        return null;
     }
 
     /// <summary>silu(gate)·up, differentiable in both where autograd records.</summary>
@@ -114,6 +140,35 @@ internal static unsafe class TrainingKernels
         _native!.Check(_crossEntropy(logits.Handle, target.Handle, normalizer, &loss));
         return Tensor.UnsafeCreateTensor(loss);
     }
+
+    /// <summary>One slice of a compressed lm_head's loss: folds logits [N, C] (contiguous, activation dtype) of vocabulary
+    /// columns [<paramref name="start"/>, start + C) into each row's running log-sum-exp (<paramref name="max"/> and
+    /// <paramref name="sum"/> of exp(x − max), [N] fp32) and sets <paramref name="picked"/> [N] to the logit of each row's
+    /// target that lies in the slice; in place, one launch.</summary>
+    public static void SlicedLse(Tensor logits, Tensor target, long start, Tensor max, Tensor sum, Tensor picked) =>
+        _native!.Check(_slicedLse(logits.Handle, target.Handle, start, max.Handle, sum.Handle, picked.Handle));
+
+    /// <summary>Overwrites one slice's logits [N, C] (columns [<paramref name="start"/>, start + C)) with their gradient,
+    /// (exp(x − lse) − onehot(target)) / normalizer on scored rows and 0 on the others, in fp32, rounded once.</summary>
+    public static void SlicedSoftmaxGradInPlace(Tensor logits, Tensor target, long start, Tensor lse, double normalizer) =>
+        _native!.Check(_slicedSoftmaxGrad(logits.Handle, target.Handle, start, lse.Handle, normalizer));
+
+    /// <summary>A block-wise 8-bit code for <see cref="AdamW8bitStep"/>: its values [256] fp32, the midpoints between its
+    /// sorted values [255] fp32, and the sort order [256] uint8 (a value's code: order[count of midpoints below it]).</summary>
+    public readonly record struct ByteCode(Tensor Values, Tensor Midpoints, Tensor Order);
+
+    /// <summary>The scalars of one AdamW step, each rounded to fp32 as the stock op that takes it rounds it.</summary>
+    public readonly record struct AdamScalars(float Decay, float MomentWeight, float Beta2, float OneMinusBeta2, float InverseBias2,
+        float Eps, float StepSize, bool DecayOn);
+
+    /// <summary>One 8-bit AdamW step over a flat fp32 parameter and its gradient [n], in place: dequantize m and v (codes
+    /// [n] uint8, absmax per 256 values fp32), AdamW's update, new absmax, nearest codes. One launch, no host sync.</summary>
+    public static void AdamW8bitStep(Tensor p, Tensor g, Tensor mCodes, Tensor mAbsmax, Tensor vCodes, Tensor vAbsmax,
+        ByteCode signedCode, ByteCode unsignedCode, AdamScalars s) =>
+        _native!.Check(_adamW8bit(p.Handle, g.Handle, mCodes.Handle, mAbsmax.Handle, vCodes.Handle, vAbsmax.Handle,
+            signedCode.Values.Handle, signedCode.Midpoints.Handle, signedCode.Order.Handle,
+            unsignedCode.Values.Handle, unsignedCode.Midpoints.Handle, unsignedCode.Order.Handle,
+            s.Decay, s.MomentWeight, s.Beta2, s.OneMinusBeta2, s.InverseBias2, s.Eps, s.StepSize, s.DecayOn ? 1 : 0));
 
     static Tensor SwiGluForward(Tensor gate, Tensor up)
     {

@@ -39,9 +39,18 @@ public static class Blockwise
     public static Tensor Nearest(Tensor values, Tensor code)
     {
         using var scope = NewDisposeScope();
+        var (mids, order) = Midpoints(code);
+        var position = bucketize(values, mids, true);
+        return order.index_select(0, position).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The midpoints between the code's sorted values [count − 1] and the sort order (uint8): the nearest code to x
+    /// is order[number of midpoints below x], as <see cref="Nearest"/> finds it.</summary>
+    public static (Tensor Midpoints, Tensor Order) Midpoints(Tensor code)
+    {
+        using var scope = NewDisposeScope();
         var (sorted, order) = code.sort();
         var mids = (sorted.narrow(0, 1, sorted.shape[0] - 1) + sorted.narrow(0, 0, sorted.shape[0] - 1)) / 2;
-        var position = bucketize(values, mids, true);
-        return order.to(ScalarType.Byte).index_select(0, position).MoveToOuterDisposeScope();
+        return (mids.MoveToOuterDisposeScope(), order.to(ScalarType.Byte).MoveToOuterDisposeScope());
     }
 }

@@ -48,8 +48,9 @@ public static class CausalLoss
                 var piece = flat.narrow(0, start, len);
                 if (model.CompressedHead is not null)
                 {
-                    var (sliced, gradPiece) = SlicedCrossEntropy(model, piece, target.narrow(0, start, len), normalizer,
-                        headSlice > 0 ? headSlice : Math.Clamp((1L << 23) / len, 1024, HeadSlice));
+                    bool fused = SlicedKernelsServe(piece.device, piece.dtype);
+                    var (sliced, gradPiece) = SlicedCrossEntropy(model.HeadRows, model.CompressedHead.OutFeatures, piece, target.narrow(0, start, len),
+                        normalizer, headSlice > 0 ? headSlice : DefaultHeadSlice(len, fused), fused);
                     grad.narrow(0, start, len).copy_(gradPiece);
                     total.add_(sliced);
                     continue;
@@ -93,20 +94,38 @@ public static class CausalLoss
     /// adds (softmax − onehot)/normalizer · W_slice into the gradient (in fp32, rounded once). The same quantities as
     /// <see cref="CrossEntropyWithGradient"/>; the head is expanded twice per chunk, so large chunks cost fewer
     /// expansions, and memory is set by <paramref name="sliceRows"/> × N, not by the vocabulary.</summary>
-    public static (Tensor Loss, Tensor GradX) SlicedCrossEntropy(CausalLM model, Tensor x, Tensor target, double normalizer, long sliceRows)
+    public static (Tensor Loss, Tensor GradX) SlicedCrossEntropy(CausalLM model, Tensor x, Tensor target, double normalizer, long sliceRows) =>
+        SlicedCrossEntropy(model.HeadRows, model.CompressedHead?.OutFeatures ?? model.LmHead.shape[0], x, target, normalizer, sliceRows,
+            SlicedKernelsServe(x.device, x.dtype));
+
+    /// <summary><see cref="SlicedCrossEntropy(CausalLM, Tensor, Tensor, double, long)"/> over a head read through
+    /// <paramref name="headRows"/>(start, count). <paramref name="fused"/> (CUDA, bf16/fp16): each slice's logits stay in
+    /// x's dtype and one kernel per slice and pass does the running logsumexp (<see cref="TrainingKernels.SlicedLse"/>) or
+    /// writes the gradient over them (<see cref="TrainingKernels.SlicedSoftmaxGradInPlace"/>): per slice 3 launches in the
+    /// first pass and 5 in the second (expansion, product, kernel, and the gradient's product and sum), where the op-by-op
+    /// form takes about 12 each, on an fp32 copy of the logits.</summary>
+    internal static (Tensor Loss, Tensor GradX) SlicedCrossEntropy(Func<long, long, Tensor> headRows, long vocab, Tensor x, Tensor target,
+        double normalizer, long sliceRows, bool fused)
     {
         using var scope = NewDisposeScope();
-        long n = x.shape[0], vocab = model.CompressedHead?.OutFeatures ?? model.LmHead.shape[0];
+        long n = x.shape[0];
         var scored = (target != IgnoreIndex).to(float32);                         // [N]
         var index = target.clamp_min(0);                                          // [N], a valid column on ignored rows (-100)
         var max = full([n], float.NegativeInfinity, float32, x.device);
         var sum = zeros([n], float32, x.device);
         var picked = zeros([n], float32, x.device);
+        var targets = fused ? target.contiguous() : index;
         for (long start = 0; start < vocab; start += sliceRows)
         {
             using var slice = NewDisposeScope();
             long count = Math.Min(sliceRows, vocab - start);
-            var l = F.linear(x, model.HeadRows(start, count)).to(float32);       // [N, count]
+            var logits = F.linear(x, headRows(start, count));                    // [N, count]
+            if (fused)
+            {
+                TrainingKernels.SlicedLse(logits, targets, start, max, sum, picked);
+                continue;
+            }
+            var l = logits.to(float32);
             var newMax = maximum(max, l.amax([1]));
             sum.mul_((max - newMax).exp_()).add_((l - newMax.unsqueeze(1)).exp_().sum(1));
             max.copy_(newMax);
@@ -121,7 +140,14 @@ public static class CausalLoss
         {
             using var slice = NewDisposeScope();
             long count = Math.Min(sliceRows, vocab - start);
-            var w = model.HeadRows(start, count);
+            var w = headRows(start, count);
+            if (fused)
+            {
+                var g = F.linear(x, w);
+                TrainingKernels.SlicedSoftmaxGradInPlace(g, targets, start, lse, normalizer);
+                grad.add_(g.matmul(w));                                          // [N, count] · [count, H]
+                continue;
+            }
             var p = F.linear(x, w).to(float32).sub_(lse.unsqueeze(1)).exp_();    // softmax over this slice's columns
             var (inSlice, local) = SliceColumn(index, start, count);
             p.scatter_add_(1, local.unsqueeze(1), (-inSlice).unsqueeze(1));      // − onehot(target) where it is in the slice
@@ -129,6 +155,64 @@ public static class CausalLoss
             grad.add_(p.to(x.dtype).matmul(w));                                  // [N, count] · [count, H]
         }
         return (loss.MoveToOuterDisposeScope(), grad.to(x.dtype).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Head rows per slice when none is asked for: logits of N × rows values per slice, 2²³ in fp32 op by op
+    /// (the logits, their exp and the bf16 product: ~80 MiB, with a 32 MiB head slice at N = 2048), 2²⁵ in bf16 fused
+    /// (64 MiB and a 128 MiB head slice at N = 2048, 8 slices of a 128k vocabulary instead of 32); at most <see cref="HeadSlice"/>.</summary>
+    static long DefaultHeadSlice(long tokens, bool fused) => Math.Clamp((fused ? 1L << 25 : 1L << 23) / tokens, 1024, HeadSlice);
+
+    static readonly Lock SlicedGate = new();
+    static readonly Dictionary<ScalarType, string?> SlicedUnavailable = [];   // per dtype: null once checked and in use
+    static readonly Dictionary<ScalarType, string> SlicedCheck = [];          // per dtype: the check's differences
+
+    /// <summary>One line for the run's log: how a compressed lm_head's loss runs for <paramref name="dtype"/> activations.</summary>
+    public static string DescribeSlicedKernels(Device device, ScalarType dtype) => SlicedKernelsServe(device, dtype)
+        ? $"compressed lm_head's loss: fused CUDA kernels per head slice ({SlicedCheck[dtype]})"
+        : $"compressed lm_head's loss: op by op per head slice ({SlicedUnavailable.GetValueOrDefault(dtype) ?? "needs CUDA and bf16 or fp16"})";
+
+    /// <summary>Whether the sliced loss takes its fused kernels for <paramref name="dtype"/> activations on
+    /// <paramref name="device"/>: CUDA, bf16 or fp16, the extension loaded and, once per process and dtype, in agreement
+    /// with the op-by-op form (<see cref="CheckSlicedKernels"/>).</summary>
+    static bool SlicedKernelsServe(Device device, ScalarType dtype)
+    {
+        if (device.type != DeviceType.CUDA || dtype is not (ScalarType.BFloat16 or ScalarType.Float16)) return false;
+        lock (SlicedGate)
+        {
+            if (!SlicedUnavailable.TryGetValue(dtype, out var why))
+                SlicedUnavailable[dtype] = why = TrainingKernels.Loaded(device) ? CheckSlicedKernels(device, dtype) : TrainingKernels.LoadFailure;
+            return why is null;
+        }
+    }
+
+    /// <summary>Null when the fused sliced loss agrees with the op-by-op form, else what differs: 37 tokens (5 not scored,
+    /// targets on slice edges and in the partial last slice) through a head of 1,003 rows × 64 in slices of 300. The same
+    /// formula in the same fp32 quantities; only the order of the log-sum-exp's fp32 sums differs (~1e-7 relative), and
+    /// through it a gradient value may round to the neighbouring bf16 one: bounds 1e-5 relative on the loss and 1e-2
+    /// relative in norm on the gradient, where a wrong formula or slice offset is off by order 1. Deterministic inputs.</summary>
+    static string? CheckSlicedKernels(Device device, ScalarType dtype)
+    {
+        try
+        {
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            const long tokens = 37, hidden = 64, vocab = 1003;
+            var x = ((arange(tokens * hidden, dtype: float32, device: device).view(tokens, hidden) * 0.37).sin() * 2).to(dtype);
+            var head = ((arange(vocab * hidden, dtype: float32, device: device).view(vocab, hidden) * 0.013).cos() * 0.5).to(dtype);
+            var target = tensor(Enumerable.Range(0, (int)tokens).Select(i => i % 7 == 3 ? IgnoreIndex : new long[] { 0, 299, 300, 599, 600, 1002 }[i % 6] + i % 2)
+                .Select(t => Math.Min(t, vocab - 1)).ToArray(), device: device);
+            Tensor Rows(long start, long count) => head.narrow(0, start, count);
+            var (fusedLoss, fusedGrad) = SlicedCrossEntropy(Rows, vocab, x, target, 11, 300, fused: true);
+            var (stockLoss, stockGrad) = SlicedCrossEntropy(Rows, vocab, x, target, 11, 300, fused: false);
+            double loss = Math.Abs(fusedLoss.item<float>() - stockLoss.item<float>()) / Math.Abs(stockLoss.item<float>());
+            double grad = ((fusedGrad.to(float32) - stockGrad.to(float32)).norm() / stockGrad.to(float32).norm()).item<float>();
+            SlicedCheck[dtype] = $"checked against op by op, relative error: loss {loss:E1}, gradient {grad:E1}";
+            return loss < 1e-5 && grad < 1e-2 ? null : $"the fused sliced loss disagrees with the op-by-op form ({SlicedCheck[dtype]})";
+        }
+        catch (Exception e)
+        {
+            return $"the fused sliced loss is not usable here ({ErrorText.Message(e.Message, 200)})";
+        }
     }
 
     /// <summary>For targets [N]: 1 where the target's column lies in [start, start + count) (fp32), and its column there

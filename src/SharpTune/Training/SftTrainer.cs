@@ -116,6 +116,9 @@ public sealed class SftTrainer : IDisposable
             if (options.CheckpointKeepMlp > 0 && KeepMlpUnusable(options) is { } why)
                 sink.OnMessage($"checkpoint_keep_mlp: not used ({why}); the layers recompute in full");
             if (device.type == DeviceType.CUDA && options.Quantization != "none") sink.OnMessage(QuantKernels.Describe(device, sink.OnMessage));
+            if (device.type == DeviceType.CUDA && options.Optimizer == "adamw_8bit") sink.OnMessage(AdamW8bit.Describe(device));
+            if (device.type == DeviceType.CUDA && model.CausalLM.CompressedHead is not null)
+                sink.OnMessage(CausalLoss.DescribeSlicedKernels(device, model.CausalLM.DType));
             if (options.Resume) trainer.ResumeFromNewest();
             else if (Checkpoints(trainer.CheckpointsDir).Count > 0)
                 throw new SharpTuneException($"{trainer.CheckpointsDir} holds checkpoints of an earlier run and resume is off; choose another output_dir or delete that folder");

@@ -73,8 +73,8 @@ public class QLoraTrainingTests
         }
     }
 
-    /// <summary>The 6 GiB settings end to end: an int8 lm_head, the recomputed MLP in pieces, offload requested (a no-op on
-    /// the CPU); training runs, the loss falls, and the questions before and after are answered (generation expands the
+    /// <summary>The 6 GiB settings end to end: an int8 lm_head, the recomputed MLP in pieces, offload (on
+    /// the CPU into plain host buffers); training runs, the loss falls, and the questions before and after are answered (generation expands the
     /// compressed head, training does not).</summary>
     [Fact]
     public void Int8LmHeadAndPiecewiseMlpTrainAndGenerate()
