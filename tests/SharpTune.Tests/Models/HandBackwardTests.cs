@@ -31,11 +31,12 @@ public class HandBackwardTests
     }
 
     /// <summary>One step's loss and adapter gradients, and how many times the projections' factors were asked for.</summary>
-    static (float Loss, Tensor Grads, int Asked) Step(string dir, string quantization, ScalarType dtype, bool checkpointing, int mlpChunk = 0)
+    static (float Loss, Tensor Grads, int Asked) Step(string dir, string quantization, ScalarType dtype, bool checkpointing, int mlpChunk = 0,
+        string[]? targets = null)
     {
         using var ckpt = ModelFolder.Open(dir);
         using var model = ckpt.LoadModel(TestPaths.Cpu, dtype, WeightQuantization.For(quantization, dir));
-        using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8), seed: 1);
+        using var adapter = LoraAdapter.Attach(model, new LoraOptions(Rank: 4, Alpha: 8, TargetModules: targets), seed: 1);
         using (no_grad()) foreach (var p in adapter.Pairs) p.B.normal_(0, 0.05, generator: new Generator((ulong)p.Target.Name.Length));
         int asked = 0;
         foreach (var p in model.Projections)
@@ -60,14 +61,18 @@ public class HandBackwardTests
     [InlineData("qwen2", "nf4", false, 16)]   // the MLP in pieces of 16 tokens: 80 rows = 32 + 32 + 16
     [InlineData("qwen2", "nf4", true, 16)]
     [InlineData("qwen3", "int8", false, 7)]
-    public void HandGradientsEqualAutogradWithoutCheckpointing(string architecture, string quantization, bool bf16, int mlpChunk = 0)
+    [InlineData("qwen2", "nf4", false, 0, "v_proj,up_proj")]   // projections without adapters: frozen products only
+    [InlineData("qwen2", "nf4", false, 16, "q_proj,down_proj")]
+    public void HandGradientsEqualAutogradWithoutCheckpointing(string architecture, string quantization, bool bf16, int mlpChunk = 0,
+        string? targets = null)
     {
         string dir = architecture == "qwen2" ? Qwen2.Value : Qwen3.Value;
         var dtype = bf16 ? bfloat16 : float32;
-        var (plainLoss, plain, plainAsked) = Step(dir, quantization, dtype, checkpointing: false);
-        var (loss, grads, asked) = Step(dir, quantization, dtype, checkpointing: true, mlpChunk);
+        var targetList = targets?.Split(',');
+        var (plainLoss, plain, plainAsked) = Step(dir, quantization, dtype, checkpointing: false, targets: targetList);
+        var (loss, grads, asked) = Step(dir, quantization, dtype, checkpointing: true, mlpChunk, targetList);
         Assert.Equal(0, plainAsked);
-        Assert.Equal(7 * 2, asked);   // seven projections, two layers: the hand path ran in each layer
+        Assert.Equal((targetList?.Length ?? 7) * 2, asked);   // each adapted projection, two layers: the hand path ran in each layer
         double lossTolerance = bf16 ? 1e-2 : 1e-6, gradTolerance = bf16 ? 2e-2 : 1e-5;
         using (plain) using (grads)
         {
