@@ -13,7 +13,7 @@ namespace SharpTune.Tests.Models;
 /// autograd through the same model without checkpointing (FrozenLinear's forward and backward, the adapters recorded op by
 /// op), on the CPU, two layers (the first one's input needs no gradient, the second's does), two rows of 40 tokens,
 /// grouped-query attention with q/k/v biases (Qwen2), head norms (Qwen3), 4-bit and int8 weights, the MLP whole and in
-/// pieces (mlp_chunk; each piece's adapter gradients summed in fp32). Tolerances: fp32 loss 1e-6
+/// pieces (mlp_chunk; each piece's adapter gradients summed in fp32), adapters on all seven projections or on two. Tolerances: fp32 loss 1e-6
 /// relative and gradients 1e-5 of the largest (the same products, summed in another order); bf16 2e-2 (the adapter's scale
 /// taken inside one product where autograd rounds twice, each within a few bf16 steps, 2⁻⁸). The hand path must actually
 /// run: it asks each projection for its factors once per step.</summary>
