@@ -9,6 +9,7 @@
 //                                                       a QLoRA step's GPU memory, phase by phase (allocator statistics)
 //   bench native-build                                  builds the CUDA extensions into the cache (to overlap with other work)
 //   bench native                                        CUDA extension check: a kernel, a CUDA graph of TorchSharp ops
+//   bench layer-host [--device cpu] [--seq 64]          host cost of a checkpointed LoRA step, dense vs 4-bit (ops, ms)
 //   bench train   --shape S [--device cuda] [--seq 2048] [--batch 2] [--steps 10] [--ckpt]   LoRA r=16, all seven projections
 using SharpTune.Bench;
 
@@ -24,5 +25,6 @@ return a.Command switch
     "qlora-memory" => QLoraBenches.Memory(a),
     "native-build" => QLoraBenches.NativeBuild(a),
     "native" => NativeCheck.Run(a),
+    "layer-host" => LayerHostBench.Run(a),
     _ => Args.Usage(),
 };

@@ -261,6 +261,10 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                         result = [null!, .. KeptMlpLowRank(call, xd, needx, attention, saved[^2], saved[^1], grads[0])
                             ?? RecomputeAttentionOnly(call, xd, needx, attention, saved[^2], saved[^1], grads[0])];
                     }
+                    else if (HandLayerGradients(call, xd, needx, attention, grads[0]) is { } byHand)
+                    {
+                        result = [null!, .. byHand];
+                    }
                     else if (call.Chunked(xd.shape[1]))
                     {
                         result = [null!, .. ChunkedLayerGradients(call, xd, needx, attention, grads[0])];

@@ -294,19 +294,34 @@ public sealed class CausalLM : IDisposable
     public Tensor AttentionBlock(DecoderLayer l, Tensor x, AttentionInputs attention, IKvLayer? cache = null, bool training = false)
     {
         using var scope = NewDisposeScope();
-        var c = Config;
-        long B = x.shape[0], T = x.shape[1];
-
         var h = RmsNorm(x, l.InputNorm);
-        var q = l.Q.Forward(h).view(B, T, c.NumHeads, c.HeadDim);      // (B, T, nh, hd)
-        var k = l.K.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);    // (B, T, nkv, hd)
-        var v = l.V.Forward(h).view(B, T, c.NumKvHeads, c.HeadDim);
+        var a = Attend(l, l.Q.Forward(h), l.K.Forward(h), l.V.Forward(h), attention, cache, training);   // (B, T, nh·hd)
+        return (x + l.O.Forward(a)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Attention between the projections: q (B, T, nh·hd), k and v (B, T, nkv·hd), contiguous, as the q, k and v
+    /// projections give them → (B, T, nh·hd), the o projection's input. No weights but the frozen head norms (Qwen3), so
+    /// that a backward by hand can take the projections' gradients itself and autograd only this. <paramref name="rotated"/>:
+    /// q and k come with their rotary embeddings applied already (flash attention without head norms only).</summary>
+    public Tensor Attend(DecoderLayer l, Tensor q, Tensor k, Tensor v, AttentionInputs attention, IKvLayer? cache = null, bool training = false,
+        bool rotated = false)
+    {
+        if (rotated && (!attention.Flash || l.QNorm is not null)) throw new ArgumentException("pre-rotated q and k need flash attention without head norms");
+        using var scope = NewDisposeScope();
+        var c = Config;
+        long B = q.shape[0], T = q.shape[1];
+        q = q.view(B, T, c.NumHeads, c.HeadDim);      // (B, T, nh, hd)
+        k = k.view(B, T, c.NumKvHeads, c.HeadDim);    // (B, T, nkv, hd)
+        v = v.view(B, T, c.NumKvHeads, c.HeadDim);
         if (l.QNorm is not null) { q = RmsNorm(q, l.QNorm); k = RmsNorm(k, l.KNorm!); }
         Tensor a;
         if (attention.Flash)
         {
-            q = Rope.Apply(q, attention.Cos, attention.Sin, training);      // (B, T, nh, hd)
-            k = Rope.Apply(k, attention.Cos, attention.Sin, training);      // (B, T, nkv, hd)
+            if (!rotated)
+            {
+                q = Rope.Apply(q, attention.Cos, attention.Sin, training);  // (B, T, nh, hd)
+                k = Rope.Apply(k, attention.Cos, attention.Sin, training);  // (B, T, nkv, hd)
+            }
             a = attention.Documents is { } docs                             // (B, T, nh, hd)
                 ? FlashAttention.Varlen(q.view(B * T, c.NumHeads, c.HeadDim), k.view(B * T, c.NumKvHeads, c.HeadDim),
                     v.view(B * T, c.NumKvHeads, c.HeadDim), docs).view(B, T, c.NumHeads, c.HeadDim)
@@ -324,7 +339,7 @@ public sealed class CausalLM : IDisposable
                 ? OneQueryAttention(q, k, v, attention.Mask)
                 : F.scaled_dot_product_attention(q, RepeatKv(k), RepeatKv(v), attn_mask: attention.Mask, is_casual: causal).transpose(1, 2);   // (B, T, nh, hd)
         }
-        return (x + l.O.Forward(a.reshape(B, T, c.NumHeads * c.HeadDim))).MoveToOuterDisposeScope();
+        return a.reshape(B, T, c.NumHeads * c.HeadDim).MoveToOuterDisposeScope();
     }
 
     /// <summary>RMSNorm as HF computes it: in fp32, scaled by the weight in the activation dtype. Where autograd is off on

@@ -126,6 +126,10 @@ internal static unsafe class TrainingKernels
         return RopeFunction.apply(x, cos, signedSin)[0].MoveToOuterDisposeScope();
     }
 
+    /// <summary>The gradient of x for the gradient of <see cref="Rope"/>'s output (the rotation by the opposite angle), for a
+    /// backward taken by hand: the kernel alone, where <see cref="Available"/> and <see cref="RopeFits"/>.</summary>
+    internal static Tensor RopeBackward(Tensor grad, Tensor cos, Tensor signedSin) => RopeKernel(grad, cos, signedSin, backward: true);
+
     /// <summary>Cross-entropy of logits [N, V] (contiguous, activation dtype, no autograd) against targets [N] (int64, -100 =
     /// not scored): overwrites the logits with the gradient of sum(CE over scored rows) / <paramref name="normalizer"/>,
     /// (softmax − onehot(target)) / normalizer on scored rows and 0 on the others, computed in fp32 and rounded once; returns
@@ -173,7 +177,9 @@ internal static unsafe class TrainingKernels
         return Tensor.UnsafeCreateTensor(y);
     }
 
-    static (Tensor GateGrad, Tensor UpGrad) SwiGluBackward(Tensor grad, Tensor gate, Tensor up)
+    /// <summary>The gradients of gate and up for the gradient of silu(gate)·up: SwiGLU's backward kernel alone (for a
+    /// backward taken by hand; only where <see cref="Available"/>).</summary>
+    internal static (Tensor GateGrad, Tensor UpGrad) SwiGluBackward(Tensor grad, Tensor gate, Tensor up)
     {
         IntPtr dg, du;
         _native!.Check(_swigluBackward(grad.Handle, gate.Handle, up.Handle, &dg, &du));

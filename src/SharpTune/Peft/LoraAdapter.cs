@@ -202,8 +202,9 @@ public sealed class LoraAdapter : IAdapter
                 var xa = F.linear(input, ac);                                             // [..., r]
                 // y comes as rows [N, out], the dense frozen product's fresh output, which its own backward does not keep
                 // (Linear.AdapterTakesRows): the update goes into it in place, where addmm out of place first copies y (two
-                // more passes over the output: for gate and up the largest activations). Compressed weights: out of place.
-                if (target.Weight is DenseWeight && y.dim() == 2)
+                // more passes over the output: for gate and up the largest activations). Compressed weights: out of place
+                // where autograd records (y is then FrozenLinear's output), in place where it does not (a checkpointed forward).
+                if ((target.Weight is DenseWeight || !y.requires_grad) && y.dim() == 2)
                     return y.addmm_(xa, bc.t(), beta: 1, alpha: (float)scaling);
                 long outF = y.shape[^1];
                 return addmm(y.reshape(-1, outF), xa.reshape(-1, xa.shape[^1]), bc.t(), beta: 1, alpha: (float)scaling).view(y.shape);
