@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The QLoRA recipe against bf16 LoRA through `sharptune train` on the GPU machine, in one call (about 3 minutes):
 # R1-Distill-Llama-8B shape (random weights, the real Llama-3 tokenizer), seq 2048 packed, micro-batch 1, r=16 on all
-# seven, checkpointing; bf16 with the product's defaults, then nf4 with the recipe's settings and with the MLP
-# recomputed whole (--mlp-chunk 0). The CUDA extensions are built by two tiny demo runs while the model is made.
-# Prints bench-qlora.sh's table, then each run's per-step loss, tokens and seconds.
+# seven, checkpointing; bf16 with the product's defaults, then nf4 with the recipe's settings (BATCH2=1: also at the
+# recipe's own micro-batch of 2; NF4_RUNS: other runs, as bench-qlora.sh takes them). The CUDA extensions are built by
+# two tiny demo runs while the model is made. Prints bench-qlora.sh's table, then each run's per-step loss, tokens and
+# seconds.
 #   here:  scripts/device/pack.sh src/SharpTune.Cli
 #   there: scripts/device/bench-qlora-recipe.sh APP.tar.xz TOKENIZER_DIR [OUT]
 # TRACE=1: every step also prints, per phase, GPU and host milliseconds and the allocator's peak (SHARPTUNE_STEP_TRACE;
@@ -20,11 +21,13 @@ warm="--device cuda --max-steps 1 --eval-every 0 --comparisons 0 --save-every 0 
 [ -f /tmp/llama8b/config.json ] || python3 "$(helper make_random_llama8b.py)" /tmp/llama8b "$tokenizer" >/dev/null &
 wait
 echo "extensions built and model made in $(( $(date +%s) - start )) s"
-M="--quantization nf4 --optimizer adamw_8bit --activation-offload true --mlp-chunk 1024 --lm-head-quantization int8 --loss-chunk 2048"
+M="--quantization nf4 --optimizer adamw_8bit --activation-offload true --mlp-chunk 2048 --lm-head-quantization int8 --loss-chunk 2048"
 [[ ${TRACE:-0} == 1 ]] && export SHARPTUNE_STEP_TRACE=1
-BUDGET_S=${BUDGET_S:-175} EXTRA="--comparisons 0" NF4_RUNS="nf4-recipe:$M;nf4-mlp-whole:${M/--mlp-chunk 1024/--mlp-chunk 0}" \
+runs="nf4-recipe:$M"
+[[ ${BATCH2:-0} == 1 ]] && runs="$runs;nf4-recipe-batch2:$M --batch-size 2"
+BUDGET_S=${BUDGET_S:-175} EXTRA="--comparisons 0" NF4_RUNS=${NF4_RUNS:-$runs} \
   bash "$here/bench-qlora.sh" - "$tokenizer" "$out" "" short
-for r in /tmp/run-bf16-lora /tmp/run-nf4-recipe /tmp/run-nf4-mlp-whole; do
+for r in /tmp/run-*; do
   [ -f "$r/metrics.jsonl" ] || continue
   echo "== $(basename "$r"): step, loss, tokens, seconds"
   python3 -c "

@@ -8,7 +8,8 @@
 #   there: scripts/device/bench-qlora.sh APP.tar.xz TOKENIZER_DIR [OUT] [LONG_SEQS] [PARTS]
 # LONG_SEQS: space-separated lengths, tried in order until one fails (default "65536 131072").
 # PARTS: "short long" (default) or either alone. EXTRA: flags added to every run (e.g. "--comparisons 0").
-# NF4_RUNS: the short part's nf4 runs, "name:flags" separated by ';' (default: one run with the recipe's settings).
+# NF4_RUNS: the short part's nf4 runs, "name:flags" separated by ';' (default: one run with the recipe's settings);
+# flags with --batch-size replace the default micro-batch of 1.
 # LONG_FLAGS: the long runs' memory flags. BUDGET_S: seconds after which no further run starts (0: none).
 # BF16_LAST=1: the bf16 run after the nf4 runs (when the time budget may not reach it).
 # The helpers (gpu_peak.sh, make_random_llama8b.py) are looked up in scripts/bench or beside this script.
@@ -39,8 +40,9 @@ train() {   # name, time limit, then extra flags
     [[ $left -lt $limit ]] && limit=$left
   fi
   rm -rf "/tmp/run-$name"
+  local batch="--batch-size 1"; [[ " $* " == *" --batch-size "* ]] && batch=""   # a run may set its own micro-batch
   timeout "$limit" "$(helper gpu_peak.sh)" /tmp/app/SharpTune.Cli train --model /tmp/llama8b \
-    --batch-size 1 --gradient-accumulation 1 --warmup-steps 1 --activation-checkpointing true \
+    $batch --gradient-accumulation 1 --warmup-steps 1 --activation-checkpointing true \
     --lora-rank 16 --lora-alpha 16 --save-every 0 --validation-fraction 0 --log-every 1 --output-dir "/tmp/run-$name" ${EXTRA:-} "$@" \
     >"$out/$name.log" 2>"$out/$name.err"
   local rc=$?

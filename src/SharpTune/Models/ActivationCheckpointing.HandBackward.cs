@@ -77,7 +77,7 @@ public sealed partial class ActivationCheckpointing
             // (its [rows, I] tensors exist for one piece), the adapters' gradients summed over the pieces in fp32.
             var g = grad.reshape(-1, H);                                                 // [N, H]
             var h2Grad = zeros_like(h2r);                                                // [N, H]
-            long rows = h2r.shape[0], pieceRows = call.Chunked(T) ? B * call.MlpChunk : rows;
+            long rows = h2r.shape[0], pieceRows = call.Chunked(B, T) ? B * call.PieceLength(B) : rows;
             var sums = new Dictionary<Linear, (Tensor A, Tensor B)>();
             for (long start = 0; start < rows; start += pieceRows)
             {

@@ -24,9 +24,10 @@ namespace SharpTune.Models;
 /// <paramref name="trainableOfProjection"/>, dense frozen weights and no dropout; other layers recompute in full.</param>
 /// <param name="trainableOfProjection">the trainable tensors of one projection, in the order <paramref name="trainableOf"/>
 /// lists them for its layer</param>
-/// <param name="mlpChunk">tokens per piece of a recomputed layer's MLP (in layers that do not keep it); 0 = the whole
-/// sequence at once. The MLP treats every token on its own, so backward can recompute and differentiate it piece by
-/// piece: its [T, intermediate] tensors (the largest of a layer) then exist for one piece at a time.</param>
+/// <param name="mlpChunk">tokens per piece of a recomputed layer's MLP (in layers that do not keep it), over the whole
+/// micro-batch (a batch of B rows is cut into pieces of mlpChunk / B positions); 0 = the whole batch at once. The MLP
+/// treats every token on its own, so backward can recompute and differentiate it piece by piece: its [tokens,
+/// intermediate] tensors (the largest of a layer) then exist for one piece at a time.</param>
 public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnlyList<Tensor>> trainableOf, bool reseed = false, bool offload = false,
     int layers = 0, int keepMlp = 0, Func<Linear, IReadOnlyList<Tensor>>? trainableOfProjection = null, int mlpChunk = 0)
 {
@@ -99,8 +100,12 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
     sealed record LayerCall(CausalLM Model, DecoderLayer Layer, CausalLM.AttentionInputs Attention, long? Seed, OffloadBuffers? Offload, bool KeepMlp,
         int MlpChunk)
     {
-        /// <summary>Whether the MLP runs in pieces for a sequence of <paramref name="length"/> tokens.</summary>
-        public bool Chunked(long length) => !KeepMlp && MlpChunk > 0 && length > MlpChunk;
+        /// <summary>Whether the MLP runs in pieces for a batch of <paramref name="batch"/> rows of <paramref name="length"/> tokens.</summary>
+        public bool Chunked(long batch, long length) => !KeepMlp && MlpChunk > 0 && batch * length > MlpChunk;
+
+        /// <summary>Positions per piece in a batch of <paramref name="batch"/> rows: <see cref="MlpChunk"/> counts tokens, so that
+        /// a piece's memory does not grow with the micro-batch.</summary>
+        public long PieceLength(long batch) => Math.Max(1, MlpChunk / batch);
     }
 
     /// <summary>The layer without gradients, its MLP one piece of the sequence at a time (each piece's intermediates
@@ -110,11 +115,11 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         using var scope = NewDisposeScope();
         var mid = call.Model.AttentionBlock(call.Layer, x, call.Attention, training: true);
         var y = empty_like(mid);
-        long T = mid.shape[1];
-        for (long start = 0; start < T; start += call.MlpChunk)
+        long T = mid.shape[1], step = call.PieceLength(mid.shape[0]);
+        for (long start = 0; start < T; start += step)
         {
             using var piece = NewDisposeScope();
-            var m = mid.narrow(1, start, Math.Min(call.MlpChunk, T - start));
+            var m = mid.narrow(1, start, Math.Min(step, T - start));
             y.narrow(1, start, m.shape[1]).copy_(m + call.Model.Mlp(call.Layer, m, training: true));
         }
         return y.MoveToOuterDisposeScope();
@@ -151,11 +156,11 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
         var midValues = mid.detach();
         var gradMid = gradOut.clone();   // the residual path: mid reaches the output unchanged
         var sums = new Tensor?[mlpTrainable.Count];
-        long T = mid.shape[1];
-        for (long start = 0; start < T; start += call.MlpChunk)
+        long T = mid.shape[1], step = call.PieceLength(mid.shape[0]);
+        for (long start = 0; start < T; start += step)
         {
             using var piece = NewDisposeScope();
-            long len = Math.Min(call.MlpChunk, T - start);
+            long len = Math.Min(step, T - start);
             var m = midValues.narrow(1, start, len).detach().requires_grad_(true);
             var (outputs, upstream) = MlpOutputs(call.Model, layer, m, gradOut.narrow(1, start, len));
             var g = autograd.grad(outputs, [m, .. mlpTrainable], upstream, allow_unused: ofProjection is null);
@@ -224,7 +229,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
             if (!call.KeepMlp)
             {
                 ctx.save_for_backward([input, .. call.Attention.Tensors]);
-                var fwd = call.Chunked(x.shape[1]) ? ChunkedLayerForward(call, x) : call.Model.LayerForward(call.Layer, x, call.Attention, training: true);
+                var fwd = call.Chunked(x.shape[0], x.shape[1]) ? ChunkedLayerForward(call, x) : call.Model.LayerForward(call.Layer, x, call.Attention, training: true);
                 StepTrace.Mark("layer forward");
                 return [fwd];
             }
@@ -265,7 +270,7 @@ public sealed partial class ActivationCheckpointing(Func<DecoderLayer, IReadOnly
                     {
                         result = [null!, .. byHand];
                     }
-                    else if (call.Chunked(xd.shape[1]))
+                    else if (call.Chunked(xd.shape[0], xd.shape[1]))
                     {
                         result = [null!, .. ChunkedLayerGradients(call, xd, needx, attention, grads[0])];
                     }

@@ -139,7 +139,7 @@ public sealed record TrainOptions
     public int CheckpointKeepMlp { get; init; }
     [Setting("With activation_checkpointing on CUDA: after the first step, keep the MLP of as many layers as fit so that the GPU's memory in use (device-wide, as nvidia-smi counts it) stays within this many GiB; it replaces checkpoint_keep_mlp; 0 = off", Allowed = "0 or > 0")]
     public double CheckpointKeepMlpBudget { get; init; }
-    [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs; not in layers that keep their MLP); 0 = the whole sequence at once", Allowed = "0 or >= 16")]
+    [Setting("With activation_checkpointing: tokens per piece of a recomputed layer's MLP, counted over the micro-batch (batch_size rows share a piece), recomputed and differentiated one piece at a time (bounds the [tokens, intermediate] tensors' memory, for long sequences or small GPUs; not in layers that keep their MLP); 0 = the whole micro-batch at once", Allowed = "0 or >= 16")]
     public int MlpChunk { get; init; }
     [Setting("Keep the input embedding table in pinned CPU memory; each step the GPU reads only its batch's rows (frees vocab x hidden x 2 bytes of GPU memory, 1 GB at 8B; tied embeddings stay on the GPU). auto = with activation_checkpointing or quantization", Allowed = "auto, true, false")]
     public string EmbeddingOnHost { get; init; } = "auto";

@@ -34,12 +34,12 @@ public class MlpChunkTests
     }
 
     [Theory]
-    [InlineData(false, 16, false)]   // 40 = 16 + 16 + 8
-    [InlineData(true, 16, false)]
-    [InlineData(false, 1, false)]
-    [InlineData(false, 16, true)]
-    [InlineData(true, 16, false, false)]   // without the per-projection split: every tensor asked of both parts
-    [InlineData(false, 16, true, false)]
+    [InlineData(false, 32, false)]   // pieces of 32 tokens over both rows, 16 positions each: 40 = 16 + 16 + 8
+    [InlineData(true, 32, false)]
+    [InlineData(false, 1, false)]    // fewer tokens than rows: one position per piece
+    [InlineData(false, 32, true)]
+    [InlineData(true, 32, false, false)]   // without the per-projection split: every tensor asked of both parts
+    [InlineData(false, 32, true, false)]
     public void PiecewiseRecomputationGivesTheWholeSequencesGradients(bool dora, int mlpChunk, bool bf16, bool byProjection = true)
     {
         _ = TestPaths.Cpu;   // libtorch loads through TorchRuntime before any torch member is touched
@@ -66,7 +66,7 @@ public class MlpChunkTests
     /// fp32: loss 1e-6 relative, gradients 1e-5 of the largest (the summation order differs).</summary>
     [Theory]
     [InlineData(false, 0)]
-    [InlineData(false, 16)]
+    [InlineData(false, 32)]
     [InlineData(true, 0)]
     public void RecomputationWithoutTheDownProductGivesAutogradsGradients(bool dora, int mlpChunk)
     {

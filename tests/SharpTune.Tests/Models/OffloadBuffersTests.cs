@@ -42,7 +42,7 @@ public class OffloadBuffersTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(16)]   // the MLP recomputed in pieces: 24 = 16 + 8, 64 = 4 × 16
+    [InlineData(32)]   // the MLP recomputed in pieces of 32 tokens, 16 positions of both rows: 24 = 16 + 8, 64 = 4 × 16
     public void OffloadedStepsOfChangingLengthsGiveTheGradientsOfStepsWithoutOffload(int mlpChunk)
     {
         _ = TestPaths.Cpu;   // libtorch loads through TorchRuntime before any torch member is touched

@@ -116,6 +116,6 @@ public class QLoraRecipeTests
         Assert.Equal((16, 16.0, 0.0), (o.LoraRank, o.LoraAlpha, o.LoraDropout));
         Assert.Equal(7, o.Lora.Targets.Count);
         Assert.Equal((2, 4, 60, 2e-4, 2048), (o.BatchSize, o.GradientAccumulation, o.MaxSteps, o.LearningRate, o.MaxLength));
-        Assert.Equal(("int8", 1024, 2048, true), (o.LmHeadQuantization, o.MlpChunk, o.LossChunk, o.ActivationOffload));   // the 6 GiB settings
+        Assert.Equal(("int8", 2048, 2048, true), (o.LmHeadQuantization, o.MlpChunk, o.LossChunk, o.ActivationOffload));   // the 6 GiB settings
     }
 }
